@@ -19,4 +19,12 @@ def main() -> None:
 
 
 def _register() -> None:
-    """Attach the command groups (imported lazily so `--help` stays fast)."""
+    """Attach the command groups."""
+    from services.cli import handles, replay, run, services, territories, topics
+
+    app.add_typer(territories.app, name="territories", help="The territory registry.")
+    app.add_typer(handles.app, name="handles", help="Instagram handle checks.")
+    app.add_typer(topics.app, name="topics", help="Kafka topics of the contract.")
+    app.add_typer(services.app, name="service", help="Run one service (started by `run`).")
+    app.command("run")(run.run_command)
+    app.command("replay")(replay.replay_command)

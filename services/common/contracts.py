@@ -94,3 +94,4 @@ DLQ_TOPICS: Final[tuple[TopicSpec, ...]] = tuple(
     TopicSpec(f"{name}.dlq", 1, 30 * DAY_MS) for name in CONSUMED_TOPICS
 )
 ALL_TOPICS: Final[tuple[TopicSpec, ...]] = TOPICS + DLQ_TOPICS
+ALL_TOPICS_BY_NAME: Final[dict[str, TopicSpec]] = {t.name: t for t in ALL_TOPICS}

@@ -1,0 +1,35 @@
+"""Serve the API with uvicorn; stop within 10 s of SIGTERM, saying so."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from services.common.lifecycle import arm_shutdown_watchdog, configure_logging, log_stopped
+from services.common.settings import Settings
+
+SERVICE = "api"
+
+
+def run_api(settings: Settings) -> None:
+    """Run the API in the foreground until SIGTERM/SIGINT."""
+    log = configure_logging(SERVICE, settings.log_level)
+    from services.api.app import create_app
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=3,
+        lifespan="on",
+    )
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            arm_shutdown_watchdog(SERVICE, settings.shutdown_watchdog_seconds, log)
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+    log.info("api listening on %s", settings.api_url)
+    Server(config).run()
+    log_stopped(SERVICE, log)

@@ -1,0 +1,37 @@
+"""`/healthz` (the process answers), `/readyz` (Redis answers) and `/metrics`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import ORJSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+
+from services.api.deps import RedisDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> ORJSONResponse:
+    """Liveness: the process serves requests."""
+    return ORJSONResponse({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(redis: RedisDep) -> ORJSONResponse:
+    """Readiness: ready only when Redis answers."""
+    try:
+        await redis.ping()
+    except (RedisError, OSError) as exc:
+        return ORJSONResponse(
+            {"status": "unavailable", "error": {"code": "redis_unavailable", "message": str(exc)}},
+            status_code=503,
+        )
+    return ORJSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    """Prometheus exposition of the API's metrics."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

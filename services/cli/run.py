@@ -1,0 +1,158 @@
+"""`observatoire run`: the whole local observatory in the foreground.
+
+Starts Redis (nothing on disk) and the in-memory Tansu broker, creates the topics, then the
+services as child processes, and stops everything within 10 s of Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import typer
+
+from services.common.kafka import create_topics
+from services.common.lifecycle import arm_shutdown_watchdog, configure_logging
+from services.common.localstack import LocalServiceError, RedisServer, TansuBroker
+from services.common.settings import Settings, get_settings
+
+SERVICE = "run"
+CHILD_STOP_SECONDS = 8.0  # children's own watchdogs fire at 7 s
+RESTARTS_PER_MINUTE = 5
+
+
+class Child:
+    """One service process, restarted if it dies while the stack is up."""
+
+    def __init__(self, name: str, args: list[str], log_dir: Path) -> None:
+        self.name, self.args = name, args
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts: list[float] = []
+
+    def start(self) -> None:
+        self.starts = [t for t in self.starts if t > time.monotonic() - 60] + [time.monotonic()]
+        log_file = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "service", *self.args],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # we forward the stop ourselves, once
+        )
+        log_file.close()
+
+    def stop_async(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, deadline: float) -> int | None:
+        if self.proc is None:
+            return None
+        try:
+            return self.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            return self.proc.wait()
+
+
+def run_stack(settings: Settings, source: str, file: Path | None) -> None:
+    """Run broker, Redis and every service until a stop signal."""
+    log = configure_logging(SERVICE, settings.log_level)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        if not stop.is_set():
+            arm_shutdown_watchdog(SERVICE, 9.5, log)
+            stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+
+    log_dir = settings.run_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    redis = RedisServer.from_settings(settings, log_dir / "redis.log")
+    broker = TansuBroker.from_settings(settings, log_dir / "tansu.log")
+    children: list[Child] = []
+    try:
+        redis.start()
+        broker.start()
+        reports = create_topics(settings)
+        if not all(report.ok for report in reports):
+            raise LocalServiceError("topic verification failed; see `observatoire topics create`")
+        from services.cli.topics import seed_bundled_accounts
+
+        seeded = seed_bundled_accounts(settings)
+        log.info("topics ready (%d), %d bundled accounts seeded", len(reports), seeded)
+        children = [Child("scorer", ["scorer"], log_dir), Child("api", ["api"], log_dir)]
+        if source != "none":
+            children.append(Child("collector", ["collector", "--source", source], log_dir))
+        for child in children:
+            child.start()
+        _announce_when_ready(settings, stop, log)
+        while not stop.wait(0.5):
+            for child in children:
+                if child.proc is not None and child.proc.poll() is not None and not stop.is_set():
+                    code = child.proc.returncode
+                    if len(child.starts) >= RESTARTS_PER_MINUTE:
+                        log.error("%s keeps exiting (code %s); see %s", child.name, code, child.log_path)
+                        stop.set()
+                        break
+                    log.warning("%s exited with code %s; restarting (log: %s)", child.name, code, child.log_path)
+                    child.start()
+    finally:
+        started = time.monotonic()
+        for child in children:
+            child.stop_async()
+        deadline = time.monotonic() + CHILD_STOP_SECONDS
+        for child in children:
+            code = child.wait(deadline)
+            log.info("%s stopped (exit %s)", child.name, code)
+        broker.stop(timeout=1.0)
+        redis.stop(timeout=1.0)
+        log.info("observatoire stopped in %.1f s", time.monotonic() - started)
+
+
+def _announce_when_ready(settings: Settings, stop: threading.Event, log) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 60
+    while not stop.is_set() and time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{settings.api_url}/readyz", timeout=1).status_code == 200:
+                log.info(
+                    "observatoire ready: %s/api/v1/standings/departements?limit=10 · API docs "
+                    "%s/docs · metrics %s/metrics · logs in %s",
+                    settings.api_url,
+                    settings.api_url,
+                    settings.api_url,
+                    settings.run_dir / "logs",
+                )
+                return
+        stop.wait(0.5)
+    if not stop.is_set():
+        log.error("the API did not become ready within 60 s; see %s", settings.run_dir / "logs")
+
+
+def run_command(
+    source: str = typer.Option("sim", help="sim | graph | csv | none (collect nothing)."),
+    file: Path | None = typer.Option(None, help="Input file for --source csv."),
+) -> None:
+    """The whole local stack in the foreground; Ctrl-C or SIGTERM stops it within 10 s."""
+    if source not in {"sim", "graph", "csv", "none"}:
+        typer.echo(f"error: unknown source {source!r} (sim, graph, csv or none)", err=True)
+        raise typer.Exit(2)
+    settings = get_settings()
+    try:
+        run_stack(settings, source, file)
+    except LocalServiceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    os._exit(0)  # noqa: SLF001 - lingering client threads must not delay the exit

@@ -1,0 +1,60 @@
+"""Process lifecycle shared by the services: JSON-ish logging and the SIGTERM watchdog.
+
+Every service stops within 10 s of SIGTERM. A graceful stop can hang (a faust worker was seen
+ignoring SIGTERM for minutes), so the first stop signal also arms a watchdog thread that exits
+the process anyway after `shutdown_watchdog_seconds` and says so in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+
+_armed = threading.Event()
+_started_stopping: float | None = None
+
+
+def configure_logging(service: str, level: str = "INFO") -> logging.Logger:
+    """One line per record, with the service name; returns the service's logger."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(
+            f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Client libraries are chatty at INFO about every (re)connection.
+    for noisy in ("aiokafka", "kafka", "faust", "mode", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    return logging.getLogger(service)
+
+
+def arm_shutdown_watchdog(service: str, seconds: float, log: logging.Logger) -> None:
+    """Start (once) a thread that exits the process if it is still alive after `seconds`."""
+    global _started_stopping
+    if _armed.is_set():
+        return
+    _armed.set()
+    _started_stopping = time.monotonic()
+    log.info("%s: stop requested, stopping (watchdog exits in %.1f s if this hangs)", service, seconds)
+
+    def _watch() -> None:
+        time.sleep(seconds)
+        log.error("%s: graceful stop took over %.1f s; exiting now (watchdog)", service, seconds)
+        logging.shutdown()
+        os._exit(3)
+
+    threading.Thread(target=_watch, name=f"{service}-shutdown-watchdog", daemon=True).start()
+
+
+def log_stopped(service: str, log: logging.Logger) -> None:
+    """Say that the service stopped cleanly, and how long the stop took."""
+    if _started_stopping is None:
+        log.info("%s: stopped", service)
+    else:
+        log.info("%s: stopped cleanly in %.1f s", service, time.monotonic() - _started_stopping)

@@ -1,0 +1,153 @@
+"""The scorer's agents: metrics batches and account changes → Redis views and score events.
+
+Records are read in batches (faust keeps managing the group, offsets and rebalances; a
+batch's offsets are acknowledged only after it is applied). Invalid records go to the
+dead-letter topic with their reason; they never stop the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import faust
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.common.clock import utcnow
+from services.common.deadletter import dead_letter_record
+from services.common.events import MetricsSnapshot
+from services.common.territories import load_registry
+from services.common.validation import Rejection, validate_account, validate_metrics
+from services.scorer import metrics as m
+from services.scorer.app import app, settings
+from services.scorer.standings import BatchOutcome, StandingsUpdater
+from services.scorer.store import ScorerStore
+from services.scorer.topics import (
+    accounts_dlq,
+    accounts_topic,
+    metrics_dlq,
+    metrics_topic,
+    scores_topic,
+)
+
+log = logging.getLogger("scorer")
+_updater: StandingsUpdater | None = None
+REDIS_RETRY_MAX_SECONDS = 5.0
+
+
+def updater() -> StandingsUpdater:
+    """The worker's updater, created on first use inside the worker's event loop."""
+    global _updater
+    if _updater is None:
+        redis = Redis.from_url(settings.redis_url)
+        _updater = StandingsUpdater(ScorerStore(redis), load_registry())
+    return _updater
+
+
+async def _dead_letter(topic: faust.TopicT, event: faust.EventT, rejection: Rejection) -> None:
+    message = event.message
+    record = dead_letter_record(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        record_timestamp_ms=_record_ms(event),
+        payload=message.value or b"",
+        rejection=rejection,
+        now=utcnow(),
+    )
+    # Wait for delivery: the source offset is acknowledged after this batch.
+    await (await topic.send(key=message.key, value=record))
+    m.DEAD_LETTERS.labels(message.topic, rejection.reason).inc()
+    log.warning(
+        "dead-lettered %s[%d]@%d: %s (%s)",
+        message.topic,
+        message.partition,
+        message.offset,
+        rejection.reason,
+        rejection.detail,
+    )
+
+
+def _record_ms(event: faust.EventT) -> int | None:
+    timestamp = event.message.timestamp
+    return None if timestamp is None else int(timestamp * 1000)
+
+
+async def _with_redis_retry(what: str, work):  # type: ignore[no-untyped-def]
+    """Run `work()` until Redis answers: a Redis outage pauses the stream, never drops it."""
+    delay = 0.1
+    while True:
+        try:
+            return await work()
+        except (RedisError, OSError) as exc:
+            m.REDIS_ERRORS.inc()
+            log.error("redis error while %s (retrying in %.1f s): %r", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, REDIS_RETRY_MAX_SECONDS)
+
+
+async def _publish_scores(events: Sequence[dict]) -> None:
+    pending = []
+    for event in events:
+        pending.append(
+            await scores_topic.send(key=event["id"].encode(), value=orjson.dumps(event))
+        )
+        m.SCORE_EVENTS.labels(event["status"]).inc()
+    if pending:
+        await asyncio.gather(*pending)
+
+
+@app.agent(metrics_topic)
+async def apply_metrics(stream: faust.StreamT) -> None:
+    """Validate, then apply each batch of snapshots to the standings."""
+    async for events in stream.take_events(
+        settings.scorer_batch_size, within=settings.scorer_batch_seconds
+    ):
+        m.EVENTS_CONSUMED.labels("metrics").inc(len(events))
+        valid: list[MetricsSnapshot] = []
+        for event in events:
+            result = validate_metrics(event.message.value or b"", _record_ms(event))
+            if isinstance(result, Rejection):
+                await _dead_letter(metrics_dlq, event, result)
+            else:
+                valid.append(result)
+        if not valid:
+            continue
+        started = time.perf_counter()
+        outcome: BatchOutcome = await _with_redis_retry(
+            "applying snapshots", lambda: updater().apply_snapshots(valid)
+        )
+        m.APPLY_SECONDS.observe(time.perf_counter() - started)
+        m.BATCH_SIZE.observe(len(valid))
+        m.SNAPSHOTS_APPLIED.labels("current").inc(outcome.applied)
+        m.SNAPSHOTS_APPLIED.labels("edition").inc(outcome.edition_applied)
+        m.SNAPSHOTS_IGNORED.inc(outcome.ignored)
+        if outcome.watermark is not None:
+            m.WATERMARK.set(outcome.watermark)
+            m.FRESHNESS.set(time.time() - outcome.watermark)
+        await _publish_scores(outcome.score_events)
+
+
+@app.agent(accounts_topic)
+async def apply_accounts(stream: faust.StreamT) -> None:
+    """Record each territory's account and re-derive its entries when it changes."""
+    async for events in stream.take_events(500, within=settings.scorer_batch_seconds):
+        m.EVENTS_CONSUMED.labels("accounts").inc(len(events))
+        for event in events:
+            result = validate_account(event.message.value or b"", _record_ms(event))
+            if not isinstance(result, Rejection) and result.id not in updater().registry:
+                result = Rejection("unknown_territory", f"no territory {result.id!r}")
+            if isinstance(result, Rejection):
+                await _dead_letter(accounts_dlq, event, result)
+                continue
+            record = result
+            score_events = await _with_redis_retry(
+                "applying an account change",
+                lambda r=record: updater().apply_account(r.id, r.handle, r.simulated),
+            )
+            await _publish_scores(score_events)

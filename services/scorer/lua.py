@@ -1,0 +1,97 @@
+"""The scorer's Redis scripts: every write to a standings view is one atomic compare-and-set.
+
+A version is `%010d:<event_id>` (observed_at epoch zero-padded, then the event id), so that
+comparing versions as strings is the contract's order: later `observed_at` wins, equal
+`observed_at` → the greater `event_id` wins.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# KEYS[1] account summary STRING, KEYS[2] months SET (same account tag)
+# ARGV[1] version, ARGV[2] summary JSON, ARGV[3] month to record ("" for the current key)
+ACCOUNT_CAS: Final = """
+local old = redis.call('GET', KEYS[1])
+if old then
+  local sep = string.find(old, '|', 1, true)
+  if sep and string.sub(old, 1, sep - 1) >= ARGV[1] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2])
+if ARGV[3] ~= '' then redis.call('SADD', KEYS[2], ARGV[3]) end
+return 1
+"""
+
+# KEYS[1] rank ZSET, KEYS[2] entry HASH, KEYS[3] version HASH, KEYS[4] seen ZSET
+# ARGV[1] cutoff epoch ("" = no eligibility rule: edition views), ARGV[2] force ("1": a
+# re-derivation after a handle change replaces whatever is there), then groups of
+# (id, version, observed epoch, negated score, entry JSON).
+# Returns a flat list of (id, "ranked" | "inactive") for every entry written.
+APPLY_ENTRIES: Final = """
+local cutoff = ARGV[1]
+local force = ARGV[2] == '1'
+local out = {}
+for i = 3, #ARGV, 5 do
+  local id, ver = ARGV[i], ARGV[i + 1]
+  local old = redis.call('HGET', KEYS[3], id)
+  if force or (not old) or old < ver then
+    redis.call('HSET', KEYS[3], id, ver)
+    redis.call('HSET', KEYS[2], id, ARGV[i + 4])
+    local epoch = tonumber(ARGV[i + 2])
+    if cutoff == '' or epoch >= tonumber(cutoff) then
+      redis.call('ZADD', KEYS[1], ARGV[i + 3], id)
+      if cutoff ~= '' then redis.call('ZADD', KEYS[4], epoch, id) end
+      out[#out + 1] = id
+      out[#out + 1] = 'ranked'
+    else
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('ZREM', KEYS[4], id)
+      out[#out + 1] = id
+      out[#out + 1] = 'inactive'
+    end
+  end
+end
+return out
+"""
+
+# Same KEYS as APPLY_ENTRIES; ARGV: territory ids to drop from the view entirely.
+# Returns a flat list of (id, entry JSON) for the entries removed.
+REMOVE_ENTRIES: Final = """
+local out = {}
+for i = 1, #ARGV do
+  local entry = redis.call('HGET', KEYS[2], ARGV[i])
+  if entry then
+    out[#out + 1] = ARGV[i]
+    out[#out + 1] = entry
+  end
+  redis.call('HDEL', KEYS[3], ARGV[i])
+  redis.call('HDEL', KEYS[2], ARGV[i])
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('ZREM', KEYS[4], ARGV[i])
+end
+return out
+"""
+
+# KEYS[1] rank ZSET, KEYS[2] seen ZSET, KEYS[3] meta HASH
+# ARGV[1] cutoff epoch, ARGV[2] as_of (watermark timestamp). Unranks every territory whose
+# entry is older than the cutoff and records the watermark the view now reflects.
+EVICT_INACTIVE: Final = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+redis.call('HSET', KEYS[3], 'as_of', ARGV[2])
+return ids
+"""
+
+# KEYS[1] watermark STRING; ARGV[1] candidate epoch. Returns the watermark after the update.
+ADVANCE_WATERMARK: Final = """
+local old = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local new = tonumber(ARGV[1])
+if new > old then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return new
+end
+return old
+"""

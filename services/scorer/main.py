@@ -1,0 +1,65 @@
+"""Start the scorer worker: check topics and Redis, serve /metrics, run faust with a watchdog."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import faust
+from prometheus_client import start_http_server
+from redis.asyncio import Redis
+
+from services.common.kafka import verify_topics
+from services.common.lifecycle import arm_shutdown_watchdog, configure_logging, log_stopped
+from services.common.settings import Settings
+from services.common.territories import load_registry
+from services.scorer.store import ScorerStore
+
+SERVICE = "scorer"
+
+
+async def _prepare_redis(settings: Settings) -> None:
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await redis.ping()
+        registry = load_registry()
+        fingerprint = hashlib.sha256(
+            "|".join(f"{t.id}:{t.regions}:{t.departements}" for t in registry.all()).encode()
+        ).hexdigest()[:16]
+        await ScorerStore(redis).ensure_geo(registry, fingerprint)
+    finally:
+        await redis.aclose()
+
+
+def run_scorer(settings: Settings) -> None:
+    """Run the scorer in the foreground until SIGTERM/SIGINT."""
+    log = configure_logging(SERVICE, settings.log_level)
+    from services.scorer import agents  # noqa: F401  (registers the agents on the app)
+    from services.scorer.app import app
+    from services.scorer.topics import REQUIRED
+
+    verify_topics(settings, [settings.topic(name) for name in REQUIRED])
+    asyncio.run(_prepare_redis(settings))
+    if settings.scorer_metrics_port:
+        start_http_server(settings.scorer_metrics_port, addr="127.0.0.1")
+    log.info(
+        "scorer starting: broker %s, redis %s, metrics :%s",
+        settings.kafka_bootstrap,
+        settings.redis_host_port,
+        settings.scorer_metrics_port,
+    )
+
+    class ScorerWorker(faust.Worker):
+        def _on_sigterm(self) -> None:
+            arm_shutdown_watchdog(SERVICE, settings.shutdown_watchdog_seconds, log)
+            super()._on_sigterm()
+
+        def _on_sigint(self) -> None:
+            arm_shutdown_watchdog(SERVICE, settings.shutdown_watchdog_seconds, log)
+            super()._on_sigint()
+
+        def on_worker_shutdown(self) -> None:
+            log_stopped(SERVICE, log)
+
+    worker = ScorerWorker(app, loglevel=settings.log_level.lower(), quiet=True)
+    worker.execute_from_commandline()

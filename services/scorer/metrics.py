@@ -1,0 +1,37 @@
+"""Prometheus metrics of the scorer (served on `OBS_SCORER_METRICS_PORT`)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_CONSUMED = Counter(
+    "obs_scorer_events_consumed_total", "Records read from the scorer's topics.", ["topic"]
+)
+SNAPSHOTS_APPLIED = Counter(
+    "obs_scorer_entries_applied_total",
+    "Territory entries written to a standings view.",
+    ["view"],  # current | edition
+)
+SNAPSHOTS_IGNORED = Counter(
+    "obs_scorer_snapshots_ignored_total",
+    "Valid snapshots that changed no current entry (stale, duplicate, unmapped or not ok).",
+)
+DEAD_LETTERS = Counter(
+    "obs_scorer_dead_letters_total", "Records sent to a dead-letter topic.", ["topic", "reason"]
+)
+BATCH_SIZE = Histogram(
+    "obs_scorer_batch_size",
+    "Records per applied batch.",
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000),
+)
+APPLY_SECONDS = Histogram(
+    "obs_scorer_apply_seconds",
+    "Time to apply one batch to Redis.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+WATERMARK = Gauge("obs_scorer_watermark_seconds", "Newest observed_at applied (epoch seconds).")
+FRESHNESS = Gauge(
+    "obs_scorer_freshness_seconds", "Wall clock minus the newest applied observed_at."
+)
+REDIS_ERRORS = Counter("obs_scorer_redis_errors_total", "Failed Redis operations (retried).")
+SCORE_EVENTS = Counter("obs_scorer_score_events_total", "Events produced to obs.scores.v1.", ["status"])

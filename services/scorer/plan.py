@@ -1,0 +1,66 @@
+"""Reduce a batch of valid snapshots to what must be written (pure: no I/O).
+
+Within a batch only the newest `ok` snapshot per account (and per account and edition month)
+can win the compare-and-set, so older ones are dropped before anything reaches Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from services.common.clock import edition_of, parse_timestamp
+from services.common.events import MetricsSnapshot
+from services.common.methodology import SnapshotSummary, summarise_snapshot
+
+AccountKey = tuple[str, str]  # (platform, handle)
+
+
+def version_of(summary: SnapshotSummary) -> str:
+    """The compare-and-set version `%010d:<event_id>`: string order is the contract's order."""
+    return f"{int(parse_timestamp(summary.observed_at).timestamp()):010d}:{summary.event_id}"
+
+
+@dataclass(slots=True)
+class BatchPlan:
+    """The newest `ok` summaries of a batch, and the newest event time of any status."""
+
+    newest_epoch: int | None = None
+    current: dict[AccountKey, SnapshotSummary] = field(default_factory=dict)
+    monthly: dict[tuple[str, str, str], SnapshotSummary] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)  # event_id -> version
+
+    def version(self, summary: SnapshotSummary) -> str:
+        """Version of a summary of this plan (computed once per event)."""
+        return self.versions[summary.event_id]
+
+
+def plan_batch(snapshots: Iterable[MetricsSnapshot]) -> BatchPlan:
+    """Keep, per account and per (account, month), the `ok` snapshot that would win."""
+    plan = BatchPlan()
+    for snap in snapshots:
+        moment = parse_timestamp(snap.observed_at)
+        epoch = int(moment.timestamp())
+        if plan.newest_epoch is None or epoch > plan.newest_epoch:
+            plan.newest_epoch = epoch
+        if snap.status != "ok":
+            continue
+        summary = summarise_snapshot(
+            observed_at=snap.observed_at,
+            event_id=snap.event_id,
+            followers=snap.followers or 0,
+            follows=snap.follows or 0,
+            recent_posts=snap.recent_posts or (),
+        )
+        version = f"{epoch:010d}:{snap.event_id}"
+        plan.versions[snap.event_id] = version
+        account = (snap.platform, snap.handle)
+        _keep_newest(plan, plan.current, account, summary, version)
+        _keep_newest(plan, plan.monthly, (*account, edition_of(moment)), summary, version)
+    return plan
+
+
+def _keep_newest(plan: BatchPlan, into: dict, key: tuple, summary: SnapshotSummary, version: str) -> None:
+    held = into.get(key)
+    if held is None or plan.versions[held.event_id] < version:
+        into[key] = summary

@@ -1,0 +1,205 @@
+"""The scorer's side of Redis: compare-and-set writes of summaries and standings views."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio import Redis
+
+from services.common import redis_keys as rk
+from services.common.contracts import CATEGORY_IDS
+from services.common.methodology import SnapshotSummary
+from services.common.territories import Registry
+from services.scorer import lua
+from services.scorer.plan import BatchPlan
+
+
+@dataclass(frozen=True, slots=True)
+class EntryWrite:
+    """One territory's entry for one view, ready for the compare-and-set script."""
+
+    territory_id: str
+    version: str
+    epoch: int
+    score: float
+    entry_json: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AccountLink:
+    """A territory's account as the scorer last applied it from `obs.accounts.v1`."""
+
+    handle: str | None
+    simulated: bool
+
+
+class ScorerStore:
+    """Atomic, idempotent writes of the scorer's facts to Redis."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._account_cas = redis.register_script(lua.ACCOUNT_CAS)
+        self._apply = redis.register_script(lua.APPLY_ENTRIES)
+        self._remove = redis.register_script(lua.REMOVE_ENTRIES)
+        self._evict = redis.register_script(lua.EVICT_INACTIVE)
+        self._watermark = redis.register_script(lua.ADVANCE_WATERMARK)
+        self._mapping_version: int | None = None
+        self._mapping: dict[str, AccountLink] = {}
+
+    # --- watermark and frozen months ---------------------------------------------------
+    async def advance_watermark(self, epoch: int) -> int:
+        """Raise the global watermark to `epoch` if it is newer; return the watermark."""
+        return int(await self._watermark(keys=[rk.WATERMARK_KEY], args=[epoch]))
+
+    async def watermark(self) -> int | None:
+        """The global watermark (epoch seconds), None before any event."""
+        raw = await self.redis.get(rk.WATERMARK_KEY)
+        return None if raw is None else int(raw)
+
+    async def frozen_months(self) -> set[str]:
+        """Edition months the publisher has frozen (never written by the scorer)."""
+        return {m.decode() for m in await self.redis.smembers(rk.FROZEN_MONTHS_KEY)}
+
+    # --- account summaries -------------------------------------------------------------
+    async def save_summaries(self, plan: BatchPlan) -> None:
+        """Compare-and-set every account summary of the batch (current and per month)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for (platform, handle), summary in plan.current.items():
+                key = rk.account_current_key(platform, handle)
+                args = [plan.version(summary), summary.to_json(), ""]
+                await self._account_cas(keys=[key, key], args=args, client=pipe)
+            for (platform, handle, month), summary in plan.monthly.items():
+                keys = [
+                    rk.account_month_key(platform, handle, month),
+                    rk.account_months_key(platform, handle),
+                ]
+                args = [plan.version(summary), summary.to_json(), month]
+                await self._account_cas(keys=keys, args=args, client=pipe)
+            await pipe.execute()
+
+    async def summary(self, platform: str, handle: str, month: str | None) -> SnapshotSummary | None:
+        """The stored summary of an account (current, or for one edition month)."""
+        key = (
+            rk.account_current_key(platform, handle)
+            if month is None
+            else rk.account_month_key(platform, handle, month)
+        )
+        raw = await self.redis.get(key)
+        if raw is None:
+            return None
+        return SnapshotSummary.from_json(raw.split(b"|", 1)[1])
+
+    async def summary_months(self, platform: str, handle: str) -> set[str]:
+        """Edition months in which an account has an `ok` snapshot."""
+        members = await self.redis.smembers(rk.account_months_key(platform, handle))
+        return {m.decode() for m in members}
+
+    # --- standings views -----------------------------------------------------------------
+    async def apply_entries(
+        self,
+        category: str,
+        edition: str | None,
+        writes: Sequence[EntryWrite],
+        *,
+        cutoff: int | None,
+        force: bool = False,
+    ) -> list[tuple[str, str]]:
+        """Compare-and-set entries into one view; returns (id, ranked|inactive) written."""
+        if not writes:
+            return []
+        prefix = rk.view_prefix(category, edition)
+        args: list[str | bytes | int | float] = ["" if cutoff is None else cutoff, int(force)]
+        for w in writes:
+            args += [w.territory_id, w.version, w.epoch, -w.score, w.entry_json]
+        if edition is not None:
+            await self.redis.sadd(rk.edition_months_key(category), edition)
+        flat = await self._apply(keys=_view_keys(prefix), args=args)
+        return [(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
+
+    async def remove_entries(
+        self, category: str, edition: str | None, ids: Iterable[str]
+    ) -> list[tuple[str, bytes]]:
+        """Drop territories from one view entirely; returns the (id, entry JSON) removed."""
+        ids = list(ids)
+        if not ids:
+            return []
+        prefix = rk.view_prefix(category, edition)
+        flat = await self._remove(keys=_view_keys(prefix), args=ids)
+        return [(flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2)]
+
+    async def entries(self, category: str, edition: str | None, ids: list[str]) -> list[bytes | None]:
+        """The stored entry JSON of territories in one view (None where absent)."""
+        if not ids:
+            return []
+        return await self.redis.hmget(rk.entry_key(rk.view_prefix(category, edition)), ids)
+
+    async def evict_inactive(self, cutoff: int, as_of: str) -> dict[str, list[str]]:
+        """Unrank, in every category, the territories older than the cutoff."""
+        evicted: dict[str, list[str]] = {}
+        for category in CATEGORY_IDS:
+            prefix = rk.view_prefix(category, None)
+            keys = [rk.rank_key(prefix), rk.seen_key(prefix), rk.meta_key(category)]
+            ids = await self._evict(keys=keys, args=[cutoff, as_of])
+            if ids:
+                evicted[category] = [i.decode() for i in ids]
+        return evicted
+
+    async def edition_months(self, category: str) -> set[str]:
+        """Months for which this category has edition entries."""
+        return {m.decode() for m in await self.redis.smembers(rk.edition_months_key(category))}
+
+    async def entry_exists(self, category: str, edition: str | None, territory_id: str) -> bool:
+        """Whether a view holds an entry for the territory."""
+        prefix = rk.view_prefix(category, edition)
+        return bool(await self.redis.hexists(rk.version_key(prefix), territory_id))
+
+    # --- account mapping -----------------------------------------------------------------
+    async def set_account(self, territory_id: str, link: AccountLink) -> AccountLink | None:
+        """Record a territory's account; returns the previous one (None if unknown)."""
+        value = orjson.dumps({"handle": link.handle, "simulated": link.simulated})
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hget(rk.ACCOUNTS_KEY, territory_id)
+            pipe.hset(rk.ACCOUNTS_KEY, territory_id, value)
+            pipe.incr(rk.ACCOUNTS_VERSION_KEY)
+            old, _, _ = await pipe.execute()
+        return None if old is None else _link(old)
+
+    async def mapping(self) -> dict[str, AccountLink]:
+        """Every territory's account, re-read only when the mapping changed."""
+        version = int(await self.redis.get(rk.ACCOUNTS_VERSION_KEY) or 0)
+        if version != self._mapping_version:
+            raw = await self.redis.hgetall(rk.ACCOUNTS_KEY)
+            self._mapping = {k.decode(): _link(v) for k, v in raw.items()}
+            self._mapping_version = version
+        return self._mapping
+
+    # --- geography -------------------------------------------------------------------------
+    async def ensure_geo(self, registry: Registry, fingerprint: str) -> bool:
+        """Write the static région/département membership sets once per registry version."""
+        if await self.redis.get(rk.GEO_READY_KEY) == fingerprint.encode():
+            return False
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for category in CATEGORY_IDS:
+                groups: dict[str, list[str]] = {}
+                for t in registry.by_category(category):
+                    for code in t.regions:
+                        groups.setdefault(rk.geo_key(category, "reg", code), []).append(t.id)
+                    for code in t.departements:
+                        groups.setdefault(rk.geo_key(category, "dep", code), []).append(t.id)
+                for key, ids in groups.items():
+                    pipe.delete(key)
+                    pipe.sadd(key, *ids)
+            pipe.set(rk.GEO_READY_KEY, fingerprint)
+            await pipe.execute()
+        return True
+
+
+def _view_keys(prefix: str) -> list[str]:
+    return [rk.rank_key(prefix), rk.entry_key(prefix), rk.version_key(prefix), rk.seen_key(prefix)]
+
+
+def _link(raw: bytes) -> AccountLink:
+    data = orjson.loads(raw)
+    return AccountLink(handle=data["handle"], simulated=bool(data["simulated"]))

@@ -1,0 +1,154 @@
+"""The scorer's Redis writes against a real redis-server: compare-and-set, eligibility,
+re-derivation after a handle change, and the API's consistent filtered read."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from services.api.repository import StandingsRepository
+from services.common.events import MetricsSnapshot, build_metrics_event
+from services.common.settings import Settings
+from services.common.territories import load_registry
+from services.scorer.standings import StandingsUpdater
+from services.scorer.store import ScorerStore
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = Redis.from_url(settings.redis_url)
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture
+async def updater(redis: Redis) -> StandingsUpdater:
+    registry = load_registry()
+    store = ScorerStore(redis)
+    await store.ensure_geo(registry, "test")
+    return StandingsUpdater(store, registry)
+
+
+def snapshot(handle: str, observed_at: str, followers: int, **extra: object) -> MetricsSnapshot:
+    posts = extra.pop("posts", [])
+    event = build_metrics_event(
+        handle=handle,
+        observed_at=observed_at,
+        status=extra.pop("status", "ok"),  # type: ignore[arg-type]
+        source="sim",
+        followers=followers,
+        follows=100,
+        media_count=10,
+        recent_posts=posts,  # type: ignore[arg-type]
+    )
+    return MetricsSnapshot.model_validate(event)
+
+
+async def ranking(redis: Redis, category: str = "departements", **filters: str) -> list[tuple[str, float]]:
+    page = await StandingsRepository(redis).page(category, None, offset=0, limit=500, **filters)
+    return [(row.territory_id, row.entry["score"]) for row in page.rows]
+
+
+async def test_newer_snapshot_wins_and_older_or_duplicate_changes_nothing(updater, redis):
+    await updater.apply_account("dep-32", "gers", False)
+    newer = snapshot("gers", "2021-06-30T06:00:00Z", 15000)
+    older = snapshot("gers", "2021-06-29T06:00:00Z", 90000)
+    first = await updater.apply_snapshots([newer])
+    assert first.applied == 1
+    assert (await updater.apply_snapshots([older])).applied == 0
+    assert (await updater.apply_snapshots([newer])).applied == 0  # redelivery
+    rows = await ranking(redis)
+    assert [tid for tid, _ in rows] == ["dep-32"]
+    page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+    assert page.rows[0].entry["indicators"]["audience"]["value"] == 15000
+    assert page.as_of == "2021-06-30T06:00:00Z"
+
+
+async def test_equal_observed_at_greatest_event_id_wins_in_any_order(updater, redis):
+    await updater.apply_account("dep-32", "gers", False)
+    a = snapshot("gers", "2021-06-30T06:00:00Z", 1000)
+    b = snapshot("gers", "2021-06-30T06:00:00Z", 2000)
+    winner = max((a, b), key=lambda s: s.event_id)
+    for order in ([a, b], [b, a]):
+        await redis.flushdb()
+        await updater.apply_account("dep-32", "gers", False)
+        for snap in order:
+            await updater.apply_snapshots([snap])
+        page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+        assert page.rows[0].entry["indicators"]["audience"]["value"] == winner.followers
+
+
+async def test_territory_older_than_30_days_behind_the_watermark_is_unranked(updater, redis):
+    await updater.apply_account("dep-32", "gers", False)
+    await updater.apply_account("dep-75", "paris", False)
+    await updater.apply_snapshots([snapshot("gers", "2021-05-01T00:00:00Z", 500)])
+    await updater.apply_snapshots([snapshot("paris", "2021-05-31T00:00:00Z", 500)])
+    assert {tid for tid, _ in await ranking(redis)} == {"dep-32", "dep-75"}  # exactly 30 days
+    outcome = await updater.apply_snapshots([snapshot("paris", "2021-05-31T00:00:01Z", 500)])
+    assert [tid for tid, _ in await ranking(redis)] == ["dep-75"]
+    assert {(e["id"], e["status"]) for e in outcome.score_events} >= {("dep-32", "inactive")}
+
+
+async def test_error_snapshot_moves_the_watermark_but_not_the_standings(updater, redis):
+    await updater.apply_account("dep-32", "gers", False)
+    await updater.apply_snapshots([snapshot("gers", "2021-06-01T00:00:00Z", 500)])
+    error = MetricsSnapshot.model_validate(
+        build_metrics_event(handle="gers", observed_at="2021-06-20T00:00:00Z", status="error", source="sim")
+    )
+    outcome = await updater.apply_snapshots([error])
+    assert outcome.applied == 0
+    page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+    assert page.as_of == "2021-06-20T00:00:00Z"
+    assert page.rows[0].entry["observed_at"] == "2021-06-01T00:00:00Z"
+
+
+async def test_handle_change_rederives_current_and_edition_entries_at_once(updater, redis):
+    await updater.apply_snapshots(
+        [
+            snapshot("old_handle", "2021-06-10T00:00:00Z", 100),
+            snapshot("new_handle", "2021-06-05T00:00:00Z", 50000),
+        ]
+    )
+    await updater.apply_account("dep-32", "old_handle", False)
+    page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+    assert page.rows[0].entry["handle"] == "old_handle"
+    await updater.apply_account("dep-32", "new_handle", False)
+    for edition in (None, "2021-06"):
+        page = await StandingsRepository(redis).page("departements", edition, offset=0, limit=5)
+        assert [r.territory_id for r in page.rows] == ["dep-32"]
+        assert page.rows[0].entry["handle"] == "new_handle"
+        assert page.rows[0].entry["indicators"]["audience"]["value"] == 50000
+    await updater.apply_account("dep-32", None, False)
+    assert await ranking(redis) == []
+
+
+async def test_shared_account_scores_each_territory_with_its_own_population(updater, redis):
+    await updater.apply_account("dep-75", "paris_maville", False)
+    await updater.apply_account("com-75056", "paris_maville", False)
+    await updater.apply_account("dep-32", "paris_maville", False)
+    await updater.apply_snapshots([snapshot("paris_maville", "2021-06-30T06:00:00Z", 200000)])
+    deps = dict(await ranking(redis))
+    cities = dict(await ranking(redis, "grandes-villes"))
+    assert set(deps) == {"dep-75", "dep-32"} and set(cities) == {"com-75056"}
+    assert deps["dep-75"] == cities["com-75056"]  # same population (dep-75 == com-75056)
+    assert deps["dep-32"] > deps["dep-75"]  # Gers is smaller: more reach for the same account
+
+
+async def test_region_filter_gives_filtered_and_national_ranks(updater, redis):
+    for tid, handle, followers in [
+        ("dep-32", "gers", 90000),  # Occitanie
+        ("dep-75", "paris", 80000),  # Île-de-France
+        ("dep-31", "hautegaronne", 1000),  # Occitanie
+    ]:
+        await updater.apply_account(tid, handle, False)
+        await updater.apply_snapshots([snapshot(handle, "2021-06-30T06:00:00Z", followers)])
+    page = await StandingsRepository(redis).page(
+        "departements", None, offset=0, limit=10, region="76"
+    )
+    assert [r.territory_id for r in page.rows] == ["dep-32", "dep-31"]
+    assert [r.national_rank for r in page.rows] == [1, 3]
+    assert page.total == 2
