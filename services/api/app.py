@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
+from services.api.responses import JSON
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Live rankings of French local governments on Instagram (methodology v1), "
             "monthly editions and rank-change events."
         ),
-        default_response_class=ORJSONResponse,
+        default_response_class=JSON,
         lifespan=lifespan,
     )
     install_error_handlers(app)

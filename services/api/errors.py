@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from services.api.responses import JSON
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -16,9 +16,9 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def error_response(status: int, code: str, message: str) -> ORJSONResponse:
+def error_response(status: int, code: str, message: str) -> JSON:
     """The JSON error body every endpoint uses."""
-    return ORJSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+    return JSON({"error": {"code": code, "message": message}}, status_code=status)
 
 
 _HTTP_CODES = {
@@ -37,11 +37,11 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map our errors, FastAPI's validation errors and Starlette's HTTP errors to the shape."""
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> ORJSONResponse:
+    async def _api_error(_: Request, exc: ApiError) -> JSON:
         return error_response(exc.status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(_: Request, exc: RequestValidationError) -> JSON:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
             for err in exc.errors()
@@ -49,6 +49,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_parameter", problems or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSON:
         code = _HTTP_CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail))

@@ -30,6 +30,10 @@ def run_api(settings: Settings) -> None:
             arm_shutdown_watchdog(SERVICE, settings.shutdown_watchdog_seconds, log)
             super().handle_exit(sig, frame)  # type: ignore[arg-type]
 
+        async def shutdown(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+            await super().shutdown(sockets)
+            # uvicorn re-raises the captured signal after run() returns: say it here.
+            log_stopped(SERVICE, log)
+
     log.info("api listening on %s", settings.api_url)
     Server(config).run()
-    log_stopped(SERVICE, log)

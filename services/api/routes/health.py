@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from fastapi.responses import ORJSONResponse
+from services.api.responses import JSON
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
@@ -13,22 +13,22 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz")
-async def healthz() -> ORJSONResponse:
+async def healthz() -> JSON:
     """Liveness: the process serves requests."""
-    return ORJSONResponse({"status": "ok"})
+    return JSON({"status": "ok"})
 
 
 @router.get("/readyz")
-async def readyz(redis: RedisDep) -> ORJSONResponse:
+async def readyz(redis: RedisDep) -> JSON:
     """Readiness: ready only when Redis answers."""
     try:
         await redis.ping()
     except (RedisError, OSError) as exc:
-        return ORJSONResponse(
+        return JSON(
             {"status": "unavailable", "error": {"code": "redis_unavailable", "message": str(exc)}},
             status_code=503,
         )
-    return ORJSONResponse({"status": "ready"})
+    return JSON({"status": "ready"})
 
 
 @router.get("/metrics", include_in_schema=False)

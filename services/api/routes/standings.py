@@ -7,7 +7,7 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import ORJSONResponse
+from services.api.responses import JSON
 
 from services.api.deps import RegistryDep, RepositoryDep
 from services.api.errors import ApiError
@@ -28,9 +28,9 @@ Code = Annotated[
 
 
 @router.get("/categories")
-async def list_categories() -> ORJSONResponse:
+async def list_categories() -> JSON:
     """The eight categories, their labels and the size of their published list."""
-    return ORJSONResponse(
+    return JSON(
         {
             "categories": [
                 {"id": c.id, "label": c.label, "published_size": c.published_size}
