@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from services.api.responses import JSON
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.api.errors import error_response, install_error_handlers
+from services.api.metrics import LATENCY, REQUESTS
 from services.api.repository import StandingsRepository
+from services.api.responses import JSON
 from services.api.routes import health, standings
 from services.common.settings import Settings, get_settings
 from services.common.territories import load_registry
@@ -46,11 +48,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     @app.middleware("http")
-    async def redis_unavailable_is_503(request, call_next):  # type: ignore[no-untyped-def]
+    async def measure_and_guard(request, call_next):
+        started = time.perf_counter()
         try:
-            return await call_next(request)
+            response = await call_next(request)
         except (RedisError, OSError) as exc:
-            return error_response(503, "redis_unavailable", f"the derived view is unavailable: {exc}")
+            response = error_response(
+                503, "redis_unavailable", f"the derived view is unavailable: {exc}"
+            )
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        LATENCY.labels(template).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.method, template, str(response.status_code)).inc()
+        return response
 
     app.include_router(standings.router)
     app.include_router(health.router)

@@ -13,19 +13,19 @@ from services.common.territories import Registry
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def get_redis(request: Request) -> Redis:
-    return request.app.state.redis  # type: ignore[no-any-return]
+    return request.app.state.redis
 
 
 def get_registry(request: Request) -> Registry:
-    return request.app.state.registry  # type: ignore[no-any-return]
+    return request.app.state.registry
 
 
 def get_repository(request: Request) -> StandingsRepository:
-    return request.app.state.repository  # type: ignore[no-any-return]
+    return request.app.state.repository
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

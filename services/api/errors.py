@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from services.api.responses import JSON
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.api.responses import JSON
 
 
 class ApiError(Exception):

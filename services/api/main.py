@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+from types import FrameType
+
 import uvicorn
 
 from services.common.lifecycle import arm_shutdown_watchdog, configure_logging, log_stopped
@@ -26,11 +29,11 @@ def run_api(settings: Settings) -> None:
     )
 
     class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: object) -> None:
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             arm_shutdown_watchdog(SERVICE, settings.shutdown_watchdog_seconds, log)
-            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+            super().handle_exit(sig, frame)
 
-        async def shutdown(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             await super().shutdown(sockets)
             # uvicorn re-raises the captured signal after run() returns: say it here.
             log_stopped(SERVICE, log)

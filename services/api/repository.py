@@ -9,7 +9,6 @@ from redis.asyncio import Redis
 
 from services.common import redis_keys as rk
 
-
 # KEYS[1] rank ZSET, KEYS[2] entry HASH, KEYS[3] meta HASH, KEYS[4] link HASH,
 # KEYS[5] geo SET or the rank ZSET again when unfiltered.
 # ARGV[1] offset, ARGV[2] limit, ARGV[3] "1" when filtered.
@@ -86,7 +85,13 @@ class StandingsRepository:
             geo, filtered = rk.geo_key(category, "dep", departement), True
         else:
             geo, filtered = rank, False
-        keys = [rank, rk.entry_key(prefix), rk.meta_key(category), rk.link_status_key(category), geo]
+        keys = [
+            rank,
+            rk.entry_key(prefix),
+            rk.meta_key(category),
+            rk.link_status_key(category),
+            geo,
+        ]
         total, as_of, ids, entries, nranks, links = await self._read(
             keys=keys, args=[offset, limit, int(filtered)]
         )

@@ -70,7 +70,9 @@ def _produce(
 
 
 def replay_command(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON lines of obs.metrics.v1."),
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="JSON lines of obs.metrics.v1."
+    ),
     accounts: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="JSON lines of obs.accounts.v1, produced first."
     ),

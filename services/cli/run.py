@@ -7,6 +7,7 @@ services as child processes, and stops everything within 10 s of Ctrl-C or SIGTE
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -104,10 +105,17 @@ def run_stack(settings: Settings, source: str, file: Path | None) -> None:
                 if child.proc is not None and child.proc.poll() is not None and not stop.is_set():
                     code = child.proc.returncode
                     if len(child.starts) >= RESTARTS_PER_MINUTE:
-                        log.error("%s keeps exiting (code %s); see %s", child.name, code, child.log_path)
+                        log.error(
+                            "%s keeps exiting (code %s); see %s", child.name, code, child.log_path
+                        )
                         stop.set()
                         break
-                    log.warning("%s exited with code %s; restarting (log: %s)", child.name, code, child.log_path)
+                    log.warning(
+                        "%s exited with code %s; restarting (log: %s)",
+                        child.name,
+                        code,
+                        child.log_path,
+                    )
                     child.start()
     finally:
         started = time.monotonic()
@@ -122,7 +130,7 @@ def run_stack(settings: Settings, source: str, file: Path | None) -> None:
         log.info("observatoire stopped in %.1f s", time.monotonic() - started)
 
 
-def _announce_when_ready(settings: Settings, stop: threading.Event, log) -> None:  # type: ignore[no-untyped-def]
+def _announce_when_ready(settings: Settings, stop: threading.Event, log: logging.Logger) -> None:
     deadline = time.monotonic() + 60
     while not stop.is_set() and time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
@@ -155,4 +163,4 @@ def run_command(
     except LocalServiceError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    os._exit(0)  # noqa: SLF001 - lingering client threads must not delay the exit
+    os._exit(0)

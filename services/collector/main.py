@@ -6,6 +6,9 @@ import signal
 import threading
 from datetime import datetime, timedelta
 
+from prometheus_client import start_http_server
+
+from services.collector import metrics as m
 from services.collector.producer import EventProducer, metrics_key, territory_key
 from services.collector.simulator import SimulatedWorld
 from services.common.accounts import load_accounts
@@ -45,11 +48,14 @@ def run_collector(settings: Settings, source: str, *, once: bool = False) -> Non
     start = parse_timestamp(settings.sim_start) if settings.sim_start else now - DEFAULT_HISTORY
     real = {territory_id for territory_id, _ in load_accounts().accounts}
     world = SimulatedWorld(load_registry(), seed=settings.sim_seed, real_handles=real, epoch=start)
+    if settings.collector_metrics_port:
+        start_http_server(settings.collector_metrics_port, addr=settings.metrics_host)
     producer = EventProducer(settings)
     try:
         registered = producer.send(
             TOPIC_ACCOUNTS, world.account_records(), key=territory_key, time_field="changed_at"
         )
+        m.ACCOUNTS_REGISTERED.labels("sim").inc(registered)
         log.info(
             "simulator: %d simulated accounts registered (seed %d), replaying from %s",
             registered,
@@ -63,6 +69,8 @@ def run_collector(settings: Settings, source: str, *, once: bool = False) -> Non
             sent = producer.send(
                 TOPIC_METRICS, world.snapshots(moment), key=metrics_key, time_field="observed_at"
             )
+            m.SNAPSHOTS_PRODUCED.labels("sim", "ok").inc(sent)
+            m.LAST_OBSERVED.set(moment.timestamp())
             log.info("simulator: %d snapshots up to %s", sent, _fmt(moment))
             if once:
                 break

@@ -118,7 +118,9 @@ class SimulatedWorld:
             recent_posts=posts,
         )
 
-    def _posts(self, account: SimulatedAccount, observed: datetime, followers: int) -> Iterator[dict]:
+    def _posts(
+        self, account: SimulatedAccount, observed: datetime, followers: int
+    ) -> Iterator[dict]:
         """Posts published in (observed - 720 h, observed], newest first, at most 200."""
         end = int(observed.timestamp())
         start = end - int(WINDOW.total_seconds())
@@ -135,7 +137,9 @@ class SimulatedWorld:
                     out.append(
                         {
                             "id": f"{account.account_id}{day:06d}{index:02d}",
-                            "published_at": format_timestamp(datetime.fromtimestamp(published, UTC)),
+                            "published_at": format_timestamp(
+                                datetime.fromtimestamp(published, UTC)
+                            ),
                             "likes": max(likes, 0),
                             "comments": comments,
                             "likes_hidden": likes == 0 and comments > 0,

@@ -29,7 +29,7 @@ def configure_logging(service: str, level: str = "INFO") -> logging.Logger:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Client libraries are chatty at INFO about every (re)connection.
-    for noisy in ("aiokafka", "kafka", "faust", "mode", "uvicorn.access"):
+    for noisy in ("aiokafka", "kafka", "faust", "mode", "uvicorn.access", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     return logging.getLogger(service)
 
@@ -41,7 +41,9 @@ def arm_shutdown_watchdog(service: str, seconds: float, log: logging.Logger) -> 
         return
     _armed.set()
     _started_stopping = time.monotonic()
-    log.info("%s: stop requested, stopping (watchdog exits in %.1f s if this hangs)", service, seconds)
+    log.info(
+        "%s: stop requested, stopping (watchdog exits in %.1f s if this hangs)", service, seconds
+    )
 
     def _watch() -> None:
         time.sleep(seconds)

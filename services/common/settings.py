@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(600, ge=1, description="Per client, public endpoints.")
 
     # --- Services ------------------------------------------------------------------------
-    scorer_metrics_port: int = Field(9101, ge=0, le=65535, description="0: pick a free port.")
+    metrics_host: str = Field("127.0.0.1", description="Bind address of the /metrics servers.")
+    scorer_metrics_port: int = Field(9101, ge=0, le=65535, description="0: no metrics server.")
     collector_metrics_port: int = Field(9102, ge=0, le=65535)
     publisher_metrics_port: int = Field(9103, ge=0, le=65535)
     scorer_batch_size: int = Field(2000, ge=1, le=100_000)

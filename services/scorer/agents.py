@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any, TypeVar
 
 import faust
 import orjson
@@ -35,6 +37,7 @@ from services.scorer.topics import (
 )
 
 log = logging.getLogger("scorer")
+T = TypeVar("T")
 _updater: StandingsUpdater | None = None
 REDIS_RETRY_MAX_SECONDS = 5.0
 
@@ -78,7 +81,7 @@ def _record_ms(event: faust.EventT) -> int | None:
     return None if timestamp is None else int(timestamp * 1000)
 
 
-async def _with_redis_retry(what: str, work):  # type: ignore[no-untyped-def]
+async def _with_redis_retry(what: str, work: Callable[[], Awaitable[T]]) -> T:
     """Run `work()` until Redis answers: a Redis outage pauses the stream, never drops it."""
     delay = 0.1
     while True:
@@ -94,16 +97,18 @@ async def _with_redis_retry(what: str, work):  # type: ignore[no-untyped-def]
 async def _publish_scores(events: Sequence[dict]) -> None:
     pending = []
     for event in events:
-        pending.append(
-            await scores_topic.send(key=event["id"].encode(), value=orjson.dumps(event))
-        )
+        pending.append(await scores_topic.send(key=event["id"].encode(), value=orjson.dumps(event)))
         m.SCORE_EVENTS.labels(event["status"]).inc()
     if pending:
         await asyncio.gather(*pending)
 
 
+async def _apply(batch: list[MetricsSnapshot]) -> BatchOutcome:
+    return await updater().apply_snapshots(batch)
+
+
 @app.agent(metrics_topic)
-async def apply_metrics(stream: faust.StreamT) -> None:
+async def apply_metrics(stream: Any) -> None:
     """Validate, then apply each batch of snapshots to the standings."""
     async for events in stream.take_events(
         settings.scorer_batch_size, within=settings.scorer_batch_seconds
@@ -119,9 +124,7 @@ async def apply_metrics(stream: faust.StreamT) -> None:
         if not valid:
             continue
         started = time.perf_counter()
-        outcome: BatchOutcome = await _with_redis_retry(
-            "applying snapshots", lambda: updater().apply_snapshots(valid)
-        )
+        outcome = await _with_redis_retry("applying snapshots", partial(_apply, valid))
         m.APPLY_SECONDS.observe(time.perf_counter() - started)
         m.BATCH_SIZE.observe(len(valid))
         m.SNAPSHOTS_APPLIED.labels("current").inc(outcome.applied)
@@ -134,7 +137,7 @@ async def apply_metrics(stream: faust.StreamT) -> None:
 
 
 @app.agent(accounts_topic)
-async def apply_accounts(stream: faust.StreamT) -> None:
+async def apply_accounts(stream: Any) -> None:
     """Record each territory's account and re-derive its entries when it changes."""
     async for events in stream.take_events(500, within=settings.scorer_batch_seconds):
         m.EVENTS_CONSUMED.labels("accounts").inc(len(events))
@@ -148,6 +151,6 @@ async def apply_accounts(stream: faust.StreamT) -> None:
             record = result
             score_events = await _with_redis_retry(
                 "applying an account change",
-                lambda r=record: updater().apply_account(r.id, r.handle, r.simulated),
+                partial(updater().apply_account, record.id, record.handle, record.simulated),
             )
             await _publish_scores(score_events)

@@ -41,7 +41,7 @@ def run_scorer(settings: Settings) -> None:
     verify_topics(settings, [settings.topic(name) for name in REQUIRED])
     asyncio.run(_prepare_redis(settings))
     if settings.scorer_metrics_port:
-        start_http_server(settings.scorer_metrics_port, addr="127.0.0.1")
+        start_http_server(settings.scorer_metrics_port, addr=settings.metrics_host)
     log.info(
         "scorer starting: broker %s, redis %s, metrics :%s",
         settings.kafka_bootstrap,

@@ -34,4 +34,6 @@ FRESHNESS = Gauge(
     "obs_scorer_freshness_seconds", "Wall clock minus the newest applied observed_at."
 )
 REDIS_ERRORS = Counter("obs_scorer_redis_errors_total", "Failed Redis operations (retried).")
-SCORE_EVENTS = Counter("obs_scorer_score_events_total", "Events produced to obs.scores.v1.", ["status"])
+SCORE_EVENTS = Counter(
+    "obs_scorer_score_events_total", "Events produced to obs.scores.v1.", ["status"]
+)

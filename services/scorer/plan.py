@@ -60,7 +60,9 @@ def plan_batch(snapshots: Iterable[MetricsSnapshot]) -> BatchPlan:
     return plan
 
 
-def _keep_newest(plan: BatchPlan, into: dict, key: tuple, summary: SnapshotSummary, version: str) -> None:
+def _keep_newest(
+    plan: BatchPlan, into: dict, key: tuple, summary: SnapshotSummary, version: str
+) -> None:
     held = into.get(key)
     if held is None or plan.versions[held.event_id] < version:
         into[key] = summary

@@ -74,7 +74,7 @@ class StandingsUpdater:
             frozen = await self.store.frozen_months()
 
             current: dict[str, list[EntryWrite]] = defaultdict(list)
-            for (platform, handle), summary in plan.current.items():
+            for (_, handle), summary in plan.current.items():
                 for tid in by_handle.get(handle, ()):
                     territory = self.registry[tid]
                     current[territory.category].append(
@@ -112,7 +112,9 @@ class StandingsUpdater:
         outcome.ignored = len(snapshots) - outcome.applied
         return outcome
 
-    async def apply_account(self, territory_id: str, handle: str | None, simulated: bool) -> list[dict]:
+    async def apply_account(
+        self, territory_id: str, handle: str | None, simulated: bool
+    ) -> list[dict]:
         """Record a territory's account and re-derive its unpublished entries from it."""
         territory = self.registry[territory_id]
         link = AccountLink(handle=handle, simulated=simulated)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import orjson
 from redis.asyncio import Redis
@@ -60,7 +61,7 @@ class ScorerStore:
 
     async def frozen_months(self) -> set[str]:
         """Edition months the publisher has frozen (never written by the scorer)."""
-        return {m.decode() for m in await self.redis.smembers(rk.FROZEN_MONTHS_KEY)}
+        return _texts(await self.redis.smembers(rk.FROZEN_MONTHS_KEY))
 
     # --- account summaries -------------------------------------------------------------
     async def save_summaries(self, plan: BatchPlan) -> None:
@@ -68,7 +69,7 @@ class ScorerStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             for (platform, handle), summary in plan.current.items():
                 key = rk.account_current_key(platform, handle)
-                args = [plan.version(summary), summary.to_json(), ""]
+                args: list[str | bytes] = [plan.version(summary), summary.to_json(), ""]
                 await self._account_cas(keys=[key, key], args=args, client=pipe)
             for (platform, handle, month), summary in plan.monthly.items():
                 keys = [
@@ -79,22 +80,23 @@ class ScorerStore:
                 await self._account_cas(keys=keys, args=args, client=pipe)
             await pipe.execute()
 
-    async def summary(self, platform: str, handle: str, month: str | None) -> SnapshotSummary | None:
+    async def summary(
+        self, platform: str, handle: str, month: str | None
+    ) -> SnapshotSummary | None:
         """The stored summary of an account (current, or for one edition month)."""
         key = (
             rk.account_current_key(platform, handle)
             if month is None
             else rk.account_month_key(platform, handle, month)
         )
-        raw = await self.redis.get(key)
+        raw = cast(bytes | None, await self.redis.get(key))
         if raw is None:
             return None
         return SnapshotSummary.from_json(raw.split(b"|", 1)[1])
 
     async def summary_months(self, platform: str, handle: str) -> set[str]:
         """Edition months in which an account has an `ok` snapshot."""
-        members = await self.redis.smembers(rk.account_months_key(platform, handle))
-        return {m.decode() for m in members}
+        return _texts(await self.redis.smembers(rk.account_months_key(platform, handle)))
 
     # --- standings views -----------------------------------------------------------------
     async def apply_entries(
@@ -129,11 +131,14 @@ class ScorerStore:
         flat = await self._remove(keys=_view_keys(prefix), args=ids)
         return [(flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2)]
 
-    async def entries(self, category: str, edition: str | None, ids: list[str]) -> list[bytes | None]:
+    async def entries(
+        self, category: str, edition: str | None, ids: list[str]
+    ) -> list[bytes | None]:
         """The stored entry JSON of territories in one view (None where absent)."""
         if not ids:
             return []
-        return await self.redis.hmget(rk.entry_key(rk.view_prefix(category, edition)), ids)
+        found = await self.redis.hmget(rk.entry_key(rk.view_prefix(category, edition)), ids)
+        return cast(list[bytes | None], found)
 
     async def evict_inactive(self, cutoff: int, as_of: str) -> dict[str, list[str]]:
         """Unrank, in every category, the territories older than the cutoff."""
@@ -148,7 +153,7 @@ class ScorerStore:
 
     async def edition_months(self, category: str) -> set[str]:
         """Months for which this category has edition entries."""
-        return {m.decode() for m in await self.redis.smembers(rk.edition_months_key(category))}
+        return _texts(await self.redis.smembers(rk.edition_months_key(category)))
 
     async def entry_exists(self, category: str, edition: str | None, territory_id: str) -> bool:
         """Whether a view holds an entry for the territory."""
@@ -170,7 +175,7 @@ class ScorerStore:
         """Every territory's account, re-read only when the mapping changed."""
         version = int(await self.redis.get(rk.ACCOUNTS_VERSION_KEY) or 0)
         if version != self._mapping_version:
-            raw = await self.redis.hgetall(rk.ACCOUNTS_KEY)
+            raw = cast(dict[bytes, bytes], await self.redis.hgetall(rk.ACCOUNTS_KEY))
             self._mapping = {k.decode(): _link(v) for k, v in raw.items()}
             self._mapping_version = version
         return self._mapping
@@ -194,6 +199,10 @@ class ScorerStore:
             pipe.set(rk.GEO_READY_KEY, fingerprint)
             await pipe.execute()
         return True
+
+
+def _texts(members: Iterable[bytes | str]) -> set[str]:
+    return {m.decode() if isinstance(m, bytes) else m for m in members}
 
 
 def _view_keys(prefix: str) -> list[str]:

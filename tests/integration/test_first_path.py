@@ -106,8 +106,9 @@ def test_simulated_departements_are_ranked_live_by_methodology_v1(stack):
     real = 9  # départements of the article with a valid handle: not simulated, no data here
     expected_total = len(registry.by_category("departements")) - real
     body = wait_for(
-        lambda: (b := _standings(settings, "departements", limit=10))["total"] == expected_total
-        and b,
+        lambda: (
+            (b := _standings(settings, "departements", limit=10))["total"] == expected_total and b
+        ),
         timeout=60,
         what="every simulated département to be ranked",
     )
@@ -142,7 +143,9 @@ def test_simulated_departements_are_ranked_live_by_methodology_v1(stack):
     occitanie = _standings(settings, "departements", region="76", limit=50)
     assert [i["rank"] for i in occitanie["items"]] == list(range(1, occitanie["total"] + 1))
     ranks = [i["national_rank"] for i in occitanie["items"]]
-    assert ranks == sorted(ranks) and all(registry[i["id"]].regions == ("76",) for i in occitanie["items"])
+    assert ranks == sorted(ranks) and all(
+        registry[i["id"]].regions == ("76",) for i in occitanie["items"]
+    )
 
 
 def test_invalid_records_go_to_the_dead_letter_topic_and_good_ones_are_applied(stack):
@@ -181,7 +184,11 @@ def test_invalid_records_go_to_the_dead_letter_topic_and_good_ones_are_applied(s
 
     gers = wait_for(
         lambda: next(
-            (i for i in _standings(settings, "departements", limit=500)["items"] if i["id"] == "dep-32"),
+            (
+                i
+                for i in _standings(settings, "departements", limit=500)["items"]
+                if i["id"] == "dep-32"
+            ),
             None,
         ),
         timeout=30,
@@ -189,9 +196,11 @@ def test_invalid_records_go_to_the_dead_letter_topic_and_good_ones_are_applied(s
     )
     assert gers["handle"] == "gersledepartement" and gers["simulated"] is False
     dlq = wait_for(
-        lambda: (records := read_all(settings, settings.topic("obs.metrics.v1.dlq"), timeout=10))
-        and len(records) >= len(poison)
-        and records,
+        lambda: (
+            (records := read_all(settings, settings.topic("obs.metrics.v1.dlq"), timeout=10))
+            and len(records) >= len(poison)
+            and records
+        ),
         timeout=30,
         what="every poison record in the dead-letter topic",
     )

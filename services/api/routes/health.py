@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from services.api.responses import JSON
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from services.api.deps import RedisDep
+from services.api.responses import JSON
 
 router = APIRouter(tags=["operations"])
 

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
-from services.api.responses import JSON
 
 from services.api.deps import RegistryDep, RepositoryDep
 from services.api.errors import ApiError
+from services.api.responses import JSON
 from services.common.contracts import CATEGORIES, CATEGORIES_BY_ID
 from services.common.territories import Registry
 
