@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated, Any
 
 import orjson
@@ -29,9 +30,16 @@ def territories() -> None:
     # A callback keeps `list` a subcommand even while it is the group's only command.
 
 
+@lru_cache(maxsize=1)
+def _bundled_handles() -> dict[str, str]:
+    from services.common.accounts import load_accounts
+
+    return {account.territory_id: account.handle for account in load_accounts().accounts}
+
+
 def _handle_of(territory: Territory) -> str | None:
-    """Return the Instagram handle of a territory, or None when none is known (not wired yet)."""
-    return None
+    """The territory's handle in the bundled accounts file (None when it has none)."""
+    return _bundled_handles().get(territory.id)
 
 
 def territory_record(territory: Territory) -> dict[str, Any]:

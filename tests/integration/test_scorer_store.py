@@ -48,7 +48,9 @@ def snapshot(handle: str, observed_at: str, followers: int, **extra: object) -> 
     return MetricsSnapshot.model_validate(event)
 
 
-async def ranking(redis: Redis, category: str = "departements", **filters: str) -> list[tuple[str, float]]:
+async def ranking(
+    redis: Redis, category: str = "departements", **filters: str
+) -> list[tuple[str, float]]:
     page = await StandingsRepository(redis).page(category, None, offset=0, limit=500, **filters)
     return [(row.territory_id, row.entry["score"]) for row in page.rows]
 
@@ -97,7 +99,9 @@ async def test_error_snapshot_moves_the_watermark_but_not_the_standings(updater,
     await updater.apply_account("dep-32", "gers", False)
     await updater.apply_snapshots([snapshot("gers", "2021-06-01T00:00:00Z", 500)])
     error = MetricsSnapshot.model_validate(
-        build_metrics_event(handle="gers", observed_at="2021-06-20T00:00:00Z", status="error", source="sim")
+        build_metrics_event(
+            handle="gers", observed_at="2021-06-20T00:00:00Z", status="error", source="sim"
+        )
     )
     outcome = await updater.apply_snapshots([error])
     assert outcome.applied == 0
