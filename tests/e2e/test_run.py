@@ -1,0 +1,78 @@
+"""`observatoire run` as a newcomer runs it: everything up, départements ranked, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from services.common.localstack import free_port, port_is_open
+from tests.services import REPO_ROOT, wait_for
+
+
+def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Path):
+    ports = {name: free_port() for name in ("kafka", "redis", "api", "scorer", "collector")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBS_")} | {
+        "OBS_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
+        "OBS_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+        "OBS_API_PORT": str(ports["api"]),
+        "OBS_SCORER_METRICS_PORT": str(ports["scorer"]),
+        "OBS_COLLECTOR_METRICS_PORT": str(ports["collector"]),
+        "OBS_RUN_DIR": str(tmp_path / "run"),
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    log_path = tmp_path / "run.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "run"],
+            cwd=tmp_path,  # no .env of the developer's
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    api = f"http://127.0.0.1:{ports['api']}"
+    try:
+        started = time.monotonic()
+        body = wait_for(
+            lambda: (
+                (
+                    r := httpx.get(f"{api}/api/v1/standings/departements", params={"limit": 10})
+                ).status_code
+                == 200
+                and r.json()["total"] >= 10
+                and r.json()
+            ),
+            timeout=60,
+            what=f"ranked départements from `observatoire run`:\n{log_path.read_text()[-3000:]}",
+        )
+        ready_after = time.monotonic() - started
+        assert [item["rank"] for item in body["items"]] == list(range(1, 11))
+        scores = [item["score"] for item in body["items"]]
+        assert scores == sorted(scores, reverse=True)
+        assert all(item["simulated"] for item in body["items"])
+        metrics = httpx.get(f"http://127.0.0.1:{ports['scorer']}/metrics").text
+        assert "obs_scorer_entries_applied_total" in metrics
+        print(f"ranked départements served {ready_after:.1f} s after `run` started")
+
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        stopping = time.monotonic()
+        proc.wait(10)
+        took = time.monotonic() - stopping
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log_path.read_text()
+    assert took < 10, text[-3000:]
+    assert proc.returncode == 0, text[-3000:]
+    assert "observatoire stopped" in text
+    for name, port in ports.items():
+        assert not port_is_open("127.0.0.1", port), f"{name} still listening after stop"
+    for service in ("scorer", "api", "collector"):
+        service_log = (tmp_path / "run" / "logs" / f"{service}.log").read_text()
+        assert "stopped" in service_log, f"{service} did not say it stopped:\n{service_log[-2000:]}"
