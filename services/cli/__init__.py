@@ -20,7 +20,7 @@ def main() -> None:
 
 def _register() -> None:
     """Attach the command groups."""
-    from services.cli import handles, replay, run, services, territories, topics
+    from services.cli import handles, rebuild, replay, run, services, territories, topics
 
     app.add_typer(territories.app, name="territories", help="The territory registry.")
     app.add_typer(handles.app, name="handles", help="Instagram handle checks.")
@@ -28,3 +28,4 @@ def _register() -> None:
     app.add_typer(services.app, name="service", help="Run one service (started by `run`).")
     app.command("run")(run.run_command)
     app.command("replay")(replay.replay_command)
+    app.command("rebuild")(rebuild.rebuild_command)

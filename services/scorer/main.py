@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 
 import faust
 from prometheus_client import start_http_server
@@ -13,7 +12,7 @@ from services.common.kafka import verify_topics
 from services.common.lifecycle import arm_shutdown_watchdog, configure_logging, log_stopped
 from services.common.settings import Settings
 from services.common.territories import load_registry
-from services.scorer.store import ScorerStore
+from services.scorer.store import ScorerStore, geo_fingerprint
 
 SERVICE = "scorer"
 
@@ -23,10 +22,7 @@ async def _prepare_redis(settings: Settings) -> None:
     try:
         await redis.ping()
         registry = load_registry()
-        fingerprint = hashlib.sha256(
-            "|".join(f"{t.id}:{t.regions}:{t.departements}" for t in registry.all()).encode()
-        ).hexdigest()[:16]
-        await ScorerStore(redis).ensure_geo(registry, fingerprint)
+        await ScorerStore(redis).ensure_geo(registry, geo_fingerprint(registry))
     finally:
         await redis.aclose()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -199,6 +200,14 @@ class ScorerStore:
             pipe.set(rk.GEO_READY_KEY, fingerprint)
             await pipe.execute()
         return True
+
+
+def geo_fingerprint(registry: Registry) -> str:
+    """A short digest of the registry's membership: the geo sets are rebuilt when it changes."""
+    digest = hashlib.sha256()
+    for t in registry.all():
+        digest.update(f"{t.id}:{','.join(t.regions)}:{','.join(t.departements)};".encode())
+    return digest.hexdigest()[:16]
 
 
 def _texts(members: Iterable[bytes | str]) -> set[str]:

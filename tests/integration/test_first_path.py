@@ -221,6 +221,41 @@ def test_invalid_records_go_to_the_dead_letter_topic_and_good_ones_are_applied(s
     assert _standings(settings, "departements")["as_of"] < "2099"
 
 
+def _scorer_view(redis_url: str) -> dict[str, object]:
+    """Every standings view, entry and version the scorer owns, as comparable data."""
+    import redis as redis_sync
+
+    from services.common import redis_keys as rk
+    from services.common.contracts import CATEGORY_IDS
+
+    client = redis_sync.Redis.from_url(redis_url)
+    view: dict[str, object] = {"watermark": client.get(rk.WATERMARK_KEY)}
+    for category in CATEGORY_IDS:
+        months = sorted(m.decode() for m in client.smembers(rk.edition_months_key(category)))
+        view[f"{category}:months"] = months
+        view[f"{category}:as_of"] = client.hget(rk.meta_key(category), "as_of")
+        for edition in [None, *months]:
+            prefix = rk.view_prefix(category, edition)
+            view[f"{prefix}:rank"] = client.zrange(rk.rank_key(prefix), 0, -1, withscores=True)
+            view[f"{prefix}:entry"] = client.hgetall(rk.entry_key(prefix))
+            view[f"{prefix}:ver"] = client.hgetall(rk.version_key(prefix))
+    client.close()
+    return view
+
+
+def test_rebuild_from_the_topics_restores_exactly_the_live_view(stack):
+    settings: Settings = stack["settings"]
+    before = _scorer_view(settings.redis_url)
+    assert before["watermark"] is not None and before["departements:months"]
+    rebuild = ServiceProcess(["rebuild"], stack["env"], stack["tmp"] / "rebuild.log").start()
+    assert rebuild.wait(120) == 0, rebuild.log()[-3000:]
+    assert "rebuilt from" in rebuild.log()
+    after = _scorer_view(settings.redis_url)
+    assert after.keys() == before.keys()
+    for key in before:
+        assert after[key] == before[key], key
+
+
 def test_scorer_and_api_stop_within_10_seconds_of_sigterm_and_say_so(stack):
     for name, proc in stack["procs"].items():
         took = proc.terminate(timeout=10)

@@ -1,0 +1,154 @@
+"""Rebuild the scorer's part of the derived view from the topics (`observatoire rebuild`).
+
+Reads `obs.accounts.v1` then `obs.metrics.v1` from the beginning to the end offsets seen at the
+start, with a bulk consumer, and applies them through the same validation, pure scoring and
+Redis compare-and-set code as the live scorer (StandingsUpdater). Because every write is
+idempotent and order-independent, the result equals what live processing produced.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from redis.asyncio import Redis
+
+from services.common import redis_keys as rk
+from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS
+from services.common.events import MetricsSnapshot
+from services.common.settings import Settings
+from services.common.territories import Registry, load_registry
+from services.common.validation import Rejection, validate_account, validate_metrics
+from services.scorer.standings import StandingsUpdater
+from services.scorer.store import ScorerStore, geo_fingerprint
+
+log = logging.getLogger("rebuild")
+FETCH_RECORDS = 10_000
+APPLY_BATCH = 5_000
+
+
+@dataclass(slots=True)
+class RebuildReport:
+    """What a rebuild read, applied and rejected, and how long it took."""
+
+    accounts: int = 0
+    metrics: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def reject(self, rejection: Rejection) -> None:
+        self.rejected[rejection.reason] = self.rejected.get(rejection.reason, 0) + 1
+
+
+async def wipe_scorer_view(redis: Redis) -> int:
+    """Delete every key the scorer owns (standings views, summaries, watermark, mapping)."""
+    patterns = [f"{rk.category_tag(c)}:*" for c in CATEGORY_IDS] + ["obs:acct:*"]
+    owned_meta = [
+        rk.WATERMARK_KEY,
+        rk.ACCOUNTS_KEY,
+        rk.ACCOUNTS_VERSION_KEY,
+        rk.GEO_READY_KEY,
+    ]
+    deleted = 0
+    for pattern in patterns:
+        batch: list[bytes] = []
+        async for key in redis.scan_iter(match=pattern, count=1000):
+            if key.decode().endswith(":link"):  # the publisher's link status
+                continue
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += await redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            deleted += await redis.unlink(*batch)
+    deleted += await redis.unlink(*owned_meta)
+    return deleted
+
+
+async def read_topic(
+    settings: Settings, topic: str, *, fetch: int = FETCH_RECORDS
+) -> AsyncIterator[list[ConsumerRecord]]:
+    """Every record of a topic up to the end offsets seen at the start, in bulk chunks."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        name = settings.topic(topic)
+        partitions = [
+            TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])
+        ]
+        if not partitions:
+            raise RuntimeError(f"topic {name} is missing: run `observatoire topics create`")
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        pending = {tp for tp in partitions if ends[tp] > 0}
+        pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+        while pending:
+            fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=fetch)
+            chunk: list[ConsumerRecord] = []
+            for tp, records in fetched.items():
+                chunk.extend(r for r in records if r.offset < ends[tp])
+            if chunk:
+                yield chunk
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
+
+
+async def rebuild(
+    settings: Settings,
+    *,
+    registry: Registry | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> RebuildReport:
+    """Wipe the scorer's view and rebuild it from `obs.accounts.v1` and `obs.metrics.v1`."""
+    report = RebuildReport()
+    started = time.perf_counter()
+    registry = registry or load_registry()
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await wipe_scorer_view(redis)
+        store = ScorerStore(redis)
+        await store.ensure_geo(registry, geo_fingerprint(registry))
+        updater = StandingsUpdater(store, registry)
+        async for chunk in read_topic(settings, TOPIC_ACCOUNTS):
+            for record in chunk:
+                result = validate_account(record.value, record.timestamp)
+                if isinstance(result, Rejection):
+                    report.reject(result)
+                elif result.id not in registry:
+                    report.reject(Rejection("unknown_territory", result.id))
+                else:
+                    await updater.apply_account(result.id, result.handle, result.simulated)
+                    report.accounts += 1
+            if progress:
+                progress(TOPIC_ACCOUNTS, len(chunk))
+        async for chunk in read_topic(settings, TOPIC_METRICS):
+            valid: list[MetricsSnapshot] = []
+            for record in chunk:
+                snapshot = validate_metrics(record.value, record.timestamp)
+                if isinstance(snapshot, Rejection):
+                    report.reject(snapshot)
+                else:
+                    valid.append(snapshot)
+            for start in range(0, len(valid), APPLY_BATCH):
+                await updater.apply_snapshots(valid[start : start + APPLY_BATCH])
+            report.metrics += len(valid)
+            if progress:
+                progress(TOPIC_METRICS, len(chunk))
+    finally:
+        await redis.aclose()
+    report.seconds = time.perf_counter() - started
+    return report
