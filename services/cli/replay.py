@@ -1,8 +1,12 @@
-"""`observatoire replay FILE [--accounts ACCOUNTS]`: produce an events file into the topics.
+"""`observatoire replay FILE [--accounts ACCOUNTS] [--batch]`: replay an events file.
 
 Lines are validated like a consumer would (the `future` rule against this machine's clock);
 bad lines are reported with their number and reason and skipped, good ones all produced, in
 file order, with confirmed delivery.
+
+With `--batch` nothing is produced: the standings are computed in memory by the reference
+batch computation (services/common/reference.py), without broker or Redis, and printed as
+JSON; invalid lines are reported on stderr and the exit code stays 0.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import orjson
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
@@ -17,6 +22,7 @@ from services.collector.producer import EventProducer, metrics_key, territory_ke
 from services.common.clock import utcnow
 from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_METRICS
 from services.common.kafka import TopicsNotReady, verify_topics
+from services.common.reference import compute_standings
 from services.common.settings import get_settings
 from services.common.validation import Rejection, validate_account, validate_metrics
 
@@ -76,8 +82,16 @@ def replay_command(
     accounts: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="JSON lines of obs.accounts.v1, produced first."
     ),
+    batch: bool = typer.Option(
+        False,
+        "--batch",
+        help="Compute the standings without Kafka or Redis and print them as JSON.",
+    ),
 ) -> None:
     """Produce FILE's snapshots into obs.metrics.v1 in file order (after ACCOUNTS' records)."""
+    if batch:  # before any broker check: the batch computation needs none
+        _batch(file, accounts)
+        return
     settings = get_settings()
     try:
         verify_topics(settings, [settings.topic(TOPIC_METRICS), settings.topic(TOPIC_ACCOUNTS)])
@@ -105,3 +119,31 @@ def replay_command(
     if problems:
         typer.echo(f"{len(problems)} invalid line(s) skipped", err=True)
         raise typer.Exit(1)
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        yield from handle
+
+
+def _batch(file: Path, accounts: Path | None) -> None:
+    """Print `{"current": ..., "editions": ...}` of FILE (and ACCOUNTS) on stdout."""
+    now_ms = int(utcnow().timestamp() * 1000)
+    try:
+        result = compute_standings(
+            _lines(file),
+            account_lines=_lines(accounts) if accounts is not None else (),
+            now_ms=now_ms,
+        )
+    except OSError as exc:
+        typer.echo(f"error: cannot read {exc.filename or file}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from exc
+    problems = [
+        f"{accounts}:{number}: {reason}: {detail}"
+        for number, reason, detail in result.rejected_accounts
+    ] + [f"{file}:{number}: {reason}: {detail}" for number, reason, detail in result.rejected]
+    typer.echo(orjson.dumps(result.to_json_object()).decode())
+    for problem in problems:
+        typer.echo(f"skipped {problem}", err=True)
+    if problems:
+        typer.echo(f"{len(problems)} invalid line(s) skipped", err=True)

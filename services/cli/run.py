@@ -92,7 +92,7 @@ def run_stack(settings: Settings, source: str, file: Path | None) -> None:
             raise LocalServiceError("topic verification failed; see `observatoire topics create`")
         from services.cli.topics import seed_bundled_accounts
 
-        seeded = seed_bundled_accounts(settings)
+        seeded = seed_bundled_accounts(settings, log.warning)
         log.info("topics ready (%d), %d bundled accounts seeded", len(reports), seeded)
         children = [Child("scorer", ["scorer"], log_dir), Child("api", ["api"], log_dir)]
         if source != "none":

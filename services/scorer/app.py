@@ -21,5 +21,6 @@ app = faust.App(
     key_serializer="raw",
     autodiscover=False,
     web_enabled=False,
+    datadir=str(settings.run_dir / "faust"),
     **faust_settings(settings),
 )

