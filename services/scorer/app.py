@@ -14,6 +14,9 @@ from services.common.kafka import faust_settings
 from services.common.settings import get_settings
 
 settings = get_settings()
+# faust keeps its own small state here (table stores; none used): never in the working directory.
+datadir = settings.run_dir / "faust"
+datadir.mkdir(parents=True, exist_ok=True)
 
 app = faust.App(
     f"{settings.topic_prefix}observatoire-scorer",
@@ -21,6 +24,6 @@ app = faust.App(
     key_serializer="raw",
     autodiscover=False,
     web_enabled=False,
-    datadir=str(settings.run_dir / "faust"),
+    datadir=str(datadir),
     **faust_settings(settings),
 )
