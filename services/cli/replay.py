@@ -88,7 +88,10 @@ def replay_command(
         help="Compute the standings without Kafka or Redis and print them as JSON.",
     ),
 ) -> None:
-    """Produce FILE's snapshots into obs.metrics.v1 in file order (after ACCOUNTS' records)."""
+    """Produce FILE's snapshots into obs.metrics.v1 in file order (after ACCOUNTS' records).
+
+    With --batch, produce nothing: print the standings FILE (and ACCOUNTS) give, as JSON.
+    """
     if batch:  # before any broker check: the batch computation needs none
         _batch(file, accounts)
         return

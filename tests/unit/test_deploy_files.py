@@ -85,8 +85,8 @@ def test_env_example_gives_each_setting_a_comment_line_above_it() -> None:
 def test_loading_env_example_gives_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [n for n in os.environ if n.startswith("OBS_")]:
         monkeypatch.delenv(name)
-    from_file = Settings(_env_file=ENV_EXAMPLE)  # type: ignore[call-arg]
-    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    from_file = Settings(_env_file=ENV_EXAMPLE)
+    defaults = Settings(_env_file=None)
     assert from_file.model_dump() == defaults.model_dump()
 
 

@@ -1,0 +1,39 @@
+"""`make bench`: performance benchmarks, each against a baseline measured in the same run.
+
+Usage: python -m bench [scorer|france] … (default: scorer). Results are printed and saved in
+bench/results/<name>.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from bench import scorer
+from bench.common import RESULTS
+
+BENCHES = {
+    "scorer": lambda: scorer.run("standard"),
+    "france": lambda: scorer.run("france"),
+}
+
+
+def main(argv: list[str]) -> int:
+    names = argv or ["scorer"]
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        print(f"unknown bench {unknown}; available: {', '.join(BENCHES)}", file=sys.stderr)
+        return 2
+    RESULTS.mkdir(exist_ok=True)
+    for name in names:
+        started = time.perf_counter()
+        result = BENCHES[name]()
+        result["wall_seconds"] = round(time.perf_counter() - started, 1)
+        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps({name: result}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

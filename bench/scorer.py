@@ -1,0 +1,106 @@
+"""Scorer throughput: live faust worker and `rebuild`, as ratios to raw aiokafka consume.
+
+All three read the same pre-filled `obs.metrics.v1` (realistic simulated snapshots) in one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import redis
+
+from bench.common import Prefill, now, prefill, private_stack, raw_consume, rss_mb, world
+from services.common.contracts import CATEGORY_IDS
+from services.common.settings import Settings
+from services.scorer.rebuild import rebuild
+from tests.services import ServiceProcess, service_env
+
+SCENARIOS = {
+    # name: (categories, daily rounds)
+    "standard": (("regions", "departements", "metropoles", "grandes-villes", "villes-moyennes"), 100),
+    "france": (CATEGORY_IDS, 30),
+}
+
+
+def _consumed(settings: Settings) -> float:
+    text = httpx.get(f"http://127.0.0.1:{settings.scorer_metrics_port}/metrics", timeout=2).text
+    match = re.search(r'obs_scorer_events_consumed_total\{topic="metrics"\} ([0-9.e+]+)', text)
+    return float(match.group(1)) if match else 0.0
+
+
+def live(settings: Settings, expected: int, tmp: Path) -> dict[str, float]:
+    """Start a scorer worker on the pre-filled topic; time from its first event to the last."""
+    proc = ServiceProcess(["service", "scorer"], service_env(settings), tmp / "scorer.log").start()
+    try:
+        first = None
+        deadline = time.monotonic() + 600
+        rss = 0.0
+        while time.monotonic() < deadline:
+            try:
+                done = _consumed(settings)
+            except httpx.HTTPError:
+                done = 0.0
+            if done and first is None:
+                first = (time.perf_counter(), done)
+            if done >= expected:
+                break
+            if proc.proc is not None:
+                rss = max(rss, rss_mb(proc.proc.pid))
+            time.sleep(0.05)
+        else:
+            raise RuntimeError(f"live scorer did not finish:\n{proc.log()[-2000:]}")
+        elapsed = time.perf_counter() - first[0]
+        return {"events": expected - first[1], "seconds": elapsed, "rss_mb": rss}
+    finally:
+        proc.terminate()
+
+
+def run(scenario: str = "standard") -> dict[str, object]:
+    categories, rounds = SCENARIOS[scenario]
+    with tempfile.TemporaryDirectory() as tmpdir, private_stack(Path(tmpdir)) as settings:
+        tmp = Path(tmpdir)
+        end = now()
+        sim = world(categories, end)
+        filled: Prefill = asyncio.run(prefill(settings, sim, rounds, end))
+        count, raw_seconds = asyncio.run(raw_consume(settings))
+        assert count == filled.events, (count, filled.events)
+        client = redis.Redis.from_url(settings.redis_url)
+        baseline_memory = client.info("memory")["used_memory"]
+        report = asyncio.run(rebuild(settings))
+        rebuild_seconds = report.seconds
+        ranked = sum(client.zcard(f"obs:{{cat:{c}}}:cur:rank") for c in CATEGORY_IDS)
+        memory = client.info("memory")["used_memory"] - baseline_memory
+        client.flushdb()
+        live_result = live(settings, filled.events, tmp)
+        raw_rate = count / raw_seconds
+        rebuild_rate = report.metrics / rebuild_seconds
+        live_rate = live_result["events"] / live_result["seconds"]
+        return {
+            "scenario": scenario,
+            "prefill": {
+                "events": filled.events,
+                "accounts": filled.accounts,
+                "mean_event_bytes": round(filled.bytes / filled.events),
+                "seconds": round(filled.seconds, 1),
+            },
+            "baseline_raw_aiokafka_consume_decode": {"events_per_s": round(raw_rate)},
+            "rebuild": {
+                "events_per_s": round(rebuild_rate),
+                "seconds": round(rebuild_seconds, 1),
+                "ratio": round(rebuild_rate / raw_rate, 3),
+            },
+            "live_one_worker": {
+                "events_per_s": round(live_rate),
+                "ratio": round(live_rate / raw_rate, 3),
+                "worker_rss_mb": round(live_result["rss_mb"]),
+            },
+            "redis": {
+                "ranked_territories": ranked,
+                "bytes_per_ranked_territory": round(memory / max(ranked, 1)),
+            },
+        }

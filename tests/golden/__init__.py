@@ -1,0 +1,1 @@
+"""Golden logs: deterministic, realistic event logs for checking the scorer against the oracle."""
