@@ -1,0 +1,147 @@
+"""Golden: the streaming scorer, killed three times mid-log, ends exactly where the reference
+batch computation (`replay --batch`) puts every territory — current and edition standings,
+every category, ranks and scores."""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+import redis
+from kafka import KafkaConsumer, TopicPartition
+
+from services.common import redis_keys as rk
+from services.common.clock import utcnow
+from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS
+from services.common.kafka import create_topics, end_offsets, make_producer
+from services.common.localstack import RedisServer, TansuBroker, free_port
+from services.common.reference import compute_standings
+from services.common.settings import Settings
+from tests.golden.generate import generate
+from tests.services import ServiceProcess, service_env, wait_for
+
+N_EVENTS = 50_000
+KILL_AT = (0.25, 0.45, 0.62)  # fractions of the log committed when the scorer is SIGKILLed
+
+
+def _committed(settings: Settings, group: str) -> int:
+    """Offsets of obs.metrics.v1 the scorer's group has committed, summed over partitions."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_servers, group_id=group)
+    try:
+        name = settings.topic(TOPIC_METRICS)
+        partitions = [TopicPartition(name, p) for p in range(12)]
+        return sum(consumer.committed(tp) or 0 for tp in partitions)
+    finally:
+        consumer.close()
+
+
+def _streaming_standings(redis_url: str) -> tuple[dict, dict]:
+    client = redis.Redis.from_url(redis_url)
+    current: dict[str, list[dict]] = {}
+    editions: dict[str, dict[str, list[dict]]] = {}
+    for category in CATEGORY_IDS:
+        months = sorted(m.decode() for m in client.smembers(rk.edition_months_key(category)))
+        for edition in [None, *months]:
+            ranked = client.zrange(
+                rk.rank_key(rk.view_prefix(category, edition)), 0, -1, withscores=True
+            )
+            rows = [
+                {"rank": i, "id": member.decode(), "score": -score}
+                for i, (member, score) in enumerate(ranked, start=1)
+            ]
+            if not rows:
+                continue
+            if edition is None:
+                current[category] = rows
+            else:
+                editions.setdefault(edition, {})[category] = rows
+    client.close()
+    return current, editions
+
+
+@pytest.mark.slow
+def test_streaming_equals_batch_on_the_golden_log_despite_three_crashes(
+    broker: TansuBroker, redis_server: RedisServer, tmp_path: Path
+):
+    settings = Settings(
+        _env_file=None,
+        kafka_bootstrap=broker.bootstrap,
+        topic_prefix=f"g{uuid.uuid4().hex[:10]}-",
+        redis_url=f"{redis_server.url.rsplit('/', 1)[0]}/5",
+        scorer_metrics_port=free_port(),
+        run_dir=tmp_path / "run",
+    )
+    client = redis.Redis.from_url(settings.redis_url)
+    client.flushdb()
+    end = utcnow() - timedelta(minutes=10)
+    log = generate(7, N_EVENTS, end=end)
+    assert len(log.metrics) >= N_EVENTS
+    assert all(report.ok for report in create_topics(settings))
+
+    # Produce the log as a collector would: accounts first, the handle change mid-stream.
+    producer = make_producer(settings, enable_idempotence=False)
+    accounts_topic, metrics_topic = settings.topic(TOPIC_ACCOUNTS), settings.topic(TOPIC_METRICS)
+    for record in log.accounts:
+        producer.send(accounts_topic, key=record["id"].encode(), value=orjson.dumps(record))
+    after = dict(log.accounts_after)  # index -> record
+    for index, event in enumerate(log.metrics):
+        if index in after:
+            producer.flush()
+            record = after[index]
+            producer.send(accounts_topic, key=record["id"].encode(), value=orjson.dumps(record))
+        producer.send(
+            metrics_topic, key=f"instagram:{event['handle']}".encode(), value=orjson.dumps(event)
+        )
+    producer.flush()
+    producer.close()
+    total = sum(end_offsets(settings, TOPIC_METRICS).values())
+    assert total == len(log.metrics)
+
+    env = service_env(settings, OBS_SCORER_BATCH_SIZE="500")
+    group = f"{settings.topic_prefix}observatoire-scorer"
+    kills = []
+    for target in KILL_AT:
+        scorer = ServiceProcess(["service", "scorer"], env, tmp_path / "scorer.log").start()
+        done = wait_for(
+            lambda t=target: (c := _committed(settings, group)) >= t * total and c,
+            timeout=240,
+            interval=0.05,
+            what=f"{target:.0%} of the log committed",
+        )
+        assert scorer.proc is not None
+        scorer.proc.send_signal(signal.SIGKILL)
+        scorer.proc.wait(10)
+        kills.append(done / total)
+    assert all(0.2 <= fraction <= 0.8 for fraction in kills), kills
+
+    scorer = ServiceProcess(["service", "scorer"], env, tmp_path / "scorer.log").start()
+    try:
+        wait_for(
+            lambda: _committed(settings, group) >= total,
+            timeout=300,
+            what=f"the whole log committed:\n{scorer.log()[-2000:]}",
+        )
+        time.sleep(0.5)  # the last batch's Redis writes precede its commit; nothing after it
+        current, editions = _streaming_standings(settings.redis_url)
+    finally:
+        scorer.terminate()
+
+    accounts_path = tmp_path / "accounts.jsonl"
+    metrics_path = tmp_path / "metrics.jsonl"
+    log.write(tmp_path)
+    expected = compute_standings(
+        metrics_path.read_bytes().splitlines(),
+        account_lines=accounts_path.read_bytes().splitlines(),
+        now_ms=int(utcnow().timestamp() * 1000),
+    )
+    assert expected.rejected == []
+    assert set(current) == set(CATEGORY_IDS)  # the golden log covers every category
+    assert current == expected.current
+    assert editions == expected.editions
+    ranked = sum(map(len, current.values()))
+    print(f"killed at {[f'{k:.0%}' for k in kills]} of the log; {ranked} ranked")
