@@ -15,7 +15,11 @@ class Settings(BaseSettings):
     """Every knob of the observatory. Services receive an instance; none reads os.environ."""
 
     model_config = SettingsConfigDict(
-        env_prefix="OBS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="OBS_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,  # `OBS_OPERATOR_TOKEN=` means unset, never an empty secret
     )
 
     # --- Kafka ---------------------------------------------------------------------------

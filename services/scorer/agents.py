@@ -136,6 +136,19 @@ async def apply_metrics(stream: Any) -> None:
         await _publish_scores(outcome.score_events)
 
 
+@app.timer(interval=5.0)
+async def report_freshness() -> None:
+    """Keep the freshness gauge growing while nothing new is applied (a stalled stream)."""
+    try:
+        watermark = await updater().store.watermark()
+    except (RedisError, OSError):
+        m.REDIS_ERRORS.inc()
+        return
+    if watermark is not None:
+        m.WATERMARK.set(watermark)
+        m.FRESHNESS.set(time.time() - watermark)
+
+
 @app.agent(accounts_topic)
 async def apply_accounts(stream: Any) -> None:
     """Record each territory's account and re-derive its entries when it changes."""
