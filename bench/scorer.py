@@ -22,7 +22,10 @@ from tests.services import ServiceProcess, service_env
 
 SCENARIOS = {
     # name: (categories, daily rounds)
-    "standard": (("regions", "departements", "metropoles", "grandes-villes", "villes-moyennes"), 100),
+    "standard": (
+        ("regions", "departements", "metropoles", "grandes-villes", "villes-moyennes"),
+        100,
+    ),
     "france": (CATEGORY_IDS, 30),
 }
 
