@@ -58,6 +58,11 @@ def geo_key(category: str, level: str, code: str) -> str:
     return f"{category_tag(category)}:geo:{level}:{code}"
 
 
+def edition_frozen_key(category: str, edition: str) -> str:
+    """STRING marker: the month is published; scripts refuse to write its edition view."""
+    return f"{category_tag(category)}:ed:{edition}:frozen"
+
+
 def link_status_key(category: str) -> str:
     """HASH territory id -> `ok` | `suspect` | `dead` (written by the publisher)."""
     return f"{category_tag(category)}:link"

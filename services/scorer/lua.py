@@ -22,12 +22,17 @@ if ARGV[3] ~= '' then redis.call('SADD', KEYS[2], ARGV[3]) end
 return 1
 """
 
-# KEYS[1] rank ZSET, KEYS[2] entry HASH, KEYS[3] version HASH, KEYS[4] seen ZSET
+# KEYS[1] rank ZSET, KEYS[2] entry HASH, KEYS[3] version HASH, KEYS[4] seen ZSET,
+# KEYS[5] the view's frozen marker (edition views: set by the publisher when it publishes the
+# month; checked here, atomically with the writes, so a batch in flight can never touch a
+# published month).
 # ARGV[1] cutoff epoch ("" = no eligibility rule: edition views), ARGV[2] force ("1": a
 # re-derivation after a handle change replaces whatever is there), then groups of
 # (id, version, observed epoch, negated score, entry JSON).
-# Returns a flat list of (id, "ranked" | "inactive") for every entry written.
+# Returns a flat list of (id, "ranked" | "inactive") for every entry written, or
+# {"frozen"} when the view is frozen.
 APPLY_ENTRIES: Final = """
+if redis.call('EXISTS', KEYS[5]) == 1 then return {'frozen'} end
 local cutoff = ARGV[1]
 local force = ARGV[2] == '1'
 local out = {}
@@ -55,8 +60,9 @@ return out
 """
 
 # Same KEYS as APPLY_ENTRIES; ARGV: territory ids to drop from the view entirely.
-# Returns a flat list of (id, entry JSON) for the entries removed.
+# Returns a flat list of (id, entry JSON) for the entries removed (none if frozen).
 REMOVE_ENTRIES: Final = """
+if redis.call('EXISTS', KEYS[5]) == 1 then return {} end
 local out = {}
 for i = 1, #ARGV do
   local entry = redis.call('HGET', KEYS[2], ARGV[i])

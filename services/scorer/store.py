@@ -112,13 +112,14 @@ class ScorerStore:
         """Compare-and-set entries into one view; returns (id, ranked|inactive) written."""
         if not writes:
             return []
-        prefix = rk.view_prefix(category, edition)
         args: list[str | bytes | int | float] = ["" if cutoff is None else cutoff, int(force)]
         for w in writes:
             args += [w.territory_id, w.version, w.epoch, -w.score, w.entry_json]
         if edition is not None:
             await self.redis.sadd(rk.edition_months_key(category), edition)
-        flat = await self._apply(keys=_view_keys(prefix), args=args)
+        flat = await self._apply(keys=_view_keys(category, edition), args=args)
+        if flat == [b"frozen"]:
+            return []
         return [(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
 
     async def remove_entries(
@@ -128,8 +129,7 @@ class ScorerStore:
         ids = list(ids)
         if not ids:
             return []
-        prefix = rk.view_prefix(category, edition)
-        flat = await self._remove(keys=_view_keys(prefix), args=ids)
+        flat = await self._remove(keys=_view_keys(category, edition), args=ids)
         return [(flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2)]
 
     async def entries(
@@ -214,8 +214,16 @@ def _texts(members: Iterable[bytes | str]) -> set[str]:
     return {m.decode() if isinstance(m, bytes) else m for m in members}
 
 
-def _view_keys(prefix: str) -> list[str]:
-    return [rk.rank_key(prefix), rk.entry_key(prefix), rk.version_key(prefix), rk.seen_key(prefix)]
+def _view_keys(category: str, edition: str | None) -> list[str]:
+    prefix = rk.view_prefix(category, edition)
+    frozen = rk.edition_frozen_key(category, edition) if edition else f"{prefix}:never-frozen"
+    return [
+        rk.rank_key(prefix),
+        rk.entry_key(prefix),
+        rk.version_key(prefix),
+        rk.seen_key(prefix),
+        frozen,
+    ]
 
 
 def _link(raw: bytes) -> AccountLink:

@@ -156,3 +156,21 @@ async def test_region_filter_gives_filtered_and_national_ranks(updater, redis):
     assert [r.territory_id for r in page.rows] == ["dep-32", "dep-31"]
     assert [r.national_rank for r in page.rows] == [1, 3]
     assert page.total == 2
+
+
+async def test_a_frozen_month_is_never_written_even_by_a_late_first_snapshot(updater, redis):
+    from services.common import redis_keys as rk
+
+    await updater.apply_account("dep-32", "gers", False)
+    await updater.apply_account("dep-75", "paris", False)
+    await updater.apply_snapshots([snapshot("gers", "2021-06-10T00:00:00Z", 100)])
+    await redis.set(rk.edition_frozen_key("departements", "2021-06"), "1")
+    late = [
+        snapshot("gers", "2021-06-20T00:00:00Z", 999),
+        snapshot("paris", "2021-06-21T00:00:00Z", 5),
+    ]
+    outcome = await updater.apply_snapshots(late)
+    assert outcome.applied == 2  # the current standings still move
+    june = await StandingsRepository(redis).page("departements", "2021-06", offset=0, limit=5)
+    assert [r.territory_id for r in june.rows] == ["dep-32"]
+    assert june.rows[0].entry["indicators"]["audience"]["value"] == 100
