@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import orjson
 from redis.asyncio import Redis
 
 from services.common import redis_keys as rk
+from services.common.standings_entry import StoredEntry, decode_entry
 
 # KEYS[1] rank ZSET, KEYS[2] entry HASH, KEYS[3] meta HASH, KEYS[4] link HASH,
 # KEYS[5] geo SET or the rank ZSET again when unfiltered.
@@ -46,7 +46,7 @@ class StandingsRow:
 
     territory_id: str
     national_rank: int
-    entry: dict
+    entry: StoredEntry
     link_status: str | None
 
 
@@ -99,7 +99,7 @@ class StandingsRepository:
             StandingsRow(
                 territory_id=tid.decode(),
                 national_rank=int(nrank) + 1,
-                entry=orjson.loads(entry),
+                entry=decode_entry(entry),
                 link_status=None if link is None else link.decode(),
             )
             for tid, entry, nrank, link in zip(ids, entries, nranks, links, strict=True)

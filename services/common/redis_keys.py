@@ -29,13 +29,8 @@ def rank_key(prefix: str) -> str:
 
 
 def entry_key(prefix: str) -> str:
-    """HASH territory id -> entry JSON (score, indicators, handle, observed_at, …)."""
+    """HASH territory id -> `<version>|<entry>` (services/common/standings_entry.py)."""
     return f"{prefix}:entry"
-
-
-def version_key(prefix: str) -> str:
-    """HASH territory id -> compare-and-set version `%010d:<event_id>` of the applied entry."""
-    return f"{prefix}:ver"
 
 
 def seen_key(prefix: str) -> str:
@@ -86,16 +81,73 @@ def account_month_key(platform: str, handle: str, edition: str) -> str:
     return f"{account_tag(platform, handle)}:m:{edition}"
 
 
-def account_months_key(platform: str, handle: str) -> str:
-    """SET of edition months in which the account has an `ok` snapshot."""
-    return f"{account_tag(platform, handle)}:months"
-
-
 # --- global facts (one small slot) ---------------------------------------------------------
 
 META_TAG: Final = "obs:{meta}"
 WATERMARK_KEY: Final = f"{META_TAG}:watermark"  # STRING epoch seconds (max observed_at)
 ACCOUNTS_KEY: Final = f"{META_TAG}:accounts"  # HASH territory id -> {"handle","simulated"} JSON
 ACCOUNTS_VERSION_KEY: Final = f"{META_TAG}:accounts:version"  # INCR on every mapping change
+MONTHS_KEY: Final = f"{META_TAG}:months"  # SET of months with any `ok` snapshot
 FROZEN_MONTHS_KEY: Final = f"{META_TAG}:frozen"  # SET of published months (publisher's)
 GEO_READY_KEY: Final = f"{META_TAG}:geo-ready"  # registry fingerprint the geo sets were built from
+
+
+# --- the publisher's facts (docs/redis.md, "Publisher") -------------------------------------
+# Per category, under the category's hash tag so that a standings read can join them.
+
+
+def rank_changes_state_key(category: str) -> str:
+    """HASH: the last published list: `seq`, `event_id`, `at`, `top` (JSON), `scores` (JSON)."""
+    return f"{category_tag(category)}:rc:state"
+
+
+def rank_changes_pending_key(category: str) -> str:
+    """STRING: write-ahead copy of the rank-change event being produced, with its scores."""
+    return f"{category_tag(category)}:rc:pending"
+
+
+def rank_changes_events_key(category: str) -> str:
+    """ZSET seq -> event JSON: the category's last 1,000 rank-change events."""
+    return f"{category_tag(category)}:rc:events"
+
+
+def published_prefix(category: str, edition: str) -> str:
+    """Prefix of one published (frozen, immutable) edition of a category."""
+    return f"{category_tag(category)}:pub:{edition}"
+
+
+def published_rank_key(category: str, edition: str) -> str:
+    """ZSET territory id -> rank (1..N) in a published edition."""
+    return f"{published_prefix(category, edition)}:rank"
+
+
+def published_entry_key(category: str, edition: str) -> str:
+    """HASH territory id -> the edition entry JSON (as in obs.editions.v1 `standings[]`)."""
+    return f"{published_prefix(category, edition)}:entry"
+
+
+def published_meta_key(category: str, edition: str) -> str:
+    """HASH: `published_at`, `parts`, `total` of a published edition."""
+    return f"{published_prefix(category, edition)}:meta"
+
+
+def latest_published_rank_key(category: str) -> str:
+    """ZSET territory id -> rank in the category's latest published edition (for `movement`)."""
+    return f"{category_tag(category)}:pub:latest:rank"
+
+
+def latest_published_edition_key(category: str) -> str:
+    """STRING: the month of the category's latest published edition."""
+    return f"{category_tag(category)}:pub:latest:edition"
+
+
+def account_link_key(platform: str, handle: str) -> str:
+    """STRING: the account's link-status state JSON (`status`, `since`, `position`)."""
+    return f"{account_tag(platform, handle)}:link"
+
+
+EDITIONS_KEY: Final = f"{META_TAG}:editions"  # HASH month -> published edition summary JSON
+COMMAND_RESULTS_KEY: Final = f"{META_TAG}:command-results"  # HASH command id -> result JSON
+DEAD_LINKS_KEY: Final = f"{META_TAG}:dead-links"  # HASH platform:handle -> last `dead` event JSON
+PUBLISHER_ACCOUNTS_KEY: Final = f"{META_TAG}:publisher:accounts"  # HASH territory id -> handle
+PUBLISHER_OFFSETS_KEY: Final = f"{META_TAG}:publisher:offsets"  # HASH topic:partition -> offset

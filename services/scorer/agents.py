@@ -154,16 +154,17 @@ async def apply_accounts(stream: Any) -> None:
     """Record each territory's account and re-derive its entries when it changes."""
     async for events in stream.take_events(500, within=settings.scorer_batch_seconds):
         m.EVENTS_CONSUMED.labels("accounts").inc(len(events))
+        changes = []
         for event in events:
             result = validate_account(event.message.value or b"", _record_ms(event))
             if not isinstance(result, Rejection) and result.id not in updater().registry:
                 result = Rejection("unknown_territory", f"no territory {result.id!r}")
             if isinstance(result, Rejection):
                 await _dead_letter(accounts_dlq, event, result)
-                continue
-            record = result
+            else:
+                changes.append((result.id, result.handle, result.simulated))
+        if changes:
             score_events = await _with_redis_retry(
-                "applying an account change",
-                partial(updater().apply_account, record.id, record.handle, record.simulated),
+                "applying account changes", partial(updater().apply_accounts, changes)
             )
             await _publish_scores(score_events)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-# KEYS[1] account summary STRING, KEYS[2] months SET (same account tag)
-# ARGV[1] version, ARGV[2] summary JSON, ARGV[3] month to record ("" for the current key)
+# KEYS[1] account summary STRING; ARGV[1] version, ARGV[2] summary JSON.
 ACCOUNT_CAS: Final = """
 local old = redis.call('GET', KEYS[1])
 if old then
@@ -18,39 +17,41 @@ if old then
   if sep and string.sub(old, 1, sep - 1) >= ARGV[1] then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2])
-if ARGV[3] ~= '' then redis.call('SADD', KEYS[2], ARGV[3]) end
 return 1
 """
 
-# KEYS[1] rank ZSET, KEYS[2] entry HASH, KEYS[3] version HASH, KEYS[4] seen ZSET,
-# KEYS[5] the view's frozen marker (edition views: set by the publisher when it publishes the
+# KEYS[1] rank ZSET, KEYS[2] entry HASH (values `<version>|…`), KEYS[3] seen ZSET,
+# KEYS[4] the view's frozen marker (edition views: set by the publisher when it publishes the
 # month; checked here, atomically with the writes, so a batch in flight can never touch a
 # published month).
 # ARGV[1] cutoff epoch ("" = no eligibility rule: edition views), ARGV[2] force ("1": a
 # re-derivation after a handle change replaces whatever is there), then groups of
-# (id, version, observed epoch, negated score, entry JSON).
+# (id, version, observed epoch, negated score, entry).
 # Returns a flat list of (id, "ranked" | "inactive") for every entry written, or
 # {"frozen"} when the view is frozen.
 APPLY_ENTRIES: Final = """
-if redis.call('EXISTS', KEYS[5]) == 1 then return {'frozen'} end
+if redis.call('EXISTS', KEYS[4]) == 1 then return {'frozen'} end
 local cutoff = ARGV[1]
 local force = ARGV[2] == '1'
 local out = {}
 for i = 3, #ARGV, 5 do
   local id, ver = ARGV[i], ARGV[i + 1]
-  local old = redis.call('HGET', KEYS[3], id)
-  if force or (not old) or old < ver then
-    redis.call('HSET', KEYS[3], id, ver)
+  local newer = force
+  if not newer then
+    local old = redis.call('HGET', KEYS[2], id)
+    newer = (not old) or string.sub(old, 1, string.find(old, '|', 1, true) - 1) < ver
+  end
+  if newer then
     redis.call('HSET', KEYS[2], id, ARGV[i + 4])
     local epoch = tonumber(ARGV[i + 2])
     if cutoff == '' or epoch >= tonumber(cutoff) then
       redis.call('ZADD', KEYS[1], ARGV[i + 3], id)
-      if cutoff ~= '' then redis.call('ZADD', KEYS[4], epoch, id) end
+      if cutoff ~= '' then redis.call('ZADD', KEYS[3], epoch, id) end
       out[#out + 1] = id
       out[#out + 1] = 'ranked'
     else
       redis.call('ZREM', KEYS[1], id)
-      redis.call('ZREM', KEYS[4], id)
+      redis.call('ZREM', KEYS[3], id)
       out[#out + 1] = id
       out[#out + 1] = 'inactive'
     end
@@ -60,9 +61,9 @@ return out
 """
 
 # Same KEYS as APPLY_ENTRIES; ARGV: territory ids to drop from the view entirely.
-# Returns a flat list of (id, entry JSON) for the entries removed (none if frozen).
+# Returns a flat list of (id, entry) for the entries removed (none if frozen).
 REMOVE_ENTRIES: Final = """
-if redis.call('EXISTS', KEYS[5]) == 1 then return {} end
+if redis.call('EXISTS', KEYS[4]) == 1 then return {} end
 local out = {}
 for i = 1, #ARGV do
   local entry = redis.call('HGET', KEYS[2], ARGV[i])
@@ -70,10 +71,9 @@ for i = 1, #ARGV do
     out[#out + 1] = ARGV[i]
     out[#out + 1] = entry
   end
-  redis.call('HDEL', KEYS[3], ARGV[i])
   redis.call('HDEL', KEYS[2], ARGV[i])
   redis.call('ZREM', KEYS[1], ARGV[i])
-  redis.call('ZREM', KEYS[4], ARGV[i])
+  redis.call('ZREM', KEYS[3], ARGV[i])
 end
 return out
 """

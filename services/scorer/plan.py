@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from services.common.clock import edition_of, parse_timestamp
 from services.common.events import MetricsSnapshot
 from services.common.methodology import SnapshotSummary, summarise_snapshot
+from services.common.standings_entry import entry_version
 
 AccountKey = tuple[str, str]  # (platform, handle)
 
 
 def version_of(summary: SnapshotSummary) -> str:
     """The compare-and-set version `%010d:<event_id>`: string order is the contract's order."""
-    return f"{int(parse_timestamp(summary.observed_at).timestamp()):010d}:{summary.event_id}"
+    return entry_version(int(parse_timestamp(summary.observed_at).timestamp()), summary.event_id)
 
 
 @dataclass(slots=True)
@@ -52,7 +53,7 @@ def plan_batch(snapshots: Iterable[MetricsSnapshot]) -> BatchPlan:
             follows=snap.follows or 0,
             recent_posts=snap.recent_posts or (),
         )
-        version = f"{epoch:010d}:{snap.event_id}"
+        version = entry_version(epoch, snap.event_id)
         plan.versions[snap.event_id] = version
         account = (snap.platform, snap.handle)
         _keep_newest(plan, plan.current, account, summary, version)

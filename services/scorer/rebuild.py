@@ -49,6 +49,7 @@ async def wipe_scorer_view(redis: Redis) -> int:
     patterns = [f"{rk.category_tag(c)}:*" for c in CATEGORY_IDS] + ["obs:acct:*"]
     owned_meta = [
         rk.WATERMARK_KEY,
+        rk.MONTHS_KEY,
         rk.ACCOUNTS_KEY,
         rk.ACCOUNTS_VERSION_KEY,
         rk.GEO_READY_KEY,
@@ -124,6 +125,7 @@ async def rebuild(
         await store.ensure_geo(registry, geo_fingerprint(registry))
         updater = StandingsUpdater(store, registry)
         async for chunk in read_topic(settings, TOPIC_ACCOUNTS):
+            changes = []
             for record in chunk:
                 result = validate_account(record.value, record.timestamp)
                 if isinstance(result, Rejection):
@@ -131,8 +133,9 @@ async def rebuild(
                 elif result.id not in registry:
                     report.reject(Rejection("unknown_territory", result.id))
                 else:
-                    await updater.apply_account(result.id, result.handle, result.simulated)
-                    report.accounts += 1
+                    changes.append((result.id, result.handle, result.simulated))
+            await updater.apply_accounts(changes)
+            report.accounts += len(changes)
             if progress:
                 progress(TOPIC_ACCOUNTS, len(chunk))
         async for chunk in read_topic(settings, TOPIC_METRICS):

@@ -12,12 +12,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import orjson
-
 from services.common.clock import from_epoch
 from services.common.contracts import METHODOLOGY_VERSION, PLATFORM_INSTAGRAM, SCHEMA_VERSION
 from services.common.events import MetricsSnapshot, with_event_id
 from services.common.methodology import SnapshotSummary, score_summary
+from services.common.standings_entry import decode_entry, encode_entry
 from services.common.territories import Registry, Territory
 from services.scorer.plan import plan_batch, version_of
 from services.scorer.store import AccountLink, EntryWrite, ScorerStore
@@ -83,11 +82,9 @@ class StandingsUpdater:
             for category, writes in current.items():
                 written = await self.store.apply_entries(category, None, writes, cutoff=cutoff)
                 outcome.applied += len(written)
-                by_id = {w.territory_id: w for w in writes}
+                by_id = {w.territory_id: w.entry for w in writes}
                 for tid, status in written:
-                    outcome.score_events.append(
-                        _score_event(tid, category, by_id[tid].entry_json, status)
-                    )
+                    outcome.score_events.append(self._score_event(tid, by_id[tid], status))
 
             monthly: dict[tuple[str, str], list[EntryWrite]] = defaultdict(list)
             for (_, handle, month), summary in plan.monthly.items():
@@ -108,7 +105,7 @@ class StandingsUpdater:
                 entries = await self.store.entries(category, None, ids)
                 for tid, raw in zip(ids, entries, strict=True):
                     if raw is not None:
-                        outcome.score_events.append(_score_event(tid, category, raw, "inactive"))
+                        outcome.score_events.append(self._score_event(tid, raw, "inactive"))
         outcome.ignored = len(snapshots) - outcome.applied
         return outcome
 
@@ -116,13 +113,27 @@ class StandingsUpdater:
         self, territory_id: str, handle: str | None, simulated: bool
     ) -> list[dict]:
         """Record a territory's account and re-derive its unpublished entries from it."""
-        territory = self.registry[territory_id]
-        link = AccountLink(handle=handle, simulated=simulated)
+        return await self.apply_accounts([(territory_id, handle, simulated)])
+
+    async def apply_accounts(self, changes: Sequence[tuple[str, str | None, bool]]) -> list[dict]:
+        """Apply account records in order, under one lock (a batch of `obs.accounts.v1`)."""
+        events: list[dict] = []
         async with self._lock:
-            previous = await self.store.set_account(territory_id, link)
-            if previous == link:
-                return []
-            return await self._rederive(territory, link)
+            if await self.store.watermark() is None:
+                # Nothing scored yet (a first start, a rebuild): no entry to re-derive.
+                await self.store.set_accounts(
+                    {tid: AccountLink(handle, simulated) for tid, handle, simulated in changes}
+                )
+                return events
+            for territory_id, handle, simulated in changes:
+                link = AccountLink(handle=handle, simulated=simulated)
+                if (await self.store.mapping()).get(territory_id) == link:
+                    continue
+                # Re-derive first, record the mapping last: a crash in between leaves the old
+                # mapping, so the redelivered record re-derives again (never half applied).
+                events += await self._rederive(self.registry[territory_id], link)
+                await self.store.set_account(territory_id, link)
+        return events
 
     async def _rederive(self, territory: Territory, link: AccountLink) -> list[dict]:
         category = territory.category
@@ -130,9 +141,7 @@ class StandingsUpdater:
         watermark = await self.store.watermark()
         cutoff = None if watermark is None else watermark - ACTIVE_SECONDS
         frozen = await self.store.frozen_months()
-        months = await self.store.edition_months(category)
-        if link.handle is not None:
-            months |= await self.store.summary_months(PLATFORM_INSTAGRAM, link.handle)
+        months = await self.store.edition_months(category) | await self.store.months()
         for month in [None, *sorted(months - frozen)]:
             summary = (
                 None
@@ -142,8 +151,8 @@ class StandingsUpdater:
             if summary is None:
                 removed = await self.store.remove_entries(category, month, [territory.id])
                 if month is None:
-                    for tid, entry_json in removed:
-                        events.append(_score_event(tid, category, entry_json, "inactive"))
+                    for tid, raw in removed:
+                        events.append(self._score_event(tid, raw, "inactive"))
                 continue
             write = _entry(territory, summary, version_of(summary), link)
             written = await self.store.apply_entries(
@@ -151,44 +160,37 @@ class StandingsUpdater:
             )
             if month is None:
                 for tid, status in written:
-                    events.append(_score_event(tid, category, write.entry_json, status))
+                    events.append(self._score_event(tid, write.entry, status))
         return events
+
+    def _score_event(self, territory_id: str, raw_entry: bytes, status: str) -> dict:
+        """The `obs.scores.v1` event of an entry written (ranked) or unranked (inactive)."""
+        territory = self.registry[territory_id]
+        entry = decode_entry(raw_entry)
+        score = entry.score(territory.population)
+        return with_event_id(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "id": territory_id,
+                "category": territory.category,
+                "platform": PLATFORM_INSTAGRAM,
+                "handle": entry.handle,
+                "observed_at": entry.summary.observed_at,
+                "methodology_version": METHODOLOGY_VERSION,
+                "status": status,
+                "score": score.score,
+                "indicators": score.indicators_dict(),
+            }
+        )
 
 
 def _entry(
     territory: Territory, summary: SnapshotSummary, version: str, link: AccountLink
 ) -> EntryWrite:
-    score = score_summary(summary, territory.population)
-    entry = {
-        "score": score.score,
-        "handle": link.handle,
-        "simulated": link.simulated,
-        "observed_at": summary.observed_at,
-        "likes_hidden": score.likes_hidden,
-        "indicators": score.indicators_dict(),
-    }
     return EntryWrite(
         territory_id=territory.id,
         version=version,
         epoch=int(version.split(":", 1)[0]),
-        score=score.score,
-        entry_json=orjson.dumps(entry),
-    )
-
-
-def _score_event(territory_id: str, category: str, entry_json: bytes, status: str) -> dict:
-    entry = orjson.loads(entry_json)
-    return with_event_id(
-        {
-            "schema_version": SCHEMA_VERSION,
-            "id": territory_id,
-            "category": category,
-            "platform": PLATFORM_INSTAGRAM,
-            "handle": entry["handle"],
-            "observed_at": entry["observed_at"],
-            "methodology_version": METHODOLOGY_VERSION,
-            "status": status,
-            "score": entry["score"],
-            "indicators": entry["indicators"],
-        }
+        score=score_summary(summary, territory.population).score,
+        entry=encode_entry(version, link.handle, link.simulated, summary),
     )

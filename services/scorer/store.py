@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -26,7 +26,7 @@ class EntryWrite:
     version: str
     epoch: int
     score: float
-    entry_json: bytes
+    entry: bytes  # services.common.standings_entry.encode_entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +70,16 @@ class ScorerStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             for (platform, handle), summary in plan.current.items():
                 key = rk.account_current_key(platform, handle)
-                args: list[str | bytes] = [plan.version(summary), summary.to_json(), ""]
-                await self._account_cas(keys=[key, key], args=args, client=pipe)
+                args: list[str | bytes] = [plan.version(summary), summary.to_json()]
+                await self._account_cas(keys=[key], args=args, client=pipe)
+            months = set()
             for (platform, handle, month), summary in plan.monthly.items():
-                keys = [
-                    rk.account_month_key(platform, handle, month),
-                    rk.account_months_key(platform, handle),
-                ]
-                args = [plan.version(summary), summary.to_json(), month]
-                await self._account_cas(keys=keys, args=args, client=pipe)
+                key = rk.account_month_key(platform, handle, month)
+                args = [plan.version(summary), summary.to_json()]
+                await self._account_cas(keys=[key], args=args, client=pipe)
+                months.add(month)
+            if months:
+                pipe.sadd(rk.MONTHS_KEY, *sorted(months))
             await pipe.execute()
 
     async def summary(
@@ -95,9 +96,9 @@ class ScorerStore:
             return None
         return SnapshotSummary.from_json(raw.split(b"|", 1)[1])
 
-    async def summary_months(self, platform: str, handle: str) -> set[str]:
-        """Edition months in which an account has an `ok` snapshot."""
-        return _texts(await self.redis.smembers(rk.account_months_key(platform, handle)))
+    async def months(self) -> set[str]:
+        """Every month in which some account has an `ok` snapshot."""
+        return _texts(await self.redis.smembers(rk.MONTHS_KEY))
 
     # --- standings views -----------------------------------------------------------------
     async def apply_entries(
@@ -114,7 +115,7 @@ class ScorerStore:
             return []
         args: list[str | bytes | int | float] = ["" if cutoff is None else cutoff, int(force)]
         for w in writes:
-            args += [w.territory_id, w.version, w.epoch, -w.score, w.entry_json]
+            args += [w.territory_id, w.version, w.epoch, -w.score, w.entry]
         if edition is not None:
             await self.redis.sadd(rk.edition_months_key(category), edition)
         flat = await self._apply(keys=_view_keys(category, edition), args=args)
@@ -156,11 +157,6 @@ class ScorerStore:
         """Months for which this category has edition entries."""
         return _texts(await self.redis.smembers(rk.edition_months_key(category)))
 
-    async def entry_exists(self, category: str, edition: str | None, territory_id: str) -> bool:
-        """Whether a view holds an entry for the territory."""
-        prefix = rk.view_prefix(category, edition)
-        return bool(await self.redis.hexists(rk.version_key(prefix), territory_id))
-
     # --- account mapping -----------------------------------------------------------------
     async def set_account(self, territory_id: str, link: AccountLink) -> AccountLink | None:
         """Record a territory's account; returns the previous one (None if unknown)."""
@@ -171,6 +167,19 @@ class ScorerStore:
             pipe.incr(rk.ACCOUNTS_VERSION_KEY)
             old, _, _ = await pipe.execute()
         return None if old is None else _link(old)
+
+    async def set_accounts(self, links: dict[str, AccountLink]) -> None:
+        """Record many territories' accounts at once (no re-derivation: nothing scored yet)."""
+        if not links:
+            return
+        values: dict[str | bytes | bytearray | memoryview | int | float, Any] = {
+            tid: orjson.dumps({"handle": link.handle, "simulated": link.simulated})
+            for tid, link in links.items()
+        }
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(rk.ACCOUNTS_KEY, mapping=values)
+            pipe.incr(rk.ACCOUNTS_VERSION_KEY)
+            await pipe.execute()
 
     async def mapping(self) -> dict[str, AccountLink]:
         """Every territory's account, re-read only when the mapping changed."""
@@ -217,13 +226,7 @@ def _texts(members: Iterable[bytes | str]) -> set[str]:
 def _view_keys(category: str, edition: str | None) -> list[str]:
     prefix = rk.view_prefix(category, edition)
     frozen = rk.edition_frozen_key(category, edition) if edition else f"{prefix}:never-frozen"
-    return [
-        rk.rank_key(prefix),
-        rk.entry_key(prefix),
-        rk.version_key(prefix),
-        rk.seen_key(prefix),
-        frozen,
-    ]
+    return [rk.rank_key(prefix), rk.entry_key(prefix), rk.seen_key(prefix), frozen]
 
 
 def _link(raw: bytes) -> AccountLink:

@@ -238,7 +238,6 @@ def _scorer_view(redis_url: str) -> dict[str, object]:
             prefix = rk.view_prefix(category, edition)
             view[f"{prefix}:rank"] = client.zrange(rk.rank_key(prefix), 0, -1, withscores=True)
             view[f"{prefix}:entry"] = client.hgetall(rk.entry_key(prefix))
-            view[f"{prefix}:ver"] = client.hgetall(rk.version_key(prefix))
     client.close()
     return view
 

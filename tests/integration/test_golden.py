@@ -64,6 +64,22 @@ def _streaming_standings(redis_url: str) -> tuple[dict, dict]:
     return current, editions
 
 
+def _differences(actual: dict, expected: dict) -> dict[str, object]:
+    """Per category: the territories whose (rank, score) differ, for a readable failure."""
+    out: dict[str, object] = {}
+    for category in sorted(set(actual) | set(expected)):
+        got = {row["id"]: (row["rank"], row["score"]) for row in actual.get(category, [])}
+        want = {row["id"]: (row["rank"], row["score"]) for row in expected.get(category, [])}
+        diff = {
+            tid: {"streaming": got.get(tid), "batch": want.get(tid)}
+            for tid in sorted(set(got) | set(want))
+            if got.get(tid) != want.get(tid)
+        }
+        if diff:
+            out[category] = dict(list(diff.items())[:5]) | {"count": len(diff)}
+    return out
+
+
 @pytest.mark.slow
 def test_streaming_equals_batch_on_the_golden_log_despite_three_crashes(
     broker: TansuBroker, redis_server: RedisServer, tmp_path: Path
@@ -140,8 +156,16 @@ def test_streaming_equals_batch_on_the_golden_log_despite_three_crashes(
         now_ms=int(utcnow().timestamp() * 1000),
     )
     assert expected.rejected == []
+    (tmp_path / "streaming.json").write_bytes(
+        orjson.dumps({"current": current, "editions": editions})
+    )
+    (tmp_path / "batch.json").write_bytes(orjson.dumps(expected.to_json_object()))
     assert set(current) == set(CATEGORY_IDS)  # the golden log covers every category
-    assert current == expected.current
-    assert editions == expected.editions
+    assert current == expected.current, _differences(current, expected.current)
+    assert editions == expected.editions, {
+        month: _differences(editions.get(month, {}), expected.editions.get(month, {}))
+        for month in sorted(set(editions) | set(expected.editions))
+        if editions.get(month) != expected.editions.get(month)
+    }
     ranked = sum(map(len, current.values()))
     print(f"killed at {[f'{k:.0%}' for k in kills]} of the log; {ranked} ranked")

@@ -52,7 +52,11 @@ async def ranking(
     redis: Redis, category: str = "departements", **filters: str
 ) -> list[tuple[str, float]]:
     page = await StandingsRepository(redis).page(category, None, offset=0, limit=500, **filters)
-    return [(row.territory_id, row.entry["score"]) for row in page.rows]
+    registry = load_registry()
+    return [
+        (row.territory_id, row.entry.score(registry[row.territory_id].population).score)
+        for row in page.rows
+    ]
 
 
 async def test_newer_snapshot_wins_and_older_or_duplicate_changes_nothing(updater, redis):
@@ -66,7 +70,7 @@ async def test_newer_snapshot_wins_and_older_or_duplicate_changes_nothing(update
     rows = await ranking(redis)
     assert [tid for tid, _ in rows] == ["dep-32"]
     page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
-    assert page.rows[0].entry["indicators"]["audience"]["value"] == 15000
+    assert page.rows[0].entry.summary.followers == 15000
     assert page.as_of == "2021-06-30T06:00:00Z"
 
 
@@ -81,7 +85,7 @@ async def test_equal_observed_at_greatest_event_id_wins_in_any_order(updater, re
         for snap in order:
             await updater.apply_snapshots([snap])
         page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
-        assert page.rows[0].entry["indicators"]["audience"]["value"] == winner.followers
+        assert page.rows[0].entry.summary.followers == winner.followers
 
 
 async def test_territory_older_than_30_days_behind_the_watermark_is_unranked(updater, redis):
@@ -107,7 +111,7 @@ async def test_error_snapshot_moves_the_watermark_but_not_the_standings(updater,
     assert outcome.applied == 0
     page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
     assert page.as_of == "2021-06-20T00:00:00Z"
-    assert page.rows[0].entry["observed_at"] == "2021-06-01T00:00:00Z"
+    assert page.rows[0].entry.summary.observed_at == "2021-06-01T00:00:00Z"
 
 
 async def test_handle_change_rederives_current_and_edition_entries_at_once(updater, redis):
@@ -119,13 +123,13 @@ async def test_handle_change_rederives_current_and_edition_entries_at_once(updat
     )
     await updater.apply_account("dep-32", "old_handle", False)
     page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
-    assert page.rows[0].entry["handle"] == "old_handle"
+    assert page.rows[0].entry.handle == "old_handle"
     await updater.apply_account("dep-32", "new_handle", False)
     for edition in (None, "2021-06"):
         page = await StandingsRepository(redis).page("departements", edition, offset=0, limit=5)
         assert [r.territory_id for r in page.rows] == ["dep-32"]
-        assert page.rows[0].entry["handle"] == "new_handle"
-        assert page.rows[0].entry["indicators"]["audience"]["value"] == 50000
+        assert page.rows[0].entry.handle == "new_handle"
+        assert page.rows[0].entry.summary.followers == 50000
     await updater.apply_account("dep-32", None, False)
     assert await ranking(redis) == []
 
@@ -173,4 +177,4 @@ async def test_a_frozen_month_is_never_written_even_by_a_late_first_snapshot(upd
     assert outcome.applied == 2  # the current standings still move
     june = await StandingsRepository(redis).page("departements", "2021-06", offset=0, limit=5)
     assert [r.territory_id for r in june.rows] == ["dep-32"]
-    assert june.rows[0].entry["indicators"]["audience"]["value"] == 100
+    assert june.rows[0].entry.summary.followers == 100

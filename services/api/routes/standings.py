@@ -82,6 +82,7 @@ async def standings_body(
     for position, row in enumerate(page.rows, start=offset + 1):
         territory = registry[row.territory_id]
         entry = row.entry
+        score = entry.score(territory.population)
         items.append(
             {
                 "rank": position,
@@ -89,14 +90,14 @@ async def standings_body(
                 "id": territory.id,
                 "code": territory.code,
                 "name": territory.name,
-                "score": entry["score"],
-                "handle": entry["handle"],
-                "simulated": entry.get("simulated", False),
+                "score": score.score,
+                "handle": entry.handle,
+                "simulated": entry.simulated,
                 "link_status": row.link_status,
-                "observed_at": entry["observed_at"],
+                "observed_at": entry.summary.observed_at,
                 "movement": None,
-                "likes_hidden": entry.get("likes_hidden", False),
-                "indicators": entry["indicators"],
+                "likes_hidden": entry.summary.likes_hidden,
+                "indicators": score.indicators_dict(),
             }
         )
     return {

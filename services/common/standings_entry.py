@@ -1,0 +1,70 @@
+"""How one territory's entry is stored in a standings view (the scorer writes, the API reads).
+
+`<version>|<JSON array>`: the compare-and-set version first (`%010d:<event_id>`, so that the
+scripts compare it as a string), then the handle, the simulated flag and the snapshot summary.
+The indicator breakdown is not stored: readers recompute it from the summary and the
+territory's population with the pure methodology, which keeps each entry around 150 bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from services.common.clock import from_epoch
+from services.common.methodology import Score, SnapshotSummary, score_summary
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """A territory's entry: its version, account and the summary it is scored on."""
+
+    version: str
+    handle: str | None
+    simulated: bool
+    summary: SnapshotSummary
+
+    def score(self, population: int) -> Score:
+        """The methodology v1 score and breakdown of this entry for a population."""
+        return score_summary(self.summary, population)
+
+
+def entry_version(observed_epoch: int, event_id: str) -> str:
+    """`%010d:<event_id>`: string order is the contract's compare-and-set order."""
+    return f"{observed_epoch:010d}:{event_id}"
+
+
+def encode_entry(
+    version: str, handle: str | None, simulated: bool, summary: SnapshotSummary
+) -> bytes:
+    """The stored form of an entry."""
+    body = orjson.dumps(
+        [
+            handle,
+            simulated,
+            summary.followers,
+            summary.follows,
+            summary.posts,
+            summary.engagement,
+            summary.likes_hidden,
+        ]
+    )
+    return version.encode() + b"|" + body
+
+
+def decode_entry(raw: bytes) -> StoredEntry:
+    """Inverse of `encode_entry`."""
+    version, _, body = raw.partition(b"|")
+    epoch, _, event_id = version.decode().partition(":")
+    handle, simulated, followers, follows, posts, engagement, likes_hidden = orjson.loads(body)
+    summary = SnapshotSummary(
+        observed_at=from_epoch(int(epoch)),
+        event_id=event_id,
+        followers=followers,
+        follows=follows,
+        posts=posts,
+        engagement=engagement,
+        likes_hidden=likes_hidden,
+    )
+    return StoredEntry(version.decode(), handle, simulated, summary)
