@@ -11,6 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import redis
+from kafka import KafkaConsumer, TopicPartition
+
+from services.common import redis_keys as rk
+from services.common.contracts import CATEGORY_IDS, TOPIC_METRICS
 from services.common.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -101,3 +106,38 @@ def wait_for(
                 return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last!r})")
+
+
+def committed_offsets(settings: Settings, group: str) -> int:
+    """Offsets of obs.metrics.v1 the scorer's group has committed, summed over partitions."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_servers, group_id=group)
+    try:
+        name = settings.topic(TOPIC_METRICS)
+        partitions = [TopicPartition(name, p) for p in range(12)]
+        return sum(consumer.committed(tp) or 0 for tp in partitions)
+    finally:
+        consumer.close()
+
+
+def standings_from_redis(redis_url: str) -> tuple[dict, dict]:
+    client = redis.Redis.from_url(redis_url)
+    current: dict[str, list[dict]] = {}
+    editions: dict[str, dict[str, list[dict]]] = {}
+    for category in CATEGORY_IDS:
+        months = sorted(m.decode() for m in client.smembers(rk.edition_months_key(category)))
+        for edition in [None, *months]:
+            ranked = client.zrange(
+                rk.rank_key(rk.view_prefix(category, edition)), 0, -1, withscores=True
+            )
+            rows = [
+                {"rank": i, "id": member.decode(), "score": -score}
+                for i, (member, score) in enumerate(ranked, start=1)
+            ]
+            if not rows:
+                continue
+            if edition is None:
+                current[category] = rows
+            else:
+                editions.setdefault(edition, {})[category] = rows
+    client.close()
+    return current, editions

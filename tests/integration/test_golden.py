@@ -13,9 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from kafka import KafkaConsumer, TopicPartition
 
-from services.common import redis_keys as rk
 from services.common.clock import utcnow
 from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS
 from services.common.kafka import create_topics, end_offsets, make_producer
@@ -23,45 +21,16 @@ from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.reference import compute_standings
 from services.common.settings import Settings
 from tests.golden.generate import generate
-from tests.services import ServiceProcess, service_env, wait_for
+from tests.services import (
+    ServiceProcess,
+    committed_offsets,
+    service_env,
+    standings_from_redis,
+    wait_for,
+)
 
 N_EVENTS = 50_000
 KILL_AT = (0.25, 0.45, 0.62)  # fractions of the log committed when the scorer is SIGKILLed
-
-
-def _committed(settings: Settings, group: str) -> int:
-    """Offsets of obs.metrics.v1 the scorer's group has committed, summed over partitions."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_servers, group_id=group)
-    try:
-        name = settings.topic(TOPIC_METRICS)
-        partitions = [TopicPartition(name, p) for p in range(12)]
-        return sum(consumer.committed(tp) or 0 for tp in partitions)
-    finally:
-        consumer.close()
-
-
-def _streaming_standings(redis_url: str) -> tuple[dict, dict]:
-    client = redis.Redis.from_url(redis_url)
-    current: dict[str, list[dict]] = {}
-    editions: dict[str, dict[str, list[dict]]] = {}
-    for category in CATEGORY_IDS:
-        months = sorted(m.decode() for m in client.smembers(rk.edition_months_key(category)))
-        for edition in [None, *months]:
-            ranked = client.zrange(
-                rk.rank_key(rk.view_prefix(category, edition)), 0, -1, withscores=True
-            )
-            rows = [
-                {"rank": i, "id": member.decode(), "score": -score}
-                for i, (member, score) in enumerate(ranked, start=1)
-            ]
-            if not rows:
-                continue
-            if edition is None:
-                current[category] = rows
-            else:
-                editions.setdefault(edition, {})[category] = rows
-    client.close()
-    return current, editions
 
 
 def _differences(actual: dict, expected: dict) -> dict[str, object]:
@@ -124,7 +93,7 @@ def test_streaming_equals_batch_on_the_golden_log_despite_three_crashes(
     for target in KILL_AT:
         scorer = ServiceProcess(["service", "scorer"], env, tmp_path / "scorer.log").start()
         done = wait_for(
-            lambda t=target: (c := _committed(settings, group)) >= t * total and c,
+            lambda t=target: (c := committed_offsets(settings, group)) >= t * total and c,
             timeout=240,
             interval=0.05,
             what=f"{target:.0%} of the log committed",
@@ -138,12 +107,12 @@ def test_streaming_equals_batch_on_the_golden_log_despite_three_crashes(
     scorer = ServiceProcess(["service", "scorer"], env, tmp_path / "scorer.log").start()
     try:
         wait_for(
-            lambda: _committed(settings, group) >= total,
+            lambda: committed_offsets(settings, group) >= total,
             timeout=300,
             what=f"the whole log committed:\n{scorer.log()[-2000:]}",
         )
         time.sleep(0.5)  # the last batch's Redis writes precede its commit; nothing after it
-        current, editions = _streaming_standings(settings.redis_url)
+        current, editions = standings_from_redis(settings.redis_url)
     finally:
         scorer.terminate()
 
