@@ -19,9 +19,8 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.common.clock import utcnow
-from services.common.deadletter import dead_letter_record
 from services.common.events import MetricsSnapshot
+from services.common.streams import dead_letter, record_ms, with_redis_retry
 from services.common.territories import load_registry
 from services.common.validation import Rejection, validate_account, validate_metrics
 from services.scorer import metrics as m
@@ -39,7 +38,6 @@ from services.scorer.topics import (
 log = logging.getLogger("scorer")
 T = TypeVar("T")
 _updater: StandingsUpdater | None = None
-REDIS_RETRY_MAX_SECONDS = 5.0
 
 
 def updater() -> StandingsUpdater:
@@ -52,46 +50,11 @@ def updater() -> StandingsUpdater:
 
 
 async def _dead_letter(topic: faust.TopicT, event: faust.EventT, rejection: Rejection) -> None:
-    message = event.message
-    record = dead_letter_record(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        record_timestamp_ms=_record_ms(event),
-        payload=message.value or b"",
-        rejection=rejection,
-        now=utcnow(),
-    )
-    # Wait for delivery: the source offset is acknowledged after this batch.
-    await (await topic.send(key=message.key, value=record))
-    m.DEAD_LETTERS.labels(message.topic, rejection.reason).inc()
-    log.warning(
-        "dead-lettered %s[%d]@%d: %s (%s)",
-        message.topic,
-        message.partition,
-        message.offset,
-        rejection.reason,
-        rejection.detail,
-    )
-
-
-def _record_ms(event: faust.EventT) -> int | None:
-    timestamp = event.message.timestamp
-    return None if timestamp is None else int(timestamp * 1000)
+    await dead_letter(topic, event, rejection, m.DEAD_LETTERS, log)
 
 
 async def _with_redis_retry(what: str, work: Callable[[], Awaitable[T]]) -> T:
-    """Run `work()` until Redis answers: a Redis outage pauses the stream, never drops it."""
-    delay = 0.1
-    while True:
-        try:
-            return await work()
-        except (RedisError, OSError) as exc:
-            m.REDIS_ERRORS.inc()
-            log.error("redis error while %s (retrying in %.1f s): %r", what, delay, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, REDIS_RETRY_MAX_SECONDS)
+    return await with_redis_retry(what, work, m.REDIS_ERRORS, log)
 
 
 async def _publish_scores(events: Sequence[dict]) -> None:
@@ -116,7 +79,7 @@ async def apply_metrics(stream: Any) -> None:
         m.EVENTS_CONSUMED.labels("metrics").inc(len(events))
         valid: list[MetricsSnapshot] = []
         for event in events:
-            result = validate_metrics(event.message.value or b"", _record_ms(event))
+            result = validate_metrics(event.message.value or b"", record_ms(event))
             if isinstance(result, Rejection):
                 await _dead_letter(metrics_dlq, event, result)
             else:
@@ -156,7 +119,7 @@ async def apply_accounts(stream: Any) -> None:
         m.EVENTS_CONSUMED.labels("accounts").inc(len(events))
         changes = []
         for event in events:
-            result = validate_account(event.message.value or b"", _record_ms(event))
+            result = validate_account(event.message.value or b"", record_ms(event))
             if not isinstance(result, Rejection) and result.id not in updater().registry:
                 result = Rejection("unknown_territory", f"no territory {result.id!r}")
             if isinstance(result, Rejection):

@@ -8,22 +8,8 @@ short, see docs/operations.md).
 
 from __future__ import annotations
 
-import faust
-
-from services.common.kafka import faust_settings
 from services.common.settings import get_settings
+from services.common.streams import faust_app
 
 settings = get_settings()
-# faust keeps its own small state here (table stores; none used): never in the working directory.
-datadir = settings.run_dir / "faust"
-datadir.mkdir(parents=True, exist_ok=True)
-
-app = faust.App(
-    f"{settings.topic_prefix}observatoire-scorer",
-    value_serializer="raw",
-    key_serializer="raw",
-    autodiscover=False,
-    web_enabled=False,
-    datadir=str(datadir),
-    **faust_settings(settings),
-)
+app = faust_app("scorer", settings)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-import faust
 from prometheus_client import start_http_server
 from redis.asyncio import Redis
 
 from services.common.kafka import verify_topics
-from services.common.lifecycle import arm_shutdown_watchdog, configure_logging, log_stopped
+from services.common.lifecycle import configure_logging
 from services.common.settings import Settings
+from services.common.streams import run_worker
 from services.common.territories import load_registry
 from services.scorer.store import ScorerStore, geo_fingerprint
 
@@ -45,17 +45,4 @@ def run_scorer(settings: Settings) -> None:
         settings.scorer_metrics_port,
     )
 
-    class ScorerWorker(faust.Worker):
-        def _on_sigterm(self) -> None:
-            arm_shutdown_watchdog(SERVICE, settings.shutdown_watchdog_seconds, log)
-            super()._on_sigterm()
-
-        def _on_sigint(self) -> None:
-            arm_shutdown_watchdog(SERVICE, settings.shutdown_watchdog_seconds, log)
-            super()._on_sigint()
-
-        def on_worker_shutdown(self) -> None:
-            log_stopped(SERVICE, log)
-
-    worker = ScorerWorker(app, loglevel=settings.log_level.lower(), quiet=True)
-    worker.execute_from_commandline()
+    run_worker(app, SERVICE, settings, log)

@@ -10,24 +10,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import ConsumerRecord
 from redis.asyncio import Redis
 
 from services.common import redis_keys as rk
 from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS
 from services.common.events import MetricsSnapshot
 from services.common.settings import Settings
+from services.common.streams import read_topic
 from services.common.territories import Registry, load_registry
 from services.common.validation import Rejection, validate_account, validate_metrics
 from services.scorer.standings import StandingsUpdater
 from services.scorer.store import ScorerStore, geo_fingerprint
 
 log = logging.getLogger("rebuild")
-FETCH_RECORDS = 10_000
 APPLY_BATCH = 5_000
 
 
@@ -68,44 +66,6 @@ async def wipe_scorer_view(redis: Redis) -> int:
             deleted += await redis.unlink(*batch)
     deleted += await redis.unlink(*owned_meta)
     return deleted
-
-
-async def read_topic(
-    settings: Settings, topic: str, *, fetch: int = FETCH_RECORDS
-) -> AsyncIterator[list[ConsumerRecord]]:
-    """Every record of a topic up to the end offsets seen at the start, in bulk chunks."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_servers,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
-    await consumer.start()
-    try:
-        name = settings.topic(topic)
-        partitions = [
-            TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])
-        ]
-        if not partitions:
-            raise RuntimeError(f"topic {name} is missing: run `observatoire topics create`")
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        pending = {tp for tp in partitions if ends[tp] > 0}
-        pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
-        while pending:
-            fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=fetch)
-            chunk: list[ConsumerRecord] = []
-            for tp, records in fetched.items():
-                chunk.extend(r for r in records if r.offset < ends[tp])
-            if chunk:
-                yield chunk
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-    finally:
-        await consumer.stop()
 
 
 async def rebuild(

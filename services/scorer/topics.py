@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import faust
-
-from services.common.contracts import (
-    ALL_TOPICS_BY_NAME,
-    TOPIC_ACCOUNTS,
-    TOPIC_METRICS,
-    TOPIC_SCORES,
-)
+from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_METRICS, TOPIC_SCORES
+from services.common.streams import contract_topic
 from services.scorer.app import app, settings
 
-
-def _topic(name: str) -> faust.TopicT:
-    return app.topic(
-        settings.topic(name),
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=ALL_TOPICS_BY_NAME[name].partitions,
-        internal=False,
-    )
-
-
-metrics_topic = _topic(TOPIC_METRICS)
-accounts_topic = _topic(TOPIC_ACCOUNTS)
-scores_topic = _topic(TOPIC_SCORES)
-metrics_dlq = _topic(f"{TOPIC_METRICS}.dlq")
-accounts_dlq = _topic(f"{TOPIC_ACCOUNTS}.dlq")
+metrics_topic = contract_topic(app, settings, TOPIC_METRICS)
+accounts_topic = contract_topic(app, settings, TOPIC_ACCOUNTS)
+scores_topic = contract_topic(app, settings, TOPIC_SCORES)
+metrics_dlq = contract_topic(app, settings, f"{TOPIC_METRICS}.dlq")
+accounts_dlq = contract_topic(app, settings, f"{TOPIC_ACCOUNTS}.dlq")
 
 # Topics that must exist, with the contract's partition counts, before the worker starts.
 REQUIRED = (

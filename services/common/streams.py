@@ -1,0 +1,159 @@
+"""What every faust service of the observatory shares: the app, contract topics, dead letters,
+Redis retries, bulk reading of a topic, and a worker that stops within 10 s of SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import Counter
+from redis.exceptions import RedisError
+
+from services.common.clock import utcnow
+from services.common.contracts import ALL_TOPICS_BY_NAME
+from services.common.deadletter import dead_letter_record
+from services.common.kafka import faust_settings
+from services.common.lifecycle import arm_shutdown_watchdog, log_stopped
+from services.common.settings import Settings
+from services.common.validation import Rejection
+
+T = TypeVar("T")
+REDIS_RETRY_MAX_SECONDS = 5.0
+# faust's log levels are crit/error/warn/info/debug (not "warning").
+_FAUST_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error"}
+
+
+def faust_app(service: str, settings: Settings) -> faust.App:
+    """The faust app of a service: raw bytes in and out, no web server, no state in the cwd."""
+    datadir = settings.run_dir / f"faust-{service}"
+    datadir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        f"{settings.topic_prefix}observatoire-{service}",
+        value_serializer="raw",
+        key_serializer="raw",
+        autodiscover=False,
+        web_enabled=False,
+        datadir=str(datadir),
+        **faust_settings(settings),
+    )
+
+
+def contract_topic(app: faust.App, settings: Settings, name: str) -> faust.TopicT:
+    """A contract topic (prefixed by settings) with its contract partition count."""
+    return app.topic(
+        settings.topic(name),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=ALL_TOPICS_BY_NAME[name].partitions,
+        internal=False,
+    )
+
+
+def record_ms(event: faust.EventT) -> int | None:
+    """The Kafka record timestamp of an event, in milliseconds."""
+    timestamp = event.message.timestamp
+    return None if timestamp is None else int(timestamp * 1000)
+
+
+async def dead_letter(
+    topic: faust.TopicT,
+    event: faust.EventT,
+    rejection: Rejection,
+    counter: Counter,
+    log: logging.Logger,
+) -> None:
+    """Send an invalid record to its dead-letter topic (delivery awaited) and count it."""
+    message = event.message
+    record = dead_letter_record(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        record_timestamp_ms=record_ms(event),
+        payload=message.value or b"",
+        rejection=rejection,
+        now=utcnow(),
+    )
+    # Wait for delivery: the source offset is acknowledged after its batch.
+    await (await topic.send(key=message.key, value=record))
+    counter.labels(message.topic, rejection.reason).inc()
+    log.warning(
+        "dead-lettered %s[%d]@%d: %s (%s)",
+        message.topic,
+        message.partition,
+        message.offset,
+        rejection.reason,
+        rejection.detail,
+    )
+
+
+async def with_redis_retry(
+    what: str, work: Callable[[], Awaitable[T]], errors: Counter, log: logging.Logger
+) -> T:
+    """Run `work()` until Redis answers: an outage pauses the stream, never drops it."""
+    delay = 0.1
+    while True:
+        try:
+            return await work()
+        except (RedisError, OSError) as exc:
+            errors.inc()
+            log.error("redis error while %s (retrying in %.1f s): %r", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, REDIS_RETRY_MAX_SECONDS)
+
+
+def run_worker(app: faust.App, service: str, settings: Settings, log: logging.Logger) -> None:
+    """Run a faust worker in the foreground; SIGTERM/SIGINT arm the shutdown watchdog."""
+
+    class Worker(faust.Worker):
+        def _on_sigterm(self) -> None:
+            arm_shutdown_watchdog(service, settings.shutdown_watchdog_seconds, log)
+            super()._on_sigterm()
+
+        def _on_sigint(self) -> None:
+            arm_shutdown_watchdog(service, settings.shutdown_watchdog_seconds, log)
+            super()._on_sigint()
+
+        def on_worker_shutdown(self) -> None:
+            log_stopped(service, log)
+
+    Worker(app, loglevel=_FAUST_LEVELS[settings.log_level], quiet=True).execute_from_commandline()
+
+
+async def read_topic(
+    settings: Settings, topic: str, *, fetch: int = 10_000
+) -> AsyncIterator[list[ConsumerRecord[Any, Any]]]:
+    """Every record of a topic up to the end offsets seen at the start, in bulk chunks."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        name = settings.topic(topic)
+        numbers = sorted(consumer.partitions_for_topic(name) or [])
+        if not numbers:
+            raise RuntimeError(f"topic {name} is missing: run `observatoire topics create`")
+        partitions = [TopicPartition(name, p) for p in numbers]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        pending = {tp for tp in partitions if await consumer.position(tp) < ends[tp]}
+        while pending:
+            fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=fetch)
+            chunk = [r for tp, records in fetched.items() for r in records if r.offset < ends[tp]]
+            if chunk:
+                yield chunk
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
