@@ -36,6 +36,29 @@ def _consumed(settings: Settings) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+def memory_by_group(client: redis.Redis) -> dict[str, int]:
+    """MEMORY USAGE summed by structure: accounts, current views, edition views, geo sets."""
+    groups = {"accounts": 0, "current": 0, "editions": 0, "geo_static": 0, "meta": 0}
+    months: set[str] = set()
+    for raw in client.scan_iter(count=1000):
+        key = raw.decode()
+        size = int(client.memory_usage(key) or 0)
+        if key.startswith("obs:acct:"):
+            groups["accounts"] += size
+        elif ":cur:" in key:
+            groups["current"] += size
+        elif ":ed:" in key:
+            groups["editions"] += size
+            months.add(key.split(":ed:")[1].split(":")[0])
+        elif ":geo:" in key:
+            groups["geo_static"] += size
+        else:
+            groups["meta"] += size
+    groups["all_but_geo"] = sum(v for k, v in groups.items() if k != "geo_static")
+    groups["months"] = len(months - {"months"})
+    return groups
+
+
 def live(settings: Settings, expected: int, tmp: Path) -> dict[str, float]:
     """Start a scorer worker on the pre-filled topic; time from its first event to the last."""
     proc = ServiceProcess(["service", "scorer"], service_env(settings), tmp / "scorer.log").start()
@@ -73,11 +96,10 @@ def run(scenario: str = "standard") -> dict[str, object]:
         count, raw_seconds = asyncio.run(raw_consume(settings))
         assert count == filled.events, (count, filled.events)
         client = redis.Redis.from_url(settings.redis_url)
-        baseline_memory = client.info("memory")["used_memory"]
         report = asyncio.run(rebuild(settings))
         rebuild_seconds = report.seconds
         ranked = sum(client.zcard(f"obs:{{cat:{c}}}:cur:rank") for c in CATEGORY_IDS)
-        memory = client.info("memory")["used_memory"] - baseline_memory
+        memory = memory_by_group(client)
         client.flushdb()
         live_result = live(settings, filled.events, tmp)
         raw_rate = count / raw_seconds
@@ -104,6 +126,9 @@ def run(scenario: str = "standard") -> dict[str, object]:
             },
             "redis": {
                 "ranked_territories": ranked,
-                "bytes_per_ranked_territory": round(memory / max(ranked, 1)),
+                "edition_months": memory.pop("months"),
+                "bytes_per_ranked_territory": {
+                    group: round(size / max(ranked, 1)) for group, size in memory.items()
+                },
             },
         }

@@ -345,6 +345,9 @@ class RedisServer(LocalProcess):
             "",
             "--appendonly",
             "no",
+            # Account summaries are small hashes of ~110-byte values: keep them compact.
+            "--hash-max-listpack-value",
+            "256",
             "--dir",
             self._dir,
             "--daemonize",

@@ -71,14 +71,18 @@ def account_tag(platform: str, handle: str) -> str:
     return f"obs:acct:{{{platform}:{handle}}}"
 
 
-def account_current_key(platform: str, handle: str) -> str:
-    """STRING: the latest `ok` snapshot summary of an account (compare-and-set)."""
-    return f"{account_tag(platform, handle)}:cur"
+def account_key(platform: str, handle: str) -> str:
+    """HASH of an account's summaries: field `cur` (latest `ok` snapshot) and `m:YYYY-MM`
+    (latest within an edition month), each `<version>|<summary>` (compare-and-set)."""
+    return account_tag(platform, handle)
 
 
-def account_month_key(platform: str, handle: str, edition: str) -> str:
-    """STRING: the latest `ok` snapshot summary of an account within an edition month."""
-    return f"{account_tag(platform, handle)}:m:{edition}"
+CURRENT_FIELD: Final = "cur"
+
+
+def month_field(edition: str) -> str:
+    """The field of an account's summary within an edition month."""
+    return f"m:{edition}"
 
 
 # --- global facts (one small slot) ---------------------------------------------------------

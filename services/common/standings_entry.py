@@ -53,6 +53,36 @@ def encode_entry(
     return version.encode() + b"|" + body
 
 
+def encode_summary(version: str, summary: SnapshotSummary) -> bytes:
+    """The stored form of an account's summary: `<version>|[followers, follows, n, E, hidden]`."""
+    body = orjson.dumps(
+        [
+            summary.followers,
+            summary.follows,
+            summary.posts,
+            summary.engagement,
+            summary.likes_hidden,
+        ]
+    )
+    return version.encode() + b"|" + body
+
+
+def decode_summary(raw: bytes) -> SnapshotSummary:
+    """Inverse of `encode_summary`."""
+    version, _, body = raw.partition(b"|")
+    epoch, _, event_id = version.decode().partition(":")
+    followers, follows, posts, engagement, likes_hidden = orjson.loads(body)
+    return SnapshotSummary(
+        observed_at=from_epoch(int(epoch)),
+        event_id=event_id,
+        followers=followers,
+        follows=follows,
+        posts=posts,
+        engagement=engagement,
+        likes_hidden=likes_hidden,
+    )
+
+
 def decode_entry(raw: bytes) -> StoredEntry:
     """Inverse of `encode_entry`."""
     version, _, body = raw.partition(b"|")

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Final
 
-# KEYS[1] account summary STRING; ARGV[1] version, ARGV[2] summary JSON.
+# KEYS[1] account HASH; ARGV[1] field, ARGV[2] version, ARGV[3] `<version>|<summary>`.
 ACCOUNT_CAS: Final = """
-local old = redis.call('GET', KEYS[1])
+local old = redis.call('HGET', KEYS[1], ARGV[1])
 if old then
   local sep = string.find(old, '|', 1, true)
-  if sep and string.sub(old, 1, sep - 1) >= ARGV[1] then return 0 end
+  if sep and string.sub(old, 1, sep - 1) >= ARGV[2] then return 0 end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from services.common import redis_keys as rk
 from services.common.contracts import CATEGORY_IDS
 from services.common.methodology import SnapshotSummary
+from services.common.standings_entry import decode_summary, encode_summary
 from services.common.territories import Registry
 from services.scorer import lua
 from services.scorer.plan import BatchPlan
@@ -69,14 +70,22 @@ class ScorerStore:
         """Compare-and-set every account summary of the batch (current and per month)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for (platform, handle), summary in plan.current.items():
-                key = rk.account_current_key(platform, handle)
-                args: list[str | bytes] = [plan.version(summary), summary.to_json()]
-                await self._account_cas(keys=[key], args=args, client=pipe)
+                version = plan.version(summary)
+                args: list[str | bytes] = [
+                    rk.CURRENT_FIELD,
+                    version,
+                    encode_summary(version, summary),
+                ]
+                await self._account_cas(
+                    keys=[rk.account_key(platform, handle)], args=args, client=pipe
+                )
             months = set()
             for (platform, handle, month), summary in plan.monthly.items():
-                key = rk.account_month_key(platform, handle, month)
-                args = [plan.version(summary), summary.to_json()]
-                await self._account_cas(keys=[key], args=args, client=pipe)
+                version = plan.version(summary)
+                args = [rk.month_field(month), version, encode_summary(version, summary)]
+                await self._account_cas(
+                    keys=[rk.account_key(platform, handle)], args=args, client=pipe
+                )
                 months.add(month)
             if months:
                 pipe.sadd(rk.MONTHS_KEY, *sorted(months))
@@ -86,15 +95,9 @@ class ScorerStore:
         self, platform: str, handle: str, month: str | None
     ) -> SnapshotSummary | None:
         """The stored summary of an account (current, or for one edition month)."""
-        key = (
-            rk.account_current_key(platform, handle)
-            if month is None
-            else rk.account_month_key(platform, handle, month)
-        )
-        raw = cast(bytes | None, await self.redis.get(key))
-        if raw is None:
-            return None
-        return SnapshotSummary.from_json(raw.split(b"|", 1)[1])
+        field = rk.CURRENT_FIELD if month is None else rk.month_field(month)
+        raw = cast(bytes | None, await self.redis.hget(rk.account_key(platform, handle), field))
+        return None if raw is None else decode_summary(raw)
 
     async def months(self) -> set[str]:
         """Every month in which some account has an `ok` snapshot."""
