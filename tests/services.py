@@ -33,6 +33,7 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         "OBS_API_PORT": str(settings.api_port),
         "OBS_SCORER_METRICS_PORT": str(settings.scorer_metrics_port),
         "OBS_COLLECTOR_METRICS_PORT": str(settings.collector_metrics_port),
+        "OBS_PUBLISHER_METRICS_PORT": str(settings.publisher_metrics_port),
         "OBS_RUN_DIR": str(settings.run_dir),
         "OBS_SPOOL_DIR": str(settings.spool_dir),
         "PYTHONPATH": str(REPO_ROOT),

@@ -20,11 +20,25 @@ def main() -> None:
 
 def _register() -> None:
     """Attach the command groups."""
-    from services.cli import handles, rebuild, replay, run, services, territories, topics
+    from services.cli import (
+        accounts,
+        edition,
+        handles,
+        publisher_service,
+        rebuild,
+        replay,
+        run,
+        services,
+        territories,
+        topics,
+    )
 
     app.add_typer(territories.app, name="territories", help="The territory registry.")
     app.add_typer(handles.app, name="handles", help="Instagram handle checks.")
     app.add_typer(topics.app, name="topics", help="Kafka topics of the contract.")
+    app.add_typer(accounts.app, name="accounts", help="Which account each territory uses.")
+    app.add_typer(edition.app, name="edition", help="Monthly editions (the palmarès).")
+    services.app.command("publisher")(publisher_service.publisher)
     app.add_typer(services.app, name="service", help="Run one service (started by `run`).")
     app.command("run")(run.run_command)
     app.command("replay")(replay.replay_command)

@@ -8,7 +8,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_METRICS
+from services.common.contracts import (
+    TOPIC_ACCOUNTS,
+    TOPIC_COMMAND_RESULTS,
+    TOPIC_EDITIONS,
+    TOPIC_METRICS,
+    TOPIC_RANK_CHANGES,
+)
 from services.common.kafka import TopicsNotReady, end_offsets, verify_topics
 from services.common.settings import get_settings
 
@@ -16,14 +22,27 @@ from services.common.settings import get_settings
 def rebuild_command() -> None:
     """Rebuild standings, details and summaries from obs.accounts.v1 and obs.metrics.v1.
 
-    Stop the scorer first (its consumer group keeps its offsets and resumes after).
+    Then the publisher's facts from its own topics. Stop the scorer and the publisher first
+    (their consumer groups keep their offsets and resume after).
     """
     from services.scorer.rebuild import rebuild
 
     settings = get_settings()
     console = Console(stderr=True)
     try:
-        verify_topics(settings, [settings.topic(TOPIC_ACCOUNTS), settings.topic(TOPIC_METRICS)])
+        verify_topics(
+            settings,
+            [
+                settings.topic(name)
+                for name in (
+                    TOPIC_ACCOUNTS,
+                    TOPIC_METRICS,
+                    TOPIC_RANK_CHANGES,
+                    TOPIC_EDITIONS,
+                    TOPIC_COMMAND_RESULTS,
+                )
+            ],
+        )
     except TopicsNotReady as exc:
         console.print(f"error: {exc}")
         raise typer.Exit(2) from exc
@@ -43,3 +62,7 @@ def rebuild_command() -> None:
         f"rebuilt from {report.accounts} account records and {report.metrics} snapshots "
         f"in {report.seconds:.1f} s" + (f"; rejected: {report.rejected}" if report.rejected else "")
     )
+    from services.publisher.rebuild import rebuild_publisher
+
+    publisher_report = asyncio.run(rebuild_publisher(settings))
+    console.print(f"rebuilt the {publisher_report.summary()}")

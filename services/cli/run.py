@@ -94,7 +94,11 @@ def run_stack(settings: Settings, source: str, file: Path | None) -> None:
 
         seeded = seed_bundled_accounts(settings, log.warning)
         log.info("topics ready (%d), %d bundled accounts seeded", len(reports), seeded)
-        children = [Child("scorer", ["scorer"], log_dir), Child("api", ["api"], log_dir)]
+        children = [
+            Child("scorer", ["scorer"], log_dir),
+            Child("publisher", ["publisher"], log_dir),
+            Child("api", ["api"], log_dir),
+        ]
         if source != "none":
             children.append(Child("collector", ["collector", "--source", source], log_dir))
         for child in children:

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         7.0, gt=0, le=9.5, description="A service exits anyway this long after SIGTERM."
     )
     edition_grace_hours: float = Field(24.0, ge=0, description="After a month ends.")
+    edition_auto_publish_hours: float | None = Field(
+        None,
+        ge=0,
+        description="Publish a month automatically this long after its end (event time).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # --- Collector -----------------------------------------------------------------------

@@ -1,0 +1,103 @@
+"""`observatoire accounts set ID HANDLE`: change the account a territory uses, and wait
+until it is applied (the publisher recorded it in obs.accounts.v1 and the scorer re-derived
+the territory's standings from the new account).
+
+Exit 0 when applied, 2 when refused (an invalid handle or unknown territory, checked here
+and again by the publisher), 1 when it was not applied in time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import orjson
+import redis
+import typer
+
+from services.common import redis_keys as rk
+from services.common.clock import utcnow
+from services.common.events import build_command
+from services.common.handles import InvalidHandle, normalise_handle
+from services.common.kafka import TopicsNotReady
+from services.common.settings import Settings, get_settings
+from services.common.territories import load_registry
+from services.publisher.client import submit_command, wait_for_result
+
+app = typer.Typer(help="Which account each territory uses.", no_args_is_help=True)
+
+
+@app.callback()
+def _accounts() -> None:
+    """Which account each territory uses."""
+
+
+def _scorer_applied(settings: Settings, territory_id: str, handle: str, timeout: float) -> bool:
+    """Wait until the scorer's account mapping shows the territory's new handle."""
+    client = redis.Redis.from_url(settings.redis_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            raw = client.hget(rk.ACCOUNTS_KEY, territory_id)
+            if raw is not None and orjson.loads(raw).get("handle") == handle:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+    finally:
+        client.close()
+
+
+def set_account(
+    settings: Settings, territory_id: str, raw_handle: str, timeout: float
+) -> tuple[int, str]:
+    """Request a territory's account change; returns the exit code and what to print."""
+    try:
+        handle = normalise_handle(raw_handle)
+    except InvalidHandle as invalid:
+        return 2, f"refused: handle {raw_handle!r} {invalid.reason}"
+    registry = load_registry()
+    if territory_id not in registry:
+        return (
+            2,
+            f"refused: unknown territory {territory_id!r} (see `observatoire territories list`)",
+        )
+    command = build_command(
+        command="set_account",
+        args={"id": territory_id, "handle": handle},
+        requested_by="cli",
+        requested_at=utcnow(),
+    )
+    started = time.monotonic()
+    submit_command(settings, command)
+    result = wait_for_result(settings, command["event_id"], timeout)
+    if result is None:
+        return 1, (
+            f"no result for command {command['event_id']} within {timeout:g} s: is the "
+            "publisher running? The request stays queued in obs.commands.v1."
+        )
+    if result["status"] == "refused":
+        return 2, f"refused: {result['reason']}"
+    left = max(0.0, timeout - (time.monotonic() - started))
+    if not _scorer_applied(settings, territory_id, handle, left):
+        return 1, (
+            f"{result['reason']}; recorded in obs.accounts.v1, but the scorer has not applied "
+            f"it within {timeout:g} s (is it running?)"
+        )
+    return 0, f"{result['reason']}; applied to the standings"
+
+
+@app.command("set")
+def set_command(
+    territory_id: Annotated[str, typer.Argument(metavar="ID", help="Territory id, e.g. dep-32.")],
+    handle: Annotated[str, typer.Argument(help="Instagram handle, with or without @.")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait until applied.")] = 60.0,
+) -> None:
+    """Set the account of a territory (a set_account command); wait until it is applied."""
+    try:
+        code, message = set_account(get_settings(), territory_id, handle, timeout)
+    except TopicsNotReady as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(message)
+    raise typer.Exit(code)

@@ -1,0 +1,68 @@
+"""`observatoire edition publish YYYY-MM`: request a month's publication and wait for it.
+
+Exit 0 when the month is published or was already (the output says which), 2 when the
+publisher refuses it (the output says why) or the month is not `YYYY-MM`, 1 when no result
+came in time (the command stays in obs.commands.v1: a publisher that starts later runs it).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from services.common.clock import parse_edition, utcnow
+from services.common.editions import ALREADY_PUBLISHED
+from services.common.events import build_command
+from services.common.kafka import TopicsNotReady
+from services.common.settings import Settings, get_settings
+from services.publisher.client import submit_command, wait_for_result
+
+app = typer.Typer(help="Monthly editions (the palmarès).", no_args_is_help=True)
+
+
+@app.callback()
+def _edition() -> None:
+    """Monthly editions (the palmarès)."""
+
+
+def publish_edition(settings: Settings, edition: str, timeout: float) -> tuple[int, str]:
+    """Request the publication of `edition`; returns the exit code and what to print."""
+    try:
+        parse_edition(edition)
+    except ValueError as error:
+        return 2, f"refused: {error}"
+    command = build_command(
+        command="publish_edition",
+        args={"edition": edition},
+        requested_by="cli",
+        requested_at=utcnow(),
+    )
+    submit_command(settings, command)
+    result = wait_for_result(settings, command["event_id"], timeout)
+    if result is None:
+        return 1, (
+            f"no result for command {command['event_id']} within {timeout:g} s: is the "
+            "publisher running? The request stays queued in obs.commands.v1."
+        )
+    reason = result["reason"] or ""
+    if result["status"] == "refused":
+        return 2, f"refused: {reason}"
+    if reason.startswith(ALREADY_PUBLISHED):
+        return 0, f"{edition}: {reason}; nothing changed"
+    return 0, reason or f"published {edition}"
+
+
+@app.command("publish")
+def publish(
+    edition: Annotated[str, typer.Argument(help="The month measured, YYYY-MM.")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the result.")] = 60.0,
+) -> None:
+    """Publish a monthly edition (all categories at once); wait for the publisher's answer."""
+    try:
+        code, message = publish_edition(get_settings(), edition, timeout)
+    except TopicsNotReady as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(message)
+    raise typer.Exit(code)

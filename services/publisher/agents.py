@@ -1,0 +1,203 @@
+"""The publisher's agents and timers: score events → rank changes, snapshots → link status,
+account records → territories' link status, commands → results, editions and accounts.
+
+Records are read in batches (faust keeps managing the group, offsets and rebalances; a batch's
+offsets are acknowledged after it is handled). Invalid `obs.scores.v1` and `obs.commands.v1`
+records go to their dead-letter topics; invalid `obs.metrics.v1` and `obs.accounts.v1` records
+are skipped and counted (the scorer, their first consumer, dead-letters them: one dead-letter
+record per invalid record, not one per consumer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
+
+import faust
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_COMMANDS, TOPIC_METRICS
+from services.common.events import MetricsSnapshot
+from services.common.streams import dead_letter, record_ms, with_redis_retry
+from services.common.territories import load_registry
+from services.common.validation import (
+    Rejection,
+    validate_account,
+    validate_command,
+    validate_metrics,
+    validate_score,
+)
+from services.publisher import metrics as m
+from services.publisher.app import app, settings
+from services.publisher.core import Publisher
+from services.publisher.rank_changes import Trigger
+from services.publisher.sender import Delivered
+from services.publisher.topics import (
+    WRITTEN,
+    accounts_topic,
+    commands_dlq,
+    commands_topic,
+    metrics_topic,
+    scores_dlq,
+    scores_topic,
+)
+
+log = logging.getLogger("publisher")
+T = TypeVar("T")
+SCORE_BATCH = 2000
+METRICS_BATCH = 2000
+BATCH_SECONDS = 0.2
+RECONCILE_SECONDS = 5.0  # re-read every category's list (repairs a lost score event)
+AUTO_PUBLISH_CHECK_SECONDS = 10.0
+
+_publisher: Publisher | None = None
+_publisher_lock = asyncio.Lock()
+
+
+async def _send(topic: str, key: bytes, value: bytes) -> Delivered:
+    """Produce through the worker's producer and wait for the delivery."""
+    pending = await WRITTEN[topic].send(key=key, value=value)
+    metadata = await pending
+    return Delivered(metadata.partition, metadata.offset)
+
+
+async def publisher() -> Publisher:
+    """The worker's publisher, created and loaded on first use inside the worker's loop."""
+    global _publisher
+    async with _publisher_lock:
+        if _publisher is None:
+            candidate = Publisher(
+                Redis.from_url(settings.redis_url),
+                load_registry(),
+                _send,
+                grace_hours=settings.edition_grace_hours,
+            )
+            await _with_redis_retry("loading the publisher's state", candidate.load)
+            _publisher = candidate
+    return _publisher
+
+
+async def _with_redis_retry(what: str, work: Callable[[], Awaitable[T]]) -> T:
+    return await with_redis_retry(what, work, m.REDIS_ERRORS, log)
+
+
+async def _dead_letter(topic: faust.TopicT, event: faust.EventT, rejection: Rejection) -> None:
+    await dead_letter(topic, event, rejection, m.DEAD_LETTERS, log)
+
+
+@app.agent(scores_topic)
+async def track_rank_changes(stream: Any) -> None:
+    """After each batch of score events, re-read the categories it touched."""
+    async for events in stream.take_events(SCORE_BATCH, within=BATCH_SECONDS):
+        m.EVENTS_CONSUMED.labels("scores").inc(len(events))
+        triggers: dict[str, Trigger] = {}
+        for event in events:
+            result = validate_score(event.message.value or b"", record_ms(event))
+            if isinstance(result, Rejection):
+                await _dead_letter(scores_dlq, event, result)
+                continue
+            triggers.setdefault(result.category, Trigger()).add(
+                result.observed_at, event.message.timestamp
+            )
+        core = await publisher()
+        for category, trigger in sorted(triggers.items()):
+            await _with_redis_retry(
+                f"publishing {category}'s list", partial(core.ranks.refresh, category, trigger)
+            )
+
+
+@app.agent(metrics_topic)
+async def track_links(stream: Any) -> None:
+    """Follow each account's link status through its snapshots."""
+    async for events in stream.take_events(METRICS_BATCH, within=BATCH_SECONDS):
+        m.EVENTS_CONSUMED.labels("metrics").inc(len(events))
+        valid: list[MetricsSnapshot] = []
+        for event in events:
+            result = validate_metrics(event.message.value or b"", record_ms(event))
+            if isinstance(result, Rejection):
+                m.INVALID_RECORDS.labels(TOPIC_METRICS, result.reason).inc()
+            else:
+                valid.append(result)
+        if valid:
+            core = await publisher()
+            await _with_redis_retry("judging links", partial(core.links.apply_snapshots, valid))
+
+
+@app.agent(accounts_topic)
+async def track_accounts(stream: Any) -> None:
+    """A territory's account changed: its link status follows the new account."""
+    async for events in stream.take_events(500, within=BATCH_SECONDS):
+        m.EVENTS_CONSUMED.labels("accounts").inc(len(events))
+        core = await publisher()
+        for event in events:
+            result = validate_account(event.message.value or b"", record_ms(event))
+            if isinstance(result, Rejection):
+                m.INVALID_RECORDS.labels(TOPIC_ACCOUNTS, result.reason).inc()
+                continue
+            await _with_redis_retry(
+                "applying an account change", partial(core.links.apply_account, result)
+            )
+
+
+@app.agent(commands_topic)
+async def execute_commands(stream: Any) -> None:
+    """Execute each operator command once and record its result."""
+    async for event in stream.events():
+        m.EVENTS_CONSUMED.labels("commands").inc()
+        result = validate_command(event.message.value or b"", record_ms(event))
+        if isinstance(result, Rejection):
+            await _dead_letter(commands_dlq, event, result)
+            continue
+        core = await publisher()
+        await _with_redis_retry(
+            f"executing command {result.event_id[:12]}", partial(core.commands.execute, result)
+        )
+
+
+@app.task
+async def publish_changes_missed_while_stopped() -> None:
+    """At start: whatever the standings became while the publisher was down is published."""
+    core = await publisher()
+    await _with_redis_retry("re-reading every list", core.ranks.refresh_all)
+
+
+@app.timer(interval=RECONCILE_SECONDS)
+async def reconcile_published_lists() -> None:
+    """Re-read every list: a change whose score event was lost is still published."""
+    core = await publisher()
+    try:
+        await core.ranks.refresh_all()
+    except (RedisError, OSError) as exc:  # the next tick tries again
+        m.REDIS_ERRORS.inc()
+        log.error("redis error while re-reading the lists: %r", exc)
+
+
+def auto_publish_hours() -> float | None:
+    """Hours after a month's end (event time) to publish it automatically; None: never.
+
+    `OBS_EDITION_AUTO_PUBLISH_HOURS` (Settings.edition_auto_publish_hours).
+    """
+    return settings.edition_auto_publish_hours
+
+
+@app.timer(interval=AUTO_PUBLISH_CHECK_SECONDS)
+async def request_due_editions() -> None:
+    """Automatic publication: request the oldest due month as an `auto` command."""
+    delay = auto_publish_hours()
+    if delay is None:
+        return
+    core = await publisher()
+    try:
+        command = await core.commands.due_auto_command(delay)
+    except (RedisError, OSError) as exc:
+        m.REDIS_ERRORS.inc()
+        log.error("redis error while checking for a due edition: %r", exc)
+        return
+    if command is not None:
+        await _send(TOPIC_COMMANDS, command["event_id"].encode(), orjson.dumps(command))
+        log.info("requested the automatic publication of %s", command["args"]["edition"])

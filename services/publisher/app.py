@@ -1,0 +1,14 @@
+"""The publisher's faust app: one object, configured from Settings for the broker profile.
+
+Like the scorer, state lives in Redis (services/publisher/store.py), not in faust tables;
+faust manages the consumer group (its own, `observatoire-publisher`), offsets and
+rebalances. Run one publisher: rank-change `seq` numbers are assigned by a single writer.
+"""
+
+from __future__ import annotations
+
+from services.common.settings import get_settings
+from services.common.streams import faust_app
+
+settings = get_settings()
+app = faust_app("publisher", settings)

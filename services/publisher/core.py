@@ -1,0 +1,29 @@
+"""The publisher's components, wired once per process around one Redis client and a Sender."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from services.common.territories import Registry
+from services.publisher.commands import CommandExecutor
+from services.publisher.links import LinkTracker
+from services.publisher.rank_changes import RankChangeTracker
+from services.publisher.sender import Sender
+from services.publisher.store import PublisherStore
+
+
+class Publisher:
+    """Rank changes, link status and commands, sharing one store."""
+
+    def __init__(
+        self, redis: Redis, registry: Registry, send: Sender, *, grace_hours: float
+    ) -> None:
+        self.store = PublisherStore(redis)
+        self.ranks = RankChangeTracker(self.store, send)
+        self.links = LinkTracker(self.store, send, registry)
+        self.commands = CommandExecutor(self.store, send, registry, grace_hours=grace_hours)
+
+    async def load(self) -> None:
+        """Load the recorded state (call after `restore_from_topics`)."""
+        await self.ranks.load()
+        await self.links.load()

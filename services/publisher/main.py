@@ -1,0 +1,63 @@
+"""Start the publisher: check topics and Redis, bring Redis up to the publisher's own topics,
+serve /metrics, run the faust worker with the shutdown watchdog."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from prometheus_client import start_http_server
+from redis.asyncio import Redis
+
+from services.common.kafka import verify_topics
+from services.common.lifecycle import configure_logging
+from services.common.settings import Settings
+from services.common.streams import run_worker
+from services.publisher.recovery import RecoveryReport, restore_from_topics
+
+SERVICE = "publisher"
+
+
+async def _recover(settings: Settings) -> RecoveryReport:
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await redis.ping()
+        return await restore_from_topics(settings, redis)
+    finally:
+        await redis.aclose()
+
+
+def _log_recovery(log: logging.Logger, report: RecoveryReport) -> None:
+    seqs = ", ".join(f"{c} {s}" for c, s in report.seq.items() if s) or "none yet"
+    log.info(
+        "recovered from its topics: %s record(s) read beyond Redis, %d rank-change "
+        "event(s) recovered; last seq per category: %s",
+        sum(report.read.values()),
+        report.recovered_events,
+        seqs,
+    )
+    if report.editions:
+        log.info("restored published editions: %s", ", ".join(report.editions))
+
+
+def run_publisher(settings: Settings) -> None:
+    """Run the publisher in the foreground until SIGTERM/SIGINT."""
+    log = configure_logging(SERVICE, settings.log_level)
+    from services.publisher import agents  # registers the agents on the app
+    from services.publisher.app import app
+    from services.publisher.topics import REQUIRED
+
+    verify_topics(settings, [settings.topic(name) for name in REQUIRED])
+    _log_recovery(log, asyncio.run(_recover(settings)))
+    if settings.publisher_metrics_port:
+        start_http_server(settings.publisher_metrics_port, addr=settings.metrics_host)
+    log.info(
+        "publisher starting: broker %s, redis %s, metrics :%s, grace %g h, auto-publish %s",
+        settings.kafka_bootstrap,
+        settings.redis_host_port,
+        settings.publisher_metrics_port,
+        settings.edition_grace_hours,
+        "off" if agents.auto_publish_hours() is None else f"{agents.auto_publish_hours():g} h",
+    )
+
+    run_worker(app, SERVICE, settings, log)

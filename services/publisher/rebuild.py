@@ -1,0 +1,174 @@
+"""Rebuild the publisher's part of the derived view from the topics (`observatoire rebuild`).
+
+Wipes every key the publisher owns, then:
+- published editions (and the frozen months) from `obs.editions.v1`, the published lists,
+  their `seq` and last 1,000 events from `obs.rank-changes.v1`, command results from
+  `obs.command-results.v1` (services/publisher/recovery.py, from the beginning);
+- link status from `obs.accounts.v1` (which territory uses which handle) and `obs.metrics.v1`
+  (each account's snapshots in log order), through the same pure state machine as the live
+  publisher (services/common/dead_links.py): the same states, whatever the batches.
+
+Run it with the publisher stopped, after the scorer's rebuild (which wipes every key of a
+category but the link status); the publisher's consumer group keeps its offsets and resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from services.common import redis_keys as rk
+from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS
+from services.common.dead_links import LinkState, apply_snapshot
+from services.common.settings import Settings
+from services.common.territories import Registry, load_registry
+from services.common.validation import Rejection, validate_account, validate_metrics
+from services.publisher.links import account_key, dead_link_entry
+from services.publisher.recovery import RecoveryReport, restore_from_topics
+from services.publisher.store import PublisherStore
+from services.publisher.tail import TopicReader
+
+log = logging.getLogger("rebuild.publisher")
+
+
+@dataclass(slots=True)
+class PublisherRebuildReport:
+    """What the publisher's rebuild read and restored."""
+
+    recovery: RecoveryReport = field(default_factory=RecoveryReport)
+    accounts: int = 0
+    snapshots: int = 0
+    links: dict[str, int] = field(default_factory=dict)  # status -> accounts
+    rejected: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def reject(self, rejection: Rejection) -> None:
+        self.rejected[rejection.reason] = self.rejected.get(rejection.reason, 0) + 1
+
+    def summary(self) -> str:
+        seqs = sum(1 for s in self.recovery.seq.values() if s)
+        return (
+            f"publisher: {len(self.recovery.editions)} published editions, rank changes of "
+            f"{seqs} categories, {self.recovery.command_results} command results, link status "
+            f"of {sum(self.links.values())} accounts ({self.links.get('dead', 0)} dead) "
+            f"from {self.accounts} account records and {self.snapshots} snapshots "
+            f"in {self.seconds:.1f} s"
+        )
+
+
+async def wipe_publisher_view(redis: Redis) -> int:
+    """Delete every key the publisher owns."""
+    patterns = [
+        pattern
+        for category in CATEGORY_IDS
+        for pattern in (
+            f"{rk.category_tag(category)}:rc:*",
+            f"{rk.category_tag(category)}:pub:*",
+            f"{rk.category_tag(category)}:ed:*:frozen",
+        )
+    ] + ["obs:acct:*:link"]
+    keys: list[bytes | str] = [rk.link_status_key(category) for category in CATEGORY_IDS]
+    keys += [
+        rk.FROZEN_MONTHS_KEY,
+        rk.EDITIONS_KEY,
+        rk.COMMAND_RESULTS_KEY,
+        rk.DEAD_LINKS_KEY,
+        rk.PUBLISHER_ACCOUNTS_KEY,
+        rk.PUBLISHER_OFFSETS_KEY,
+    ]
+    for pattern in patterns:
+        async for key in redis.scan_iter(match=pattern, count=1000):
+            keys.append(key)
+    deleted = 0
+    for start in range(0, len(keys), 1000):
+        deleted += await redis.unlink(*keys[start : start + 1000])
+    return deleted
+
+
+async def rebuild_publisher(
+    settings: Settings,
+    *,
+    registry: Registry | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> PublisherRebuildReport:
+    """Wipe the publisher's view and rebuild it from the topics."""
+    report = PublisherRebuildReport()
+    started = time.perf_counter()
+    registry = registry or load_registry()
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await wipe_publisher_view(redis)
+        report.recovery = await restore_from_topics(settings, redis, from_start=True)
+        await _rebuild_links(settings, PublisherStore(redis), registry, report, progress)
+    finally:
+        await redis.aclose()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def _rebuild_links(
+    settings: Settings,
+    store: PublisherStore,
+    registry: Registry,
+    report: PublisherRebuildReport,
+    progress: Callable[[str, int], None] | None,
+) -> None:
+    handles: dict[str, tuple[str, str | None]] = {}  # territory -> (platform, handle)
+    async with TopicReader(settings, TOPIC_ACCOUNTS) as reader:
+        async for chunk in reader:
+            for record in chunk:
+                result = validate_account(record.value, record.timestamp)
+                if isinstance(result, Rejection):
+                    report.reject(result)
+                elif result.id not in registry:
+                    report.reject(Rejection("unknown_territory", result.id))
+                else:
+                    handles[result.id] = (result.platform, result.handle)
+                    report.accounts += 1
+            if progress:
+                progress(TOPIC_ACCOUNTS, len(chunk))
+    states: dict[tuple[str, str], LinkState] = defaultdict(LinkState)
+    async with TopicReader(settings, TOPIC_METRICS) as reader:
+        async for chunk in reader:
+            for record in chunk:
+                snap = validate_metrics(record.value, record.timestamp)
+                if isinstance(snap, Rejection):
+                    report.reject(snap)
+                    continue
+                account = (snap.platform, snap.handle)
+                states[account], _ = apply_snapshot(
+                    states[account],
+                    observed_at=snap.observed_at,
+                    event_id=snap.event_id,
+                    status=snap.status,
+                )
+                report.snapshots += 1
+            if progress:
+                progress(TOPIC_METRICS, len(chunk))
+    territories: dict[tuple[str, str], list[str]] = defaultdict(list)
+    statuses: dict[str, dict[str, str | None]] = defaultdict(dict)
+    await store.set_publisher_accounts(
+        {tid: handle for tid, (_, handle) in handles.items() if handle is not None}
+    )
+    for territory_id, (platform, handle) in sorted(handles.items()):
+        if handle is None:
+            continue
+        territories[(platform, handle)].append(territory_id)
+        status = states[(platform, handle)].status if (platform, handle) in states else None
+        if status is not None:
+            statuses[registry[territory_id].category][territory_id] = status
+    judged = {account: state for account, state in states.items() if state.status is not None}
+    dead = {
+        account_key(*account): dead_link_entry(*account, state, territories.get(account, []))
+        for account, state in judged.items()
+        if state.status == "dead"
+    }
+    await store.save_links(territory_status=statuses, dead_links=dead, states=judged)
+    for state in judged.values():
+        assert state.status is not None
+        report.links[state.status] = report.links.get(state.status, 0) + 1
