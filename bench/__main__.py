@@ -1,7 +1,7 @@
 """`make bench`: performance benchmarks, each against a baseline measured in the same run.
 
-Usage: python -m bench [scorer|france] … (default: scorer). Results are printed and saved in
-bench/results/<name>.json.
+Usage: python -m bench [scorer|france|france-3d] … (default: scorer).
+Results are printed and saved in bench/results/<name>.json.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from bench.common import RESULTS
 BENCHES = {
     "scorer": lambda: scorer.run("standard"),
     "france": lambda: scorer.run("france"),
+    "france-3d": lambda: scorer.run("france-3d"),
 }
 
 

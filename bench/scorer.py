@@ -26,7 +26,8 @@ SCENARIOS = {
         ("regions", "departements", "metropoles", "grandes-villes", "villes-moyennes"),
         100,
     ),
-    "france": (CATEGORY_IDS, 30),
+    "france": (CATEGORY_IDS, 30),  # 36,249 accounts x 30 days: 1.09 M snapshots
+    "france-3d": (CATEGORY_IDS, 3),  # the same world, 3 days (109 k snapshots)
 }
 
 
