@@ -43,8 +43,16 @@ class RebuildReport:
 
 
 async def wipe_scorer_view(redis: Redis) -> int:
-    """Delete every key the scorer owns (standings views, summaries, watermark, mapping)."""
-    patterns = [f"{rk.category_tag(c)}:*" for c in CATEGORY_IDS] + ["obs:acct:*"]
+    """Delete every key the scorer owns (standings views, summaries, watermark, mapping).
+
+    The publisher's keys stay: link status, published lists and editions, and the frozen
+    markers (so a rebuild never writes a published month, as live processing never does).
+    """
+    patterns = [
+        f"{rk.category_tag(c)}:{part}"
+        for c in CATEGORY_IDS
+        for part in ("cur:*", "ed:*", "meta", "geo:*")
+    ] + ["obs:acct:*"]
     owned_meta = [
         rk.WATERMARK_KEY,
         rk.MONTHS_KEY,
@@ -56,7 +64,7 @@ async def wipe_scorer_view(redis: Redis) -> int:
     for pattern in patterns:
         batch: list[bytes] = []
         async for key in redis.scan_iter(match=pattern, count=1000):
-            if key.decode().endswith(":link"):  # the publisher's link status
+            if key.decode().endswith((":link", ":frozen")):  # the publisher's
                 continue
             batch.append(key)
             if len(batch) >= 1000:
