@@ -22,6 +22,7 @@ def _register() -> None:
     """Attach the command groups."""
     from services.cli import (
         accounts,
+        collect,
         edition,
         handles,
         publisher_service,
@@ -43,3 +44,4 @@ def _register() -> None:
     app.command("run")(run.run_command)
     app.command("replay")(replay.replay_command)
     app.command("rebuild")(rebuild.rebuild_command)
+    app.command("collect")(collect.collect_command)

@@ -100,7 +100,10 @@ def run_stack(settings: Settings, source: str, file: Path | None) -> None:
             Child("api", ["api"], log_dir),
         ]
         if source != "none":
-            children.append(Child("collector", ["collector", "--source", source], log_dir))
+            args = ["collector", "--source", source]
+            if file is not None:
+                args += ["--file", str(file.resolve())]
+            children.append(Child("collector", args, log_dir))
         for child in children:
             child.start()
         _announce_when_ready(settings, stop, log)
@@ -154,14 +157,28 @@ def _announce_when_ready(settings: Settings, stop: threading.Event, log: logging
 
 
 def run_command(
-    source: str = typer.Option("sim", help="sim | graph | csv | none (collect nothing)."),
+    source: str | None = typer.Option(
+        None,
+        help="sim | graph | csv | none (collect nothing). Default: graph when OBS_GRAPH_TOKENS "
+        "is set, else sim.",
+    ),
     file: Path | None = typer.Option(None, help="Input file for --source csv."),
 ) -> None:
     """The whole local stack in the foreground; Ctrl-C or SIGTERM stops it within 10 s."""
+    settings = get_settings()
+    if source is None:
+        source = "graph" if settings.graph_token_list else "sim"
     if source not in {"sim", "graph", "csv", "none"}:
         typer.echo(f"error: unknown source {source!r} (sim, graph, csv or none)", err=True)
         raise typer.Exit(2)
-    settings = get_settings()
+    if source in {"graph", "csv"}:
+        from services.collector.main import CollectorUnavailable, check_source
+
+        try:
+            check_source(settings, source, file)  # refuse now, not in a restart loop
+        except CollectorUnavailable as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
     try:
         run_stack(settings, source, file)
     except LocalServiceError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from services.common.kafka import TopicsNotReady
@@ -38,11 +40,12 @@ def api() -> None:
 def collector(
     source: str = typer.Option("sim", help="sim | graph | csv"),
     once: bool = typer.Option(False, help="One round, then exit."),
+    file: Path | None = typer.Option(None, help="Input file for --source csv."),
 ) -> None:
     """A collector source producing obs.metrics.v1."""
     from services.collector.main import CollectorUnavailable, run_collector
 
     try:
-        run_collector(get_settings(), source, once=once)
+        run_collector(get_settings(), source, once=once, file=file)
     except (TopicsNotReady, CollectorUnavailable) as exc:
         _refuse(exc)

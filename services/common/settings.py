@@ -10,6 +10,17 @@ from urllib.parse import urlparse
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.contracts import CATEGORY_IDS
+
+_MIB = 1024 * 1024
+# Every région, département, métropole and grande ville (ARCHITECTURE's demo default).
+DEFAULT_SIM_SHARES: dict[str, float] = {
+    "regions": 1.0,
+    "departements": 1.0,
+    "metropoles": 1.0,
+    "grandes-villes": 1.0,
+}
+
 
 class Settings(BaseSettings):
     """Every knob of the observatory. Services receive an instance; none reads os.environ."""
@@ -78,6 +89,58 @@ class Settings(BaseSettings):
         None, description="Event time the simulation starts at (default: 75 days before now)."
     )
     spool_dir: Path = Path(".run/spool")
+
+    # --- Graph source --------------------------------------------------------------------
+    collector_cadence_hours: float = Field(
+        24.0, gt=0, description="Each account is observed once per this many hours."
+    )
+    collector_error_retry_hours: float = Field(
+        1.0, gt=0, description="An account whose last observation was an error is due again."
+    )
+    collector_concurrency: int = Field(4, ge=1, le=64, description="Graph fetches in flight.")
+    graph_timeout_seconds: float = Field(10.0, gt=0, le=120, description="Per HTTP call.")
+    graph_max_attempts: int = Field(
+        3, ge=1, le=10, description="Calls per page before a transient fault becomes `error`."
+    )
+    graph_throttle_pause_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="A throttled token rests this long unless the usage headers say how long.",
+    )
+    graph_page_size: int = Field(50, ge=1, le=100, description="Posts asked per call.")
+
+    # --- Spool ---------------------------------------------------------------------------
+    spool_max_bytes: int = Field(
+        512 * _MIB, ge=_MIB, description="Above this, collection pauses until the broker is back."
+    )
+    collector_drain_timeout_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="With --once (and CSV), how long to wait for the broker before exiting.",
+    )
+
+    # --- Simulator -----------------------------------------------------------------------
+    sim_shares: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_SIM_SHARES),
+        description="Share of each category's territories that get a simulated account (JSON).",
+    )
+    sim_demo: bool = Field(
+        False, description="Replay the last three months up to now as fast as the broker takes."
+    )
+    sim_dead_links: int = Field(2, ge=0, description="Simulated accounts that go dead.")
+    sim_renames: int = Field(1, ge=0, description="Simulated accounts that change handle.")
+
+    @field_validator("sim_shares")
+    @classmethod
+    def _shares_are_categories(cls, value: dict[str, float]) -> dict[str, float]:
+        for category, share in value.items():
+            if category not in CATEGORY_IDS:
+                raise ValueError(
+                    f"unknown category {category!r} in sim_shares; one of {', '.join(CATEGORY_IDS)}"
+                )
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"sim_shares[{category!r}] = {share}: a share is within [0, 1]")
+        return value
 
     # --- Local stack ---------------------------------------------------------------------
     run_dir: Path = Field(Path(".run"), description="Logs and state of `observatoire run`.")
