@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from services.common import redis_keys as rk
 from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS
 from services.common.dead_links import LinkState, apply_snapshot
+from services.common.redis_admin import unlink_keys
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
 from services.common.validation import Rejection, validate_account, validate_metrics
@@ -72,7 +73,7 @@ async def wipe_publisher_view(redis: Redis) -> int:
             f"{rk.category_tag(category)}:ed:*:frozen",
         )
     ] + ["obs:acct:*:link"]
-    keys: list[bytes | str] = [rk.link_status_key(category) for category in CATEGORY_IDS]
+    keys = [rk.link_status_key(category) for category in CATEGORY_IDS]
     keys += [
         rk.FROZEN_MONTHS_KEY,
         rk.EDITIONS_KEY,
@@ -81,13 +82,7 @@ async def wipe_publisher_view(redis: Redis) -> int:
         rk.PUBLISHER_ACCOUNTS_KEY,
         rk.PUBLISHER_OFFSETS_KEY,
     ]
-    for pattern in patterns:
-        async for key in redis.scan_iter(match=pattern, count=1000):
-            keys.append(key)
-    deleted = 0
-    for start in range(0, len(keys), 1000):
-        deleted += await redis.unlink(*keys[start : start + 1000])
-    return deleted
+    return await unlink_keys(redis, patterns, keys=keys)
 
 
 async def rebuild_publisher(

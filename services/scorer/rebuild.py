@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from services.common import redis_keys as rk
 from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS
 from services.common.events import MetricsSnapshot
+from services.common.redis_admin import unlink_keys
 from services.common.settings import Settings
 from services.common.streams import read_topic
 from services.common.territories import Registry, load_registry
@@ -60,20 +61,7 @@ async def wipe_scorer_view(redis: Redis) -> int:
         rk.ACCOUNTS_VERSION_KEY,
         rk.GEO_READY_KEY,
     ]
-    deleted = 0
-    for pattern in patterns:
-        batch: list[bytes] = []
-        async for key in redis.scan_iter(match=pattern, count=1000):
-            if key.decode().endswith((":link", ":frozen")):  # the publisher's
-                continue
-            batch.append(key)
-            if len(batch) >= 1000:
-                deleted += await redis.unlink(*batch)
-                batch.clear()
-        if batch:
-            deleted += await redis.unlink(*batch)
-    deleted += await redis.unlink(*owned_meta)
-    return deleted
+    return await unlink_keys(redis, patterns, keys=owned_meta, keep_suffixes=(":link", ":frozen"))
 
 
 async def rebuild(
