@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +36,11 @@ def _consumed(settings: Settings) -> float:
     text = httpx.get(f"http://127.0.0.1:{settings.scorer_metrics_port}/metrics", timeout=2).text
     match = re.search(r'obs_scorer_events_consumed_total\{topic="metrics"\} ([0-9.e+]+)', text)
     return float(match.group(1)) if match else 0.0
+
+
+def _stage(name: str, what: object) -> None:
+    """Say what each stage measured as soon as it is known (long runs)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {name}: {what}", file=sys.stderr, flush=True)
 
 
 def memory_by_group(client: redis.Redis) -> dict[str, int]:
@@ -94,13 +100,17 @@ def run(scenario: str = "standard") -> dict[str, object]:
         end = now()
         sim = world(categories, end)
         filled: Prefill = asyncio.run(prefill(settings, sim, rounds, end))
+        _stage("prefill", filled)
         count, raw_seconds = asyncio.run(raw_consume(settings))
+        _stage("raw consume", f"{count} events in {raw_seconds:.1f} s")
         assert count == filled.events, (count, filled.events)
         client = redis.Redis.from_url(settings.redis_url)
         report = asyncio.run(rebuild(settings))
         rebuild_seconds = report.seconds
+        _stage("rebuild", report)
         ranked = sum(client.zcard(f"obs:{{cat:{c}}}:cur:rank") for c in CATEGORY_IDS)
         memory = memory_by_group(client)
+        _stage("memory", memory)
         client.flushdb()
         live_result = live(settings, filled.events, tmp)
         raw_rate = count / raw_seconds

@@ -116,51 +116,58 @@ class StandingsUpdater:
         return await self.apply_accounts([(territory_id, handle, simulated)])
 
     async def apply_accounts(self, changes: Sequence[tuple[str, str | None, bool]]) -> list[dict]:
-        """Apply account records in order, under one lock (a batch of `obs.accounts.v1`)."""
+        """Apply a batch of `obs.accounts.v1` records (the last per territory wins).
+
+        Each changed territory's current and unpublished month entries are re-derived from its
+        new account's stored summaries, in bulk: a handful of round trips per batch whatever
+        its size. The mapping is recorded last: a crash in between leaves the old mapping, so
+        the redelivered records re-derive again (never half applied).
+        """
+        final = {tid: AccountLink(handle, simulated) for tid, handle, simulated in changes}
         events: list[dict] = []
         async with self._lock:
-            if await self.store.watermark() is None:
-                # Nothing scored yet (a first start, a rebuild): no entry to re-derive.
-                await self.store.set_accounts(
-                    {tid: AccountLink(handle, simulated) for tid, handle, simulated in changes}
-                )
+            mapping = await self.store.mapping()
+            changed = {tid: link for tid, link in final.items() if mapping.get(tid) != link}
+            if not changed:
                 return events
-            for territory_id, handle, simulated in changes:
-                link = AccountLink(handle=handle, simulated=simulated)
-                if (await self.store.mapping()).get(territory_id) == link:
-                    continue
-                # Re-derive first, record the mapping last: a crash in between leaves the old
-                # mapping, so the redelivered record re-derives again (never half applied).
-                events += await self._rederive(self.registry[territory_id], link)
-                await self.store.set_account(territory_id, link)
+            watermark = await self.store.watermark()
+            if watermark is not None:  # before any score (first start, rebuild): nothing to derive
+                events = await self._rederive(changed, watermark - ACTIVE_SECONDS)
+            await self.store.set_accounts(changed)
         return events
 
-    async def _rederive(self, territory: Territory, link: AccountLink) -> list[dict]:
-        category = territory.category
-        events: list[dict] = []
-        watermark = await self.store.watermark()
-        cutoff = None if watermark is None else watermark - ACTIVE_SECONDS
+    async def _rederive(self, changed: dict[str, AccountLink], cutoff: int) -> list[dict]:
         frozen = await self.store.frozen_months()
-        months = await self.store.edition_months(category) | await self.store.months()
-        for month in [None, *sorted(months - frozen)]:
-            summary = (
-                None
-                if link.handle is None
-                else await self.store.summary(PLATFORM_INSTAGRAM, link.handle, month)
-            )
-            if summary is None:
-                removed = await self.store.remove_entries(category, month, [territory.id])
-                if month is None:
-                    for tid, raw in removed:
-                        events.append(self._score_event(tid, raw, "inactive"))
-                continue
-            write = _entry(territory, summary, version_of(summary), link)
+        months = await self.store.months()
+        for category in {self.registry[tid].category for tid in changed}:
+            months |= await self.store.edition_months(category)
+        views: list[str | None] = [None, *sorted(months - frozen)]
+        handles = {link.handle for link in changed.values() if link.handle is not None}
+        summaries = await self.store.account_summaries(PLATFORM_INSTAGRAM, handles)
+        writes: dict[tuple[str, str | None], list[EntryWrite]] = defaultdict(list)
+        removals: dict[tuple[str, str | None], list[str]] = defaultdict(list)
+        for tid, link in changed.items():
+            territory = self.registry[tid]
+            held = summaries.get(link.handle, {}) if link.handle is not None else {}
+            for view in views:
+                summary = held.get(view)
+                if summary is None:
+                    removals[(territory.category, view)].append(tid)
+                else:
+                    write = _entry(territory, summary, version_of(summary), link)
+                    writes[(territory.category, view)].append(write)
+        events: list[dict] = []
+        for (category, view), ids in removals.items():
+            removed = await self.store.remove_entries(category, view, ids)
+            if view is None:
+                events += [self._score_event(tid, raw, "inactive") for tid, raw in removed]
+        for (category, view), batch in writes.items():
             written = await self.store.apply_entries(
-                category, month, [write], cutoff=cutoff if month is None else None, force=True
+                category, view, batch, cutoff=cutoff if view is None else None, force=True
             )
-            if month is None:
-                for tid, status in written:
-                    events.append(self._score_event(tid, write.entry, status))
+            if view is None:
+                by_id = {w.territory_id: w.entry for w in batch}
+                events += [self._score_event(tid, by_id[tid], status) for tid, status in written]
         return events
 
     def _score_event(self, territory_id: str, raw_entry: bytes, status: str) -> dict:

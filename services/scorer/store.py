@@ -91,13 +91,26 @@ class ScorerStore:
                 pipe.sadd(rk.MONTHS_KEY, *sorted(months))
             await pipe.execute()
 
-    async def summary(
-        self, platform: str, handle: str, month: str | None
-    ) -> SnapshotSummary | None:
-        """The stored summary of an account (current, or for one edition month)."""
-        field = rk.CURRENT_FIELD if month is None else rk.month_field(month)
-        raw = cast(bytes | None, await self.redis.hget(rk.account_key(platform, handle), field))
-        return None if raw is None else decode_summary(raw)
+    async def account_summaries(
+        self, platform: str, handles: Iterable[str]
+    ) -> dict[str, dict[str | None, SnapshotSummary]]:
+        """Every stored summary of these accounts: handle -> {None (current) | month: summary}."""
+        handles = sorted(handles)
+        if not handles:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for handle in handles:
+                pipe.hgetall(rk.account_key(platform, handle))
+            replies = await pipe.execute()
+        out: dict[str, dict[str | None, SnapshotSummary]] = {}
+        for handle, fields in zip(handles, replies, strict=True):
+            held: dict[str | None, SnapshotSummary] = {}
+            for field, raw in cast(dict[bytes, bytes], fields).items():
+                name = field.decode()
+                view = None if name == rk.CURRENT_FIELD else name.removeprefix("m:")
+                held[view] = decode_summary(raw)
+            out[handle] = held
+        return out
 
     async def months(self) -> set[str]:
         """Every month in which some account has an `ok` snapshot."""
@@ -161,16 +174,6 @@ class ScorerStore:
         return _texts(await self.redis.smembers(rk.edition_months_key(category)))
 
     # --- account mapping -----------------------------------------------------------------
-    async def set_account(self, territory_id: str, link: AccountLink) -> AccountLink | None:
-        """Record a territory's account; returns the previous one (None if unknown)."""
-        value = orjson.dumps({"handle": link.handle, "simulated": link.simulated})
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hget(rk.ACCOUNTS_KEY, territory_id)
-            pipe.hset(rk.ACCOUNTS_KEY, territory_id, value)
-            pipe.incr(rk.ACCOUNTS_VERSION_KEY)
-            old, _, _ = await pipe.execute()
-        return None if old is None else _link(old)
-
     async def set_accounts(self, links: dict[str, AccountLink]) -> None:
         """Record many territories' accounts at once (no re-derivation: nothing scored yet)."""
         if not links:
