@@ -1,6 +1,6 @@
 """`make bench`: performance benchmarks, each against a baseline measured in the same run.
 
-Usage: python -m bench [scorer|france|france-3d] … (default: scorer).
+Usage: python -m bench [scorer|api|france|france-3d] … (default: scorer api).
 Results are printed and saved in bench/results/<name>.json.
 """
 
@@ -10,10 +10,11 @@ import json
 import sys
 import time
 
-from bench import scorer
+from bench import api, scorer
 from bench.common import RESULTS
 
 BENCHES = {
+    "api": api.run,
     "scorer": lambda: scorer.run("standard"),
     "france": lambda: scorer.run("france"),
     "france-3d": lambda: scorer.run("france-3d"),
@@ -21,7 +22,7 @@ BENCHES = {
 
 
 def main(argv: list[str]) -> int:
-    names = argv or ["scorer"]
+    names = argv or ["scorer", "api"]
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         print(f"unknown bench {unknown}; available: {', '.join(BENCHES)}", file=sys.stderr)

@@ -32,6 +32,17 @@ if ! command -v redis-server >/dev/null; then
   fi
 fi
 
+# Headless browser for the public pages' end-to-end test.
+if ! command -v chromium >/dev/null; then
+  echo "bootstrap: installing chromium (Debian package)"
+  apt_install chromium fonts-dejavu-core
+fi
+# Load generator of `make bench` (the API benchmark).
+if ! command -v wrk >/dev/null; then
+  echo "bootstrap: installing wrk (Debian package)"
+  apt_install wrk
+fi
+
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
   echo "bootstrap: Python 3.11 is required ($PYTHON is $("$PYTHON" --version 2>&1))" >&2
   exit 1

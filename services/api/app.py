@@ -1,67 +1,123 @@
-"""The FastAPI application: JSON API under /api/v1, operations endpoints, OpenAPI at /docs."""
+"""The FastAPI application: JSON API under /api/v1, public pages in French, operations
+endpoints, OpenAPI at /docs. Reads Redis only; writes operator commands to the broker."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Final
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from services.api.errors import error_response, install_error_handlers
-from services.api.metrics import LATENCY, REQUESTS
+from services.api.coalesce import ReadCoalescer, RenderedBodies
+from services.api.command_sender import CommandSender
+from services.api.edition_index import EditionIndex
+from services.api.errors import install_error_handlers
+from services.api.items import ScoredEntries
+from services.api.middleware import BodySizeLimit, RateLimit, RequestMetrics
+from services.api.operator import token_digest
+from services.api.options import ApiOptions
+from services.api.ratelimit import TokenBuckets
 from services.api.repository import StandingsRepository
 from services.api.responses import JSON
-from services.api.routes import health, standings
+from services.api.routes import (
+    commands,
+    dead_links,
+    editions,
+    health,
+    operator,
+    pages,
+    rank_changes,
+    standings,
+    territories,
+)
+from services.api.streams import RankChangeFeed, StreamHub
+from services.api.territory_detail import TerritoryReader
 from services.common.settings import Settings, get_settings
 from services.common.territories import load_registry
 
+# Never rate limited: probes, scrapes and the pages' own assets.
+RATE_LIMIT_EXEMPT: Final = ("/healthz", "/readyz", "/metrics", "/static/")
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+DESCRIPTION = """
+Live rankings of French local governments on Instagram (methodology v1), monthly editions
+(the palmarès) and rank-change events. Errors answer `{"error": {"code", "message"}}`.
+Operator actions need `Authorization: Bearer <OBS_OPERATOR_TOKEN>` and answer 202 with the
+URL of the command's status. See docs/api.md.
+"""
+
+
+def create_app(settings: Settings | None = None, options: ApiOptions | None = None) -> FastAPI:
     """Build the API for these settings (the process-wide ones by default)."""
     settings = settings or get_settings()
+    options = options or ApiOptions()
+    registry = load_registry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = Redis.from_url(settings.redis_url, socket_timeout=5, health_check_interval=30)
-        app.state.settings = settings
-        app.state.redis = redis
-        app.state.registry = load_registry()
-        app.state.repository = StandingsRepository(redis)
+        hub = StreamHub(
+            redis,
+            poll_seconds=options.sse_poll_seconds,
+            max_streams=options.sse_max_streams,
+            max_streams_per_client=options.sse_max_streams_per_client,
+        )
+        hub.start()
+        command_sender = CommandSender(settings)
+        state = app.state
+        state.redis = redis
+        state.repository = StandingsRepository(redis)
+        state.editions = EditionIndex(redis, grace_hours=settings.edition_grace_hours)
+        state.territories = TerritoryReader(redis, registry)
+        state.feed = RankChangeFeed(redis)
+        state.hub = hub
+        state.commands = command_sender
         try:
             yield
         finally:
+            await hub.close()
+            await command_sender.close()
             await redis.aclose()
 
     app = FastAPI(
         title="Observatoire des territoires — API",
         version="1",
-        description=(
-            "Live rankings of French local governments on Instagram (methodology v1), "
-            "monthly editions and rank-change events."
-        ),
+        description=DESCRIPTION,
         default_response_class=JSON,
         lifespan=lifespan,
     )
+    app.state.settings = settings
+    app.state.options = options
+    app.state.registry = registry
+    app.state.scored = ScoredEntries(registry)
+    app.state.coalescer = ReadCoalescer()
+    app.state.bodies = RenderedBodies()
+    app.state.operator_digest = token_digest(settings)
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def measure_and_guard(request, call_next):
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except (RedisError, OSError) as exc:
-            response = error_response(
-                503, "redis_unavailable", f"the derived view is unavailable: {exc}"
-            )
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        LATENCY.labels(template).observe(time.perf_counter() - started)
-        REQUESTS.labels(request.method, template, str(response.status_code)).inc()
-        return response
+    # Outermost first: measure everything, then refuse floods, then oversized bodies.
+    app.add_middleware(BodySizeLimit, max_bytes=options.max_body_bytes)
+    if settings.rate_limit_enabled:
+        app.add_middleware(
+            RateLimit,
+            buckets=TokenBuckets(settings.rate_limit_per_minute),
+            exempt=RATE_LIMIT_EXEMPT,
+        )
+    app.add_middleware(RequestMetrics)
 
-    app.include_router(standings.router)
-    app.include_router(health.router)
+    for router in (
+        standings.router,
+        editions.router,
+        territories.router,
+        rank_changes.router,
+        dead_links.router,
+        commands.router,
+        operator.router,
+        health.router,
+        pages.router,
+    ):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(packages=[("services.api", "static")]), name="static")
     return app

@@ -1,4 +1,4 @@
-"""Typed dependencies of the routes: settings, Redis, the registry, the repository."""
+"""Typed dependencies of the routes: what the app's lifespan built once per process."""
 
 from __future__ import annotations
 
@@ -7,28 +7,63 @@ from typing import Annotated
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
+from services.api.command_sender import CommandSender
+from services.api.edition_index import EditionIndex
+from services.api.items import ScoredEntries
+from services.api.options import ApiOptions
 from services.api.repository import StandingsRepository
-from services.common.settings import Settings
+from services.api.streams import RankChangeFeed, StreamHub
+from services.api.territory_detail import TerritoryReader
 from services.common.territories import Registry
 
 
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+async def get_options(request: Request) -> ApiOptions:
+    return request.app.state.options
 
 
-def get_redis(request: Request) -> Redis:
+async def get_redis(request: Request) -> Redis:
     return request.app.state.redis
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     return request.app.state.registry
 
 
-def get_repository(request: Request) -> StandingsRepository:
+async def get_repository(request: Request) -> StandingsRepository:
     return request.app.state.repository
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+async def get_scored(request: Request) -> ScoredEntries:
+    return request.app.state.scored
+
+
+async def get_editions(request: Request) -> EditionIndex:
+    return request.app.state.editions
+
+
+async def get_territories(request: Request) -> TerritoryReader:
+    return request.app.state.territories
+
+
+async def get_feed(request: Request) -> RankChangeFeed:
+    return request.app.state.feed
+
+
+async def get_hub(request: Request) -> StreamHub:
+    return request.app.state.hub
+
+
+async def get_commands(request: Request) -> CommandSender:
+    return request.app.state.commands
+
+
+OptionsDep = Annotated[ApiOptions, Depends(get_options)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 RepositoryDep = Annotated[StandingsRepository, Depends(get_repository)]
+ScoredDep = Annotated[ScoredEntries, Depends(get_scored)]
+EditionsDep = Annotated[EditionIndex, Depends(get_editions)]
+TerritoriesDep = Annotated[TerritoryReader, Depends(get_territories)]
+FeedDep = Annotated[RankChangeFeed, Depends(get_feed)]
+HubDep = Annotated[StreamHub, Depends(get_hub)]
+CommandsDep = Annotated[CommandSender, Depends(get_commands)]

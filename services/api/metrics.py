@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter(
     "obs_api_requests_total", "HTTP requests answered.", ["method", "route", "status"]
 )
 LATENCY = Histogram(
     "obs_api_request_seconds",
-    "Time to answer a request.",
+    "Time to answer a request (event streams excluded).",
     ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+RATE_LIMITED = Counter("obs_api_rate_limited_total", "Requests refused by the rate limit.")
+STREAMS = Gauge("obs_api_event_streams", "Server-Sent Events streams open now.")
+STREAM_EVENTS = Counter(
+    "obs_api_stream_events_total", "Rank-change events sent on event streams.", ["category"]
+)
+OPERATOR_ACTIONS = Counter(
+    "obs_api_operator_actions_total",
+    "Operator actions by outcome (accepted, unauthorized, disabled, invalid, unavailable).",
+    ["action", "outcome"],
+)
+VIEW_READS = Counter(
+    "obs_api_view_reads_total",
+    "Redis reads of live standings, and how many re-rendered their body (coalesced requests "
+    "share a read; an unchanged reply reuses its body).",
+    ["rendered"],
 )

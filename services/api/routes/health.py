@@ -6,19 +6,26 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from services.api import schemas
 from services.api.deps import RedisDep
 from services.api.responses import JSON
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses={200: {"model": schemas.Health, "description": "OK"}})
 async def healthz() -> JSON:
     """Liveness: the process serves requests."""
     return JSON({"status": "ok"})
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        200: {"model": schemas.Health, "description": "Redis answers."},
+        503: {"description": "Redis does not answer."},
+    },
+)
 async def readyz(redis: RedisDep) -> JSON:
     """Readiness: ready only when Redis answers."""
     try:

@@ -1,33 +1,28 @@
-"""`GET /api/v1/categories` and `GET /api/v1/standings/{category}`."""
+"""`GET /api/v1/categories` and `GET /api/v1/standings/{category}` (live standings)."""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from services.api.deps import RegistryDep, RepositoryDep
+from services.api import schemas
+from services.api.coalesce import ReadCoalescer, RenderedBodies
 from services.api.errors import ApiError
+from services.api.items import ScoredEntries
+from services.api.metrics import VIEW_READS
+from services.api.params import LIST_PARAMETERS, CategoryId, parse_list_query
+from services.api.repository import StandingsPage, StandingsRepository
 from services.api.responses import JSON
 from services.common.contracts import CATEGORIES, CATEGORIES_BY_ID
 from services.common.territories import Registry
 
 router = APIRouter(prefix="/api/v1", tags=["standings"])
 
-MAX_LIMIT = 500
-MAX_OFFSET = 100_000
 
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1–500).")]
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
-Code = Annotated[
-    str | None,
-    Query(min_length=1, max_length=3, pattern=r"^[0-9AB]{1,3}$", description="INSEE code."),
-]
-
-
-@router.get("/categories")
+@router.get("/categories", responses=schemas.responses(schemas.CategoryList))
 async def list_categories() -> JSON:
     """The eight categories, their labels and the size of their published list."""
     return JSON(
@@ -63,85 +58,105 @@ def check_filters(registry: Registry, region: str | None, departement: str | Non
         )
 
 
-async def standings_body(
-    repository: RepositoryDep,
-    registry: Registry,
-    category: str,
-    edition: str | None,
-    *,
-    limit: int,
-    offset: int,
-    region: str | None,
-    departement: str | None,
-) -> dict:
-    """The standings shape of ARCHITECTURE for one view."""
-    page = await repository.page(
-        category, edition, offset=offset, limit=limit, region=region, departement=departement
-    )
-    items = []
-    for position, row in enumerate(page.rows, start=offset + 1):
-        territory = registry[row.territory_id]
-        entry = row.entry
-        score = entry.score(territory.population)
-        items.append(
-            {
-                "rank": position,
-                "national_rank": row.national_rank,
-                "id": territory.id,
-                "code": territory.code,
-                "name": territory.name,
-                "score": score.score,
-                "handle": entry.handle,
-                "simulated": entry.simulated,
-                "link_status": row.link_status,
-                "observed_at": entry.summary.observed_at,
-                "movement": None,
-                "likes_hidden": entry.summary.likes_hidden,
-                "indicators": score.indicators_dict(),
-            }
-        )
-    return {
-        "category": category,
-        "edition": edition,
-        "as_of": page.as_of,
-        "total": page.total,
-        "limit": limit,
-        "offset": offset,
-        "items": items,
-    }
+def view_items(scored: ScoredEntries, page: StandingsPage, offset: int) -> list[dict[str, Any]]:
+    """The items of a scorer-view page (rank = position in the filtered list)."""
+    return [scored.item(row, position) for position, row in enumerate(page.rows, start=offset + 1)]
 
 
-def etagged(request: Request, body: dict) -> Response:
+def etag_of(raw: bytes) -> str:
+    """A strong ETag of a body."""
+    return '"' + hashlib.blake2b(raw, digest_size=12).hexdigest() + '"'
+
+
+def etagged(request: Request, body: dict[str, Any], cache_control: str = "no-cache") -> Response:
     """Answer with a strong ETag of the body; 304 when the client already has it."""
     raw = orjson.dumps(body)
-    etag = '"' + hashlib.blake2b(raw, digest_size=12).hexdigest() + '"'
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers={"ETag": etag})
-    return Response(raw, media_type="application/json", headers={"ETag": etag})
+    return etagged_bytes(request, raw, etag_of(raw), cache_control)
 
 
-@router.get("/standings/{category}")
-async def current_standings(
-    request: Request,
-    category: str,
-    repository: RepositoryDep,
-    registry: RegistryDep,
-    limit: Limit = 50,
-    offset: Offset = 0,
-    region: Code = None,
-    departement: Code = None,
+def etagged_bytes(
+    request: Request, raw: bytes, etag: str, cache_control: str = "no-cache"
 ) -> Response:
-    """Live standings of a category: score descending, ties by id; filters by code."""
-    check_category(category)
-    check_filters(registry, region, departement)
-    body = await standings_body(
-        repository,
-        registry,
-        category,
-        None,
-        limit=limit,
-        offset=offset,
-        region=region,
-        departement=departement,
+    """A JSON body already rendered, with its ETag; 304 when the client already has it."""
+    headers = {"ETag": etag, "Cache-Control": cache_control}
+    if etag in _if_none_match(request):
+        return Response(status_code=304, headers=headers)
+    return Response(raw, media_type="application/json", headers=headers)
+
+
+def _if_none_match(request: Request) -> list[str]:
+    header = request.headers.get("if-none-match")
+    if not header:
+        return []
+    if header.strip() == "*":
+        return ["*"]
+    return [tag.strip().removeprefix("W/") for tag in header.split(",")]
+
+
+def standings_json(
+    scored: ScoredEntries, category: str, page: StandingsPage, limit: int, offset: int
+) -> bytes:
+    """The live standings body, assembled from memoised item JSON."""
+    head = orjson.dumps(
+        {
+            "category": category,
+            "edition": None,
+            "as_of": page.as_of,
+            "total": page.total,
+            "limit": limit,
+            "offset": offset,
+            "movement_since": page.latest_edition,
+            "rank_changes_seq": page.seq or 0,
+        }
     )
-    return etagged(request, body)
+    items = b",".join(
+        scored.item_json(row, position) for position, row in enumerate(page.rows, start=offset + 1)
+    )
+    return head[:-1] + b',"items":[' + items + b"]}"
+
+
+@router.get(
+    "/standings/{category}",
+    responses=schemas.responses(schemas.Standings, 404, 422, etag=True),
+    openapi_extra={"parameters": LIST_PARAMETERS},
+)
+async def current_standings(request: Request, category: CategoryId) -> Response:
+    """Live standings of a category: score descending, ties by id; filters by INSEE code.
+
+    `rank` is the position in the (filtered) list, `national_rank` in the whole category;
+    `movement` counts places gained since the latest published edition (`movement_since`).
+    `rank_changes_seq` is the category's last rank-change event when this was read: follow
+    the stream from there (`after_seq`) to miss nothing.
+    """
+    # The hottest route: app state read directly and the query parsed by hand (no
+    # per-request dependency resolution; see services/api/params.py).
+    state = request.app.state
+    check_category(category)
+    query = parse_list_query(request.query_params)
+    limit, offset, region, departement = query.limit, query.offset, query.region, query.departement
+    check_filters(state.registry, region, departement)
+    repository: StandingsRepository = state.repository
+    scored: ScoredEntries = state.scored
+
+    key = ("standings", category, offset, limit, region, departement)
+    bodies: RenderedBodies = state.bodies
+
+    async def read() -> tuple[bytes, str]:
+        reply = await repository.view_reply(
+            category, None, offset=offset, limit=limit, region=region, departement=departement
+        )
+        rendered = bodies.get(key, reply)
+        if rendered is None:
+            raw = standings_json(scored, category, repository.page_of(reply), limit, offset)
+            rendered = bodies.put(key, reply, raw, etag_of(raw))
+            VIEW_READS.labels("yes").inc()
+        else:
+            VIEW_READS.labels("no").inc()
+        return rendered
+
+    if state.options.coalesce_reads:
+        coalescer: ReadCoalescer[tuple[bytes, str]] = state.coalescer
+        raw, etag = await coalescer.run(key, read)
+    else:
+        raw, etag = await read()
+    return etagged_bytes(request, raw, etag)

@@ -1,0 +1,85 @@
+"""Operator commands from the API to `obs.commands.v1` (the audit log the publisher executes).
+
+The producer starts on the first command, not with the API: reading the standings must not
+depend on the broker. Before it starts, the topic is checked like every service does
+(`verify_topics`); a missing topic or an unreachable broker answers 503 with the reason, and
+the next command tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Final
+
+import orjson
+
+from services.api.errors import ApiError
+from services.common.contracts import TOPIC_COMMANDS
+from services.common.kafka import TopicsNotReady, verify_topics
+from services.common.settings import Settings
+from services.publisher.sender import Sender, kafka_sender
+
+log = logging.getLogger("api.commands")
+
+SEND_TIMEOUT_SECONDS: Final = 15.0
+
+
+class CommandSender:
+    """Produces built commands (key: their event_id) and awaits the broker's acknowledgement."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stack = contextlib.AsyncExitStack()
+        self._send: Sender | None = None
+        self._lock = asyncio.Lock()
+
+    async def _sender(self) -> Sender:
+        async with self._lock:
+            if self._send is not None:
+                return self._send
+            try:
+                await asyncio.to_thread(verify_topics, self.settings, [TOPIC_COMMANDS])
+                self._send = await asyncio.wait_for(
+                    self._stack.enter_async_context(kafka_sender(self.settings)),
+                    SEND_TIMEOUT_SECONDS,
+                )
+            except TopicsNotReady as exc:
+                raise _unavailable(str(exc)) from exc
+            except Exception as exc:  # aiokafka's and asyncio's errors alike
+                await self._reset()
+                raise _unavailable(f"cannot reach the broker: {exc!r}") from exc
+            return self._send
+
+    async def submit(self, command: dict[str, Any]) -> None:
+        """Produce one command; ApiError 503 when the broker cannot take it now."""
+        send = await self._sender()
+        try:
+            await asyncio.wait_for(
+                send(TOPIC_COMMANDS, command["event_id"].encode(), orjson.dumps(command)),
+                SEND_TIMEOUT_SECONDS,
+            )
+        except Exception as exc:
+            log.error("command %s not acknowledged: %r", command["event_id"], exc)
+            async with self._lock:
+                await self._reset()
+            raise _unavailable(
+                f"the broker did not acknowledge command {command['event_id']} ({exc!r}); "
+                "it may still arrive: check its status URL before retrying"
+            ) from exc
+
+    async def _reset(self) -> None:
+        self._send = None
+        stack, self._stack = self._stack, contextlib.AsyncExitStack()
+        with contextlib.suppress(Exception):
+            await stack.aclose()
+
+    async def close(self) -> None:
+        """Stop the producer (the app's lifespan calls this)."""
+        async with self._lock:
+            await self._reset()
+
+
+def _unavailable(message: str) -> ApiError:
+    return ApiError(503, "commands_unavailable", message, {"Retry-After": "10"})

@@ -1,0 +1,166 @@
+"""The API's request guards and measurements, as plain ASGI middleware (cheap per request).
+
+- `RequestMetrics`: counts and times every request by route template (Prometheus).
+- `BodySizeLimit`: refuses bodies over a limit with 413, before any handler reads them.
+- `RateLimit`: per-client token buckets on public endpoints; 429 with `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from typing import Any, Final
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.api.errors import negotiated_error
+from services.api.metrics import LATENCY, RATE_LIMITED, REQUESTS
+from services.api.ratelimit import TokenBuckets
+
+# Streams last as long as the client listens: their duration is not a latency.
+_UNTIMED_SUFFIX: Final = "/stream"
+
+
+class RequestMetrics:
+    """`obs_api_requests_total{method, route, status}` and `obs_api_request_seconds{route}`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        # Labelled children by (method, route, status): `labels()` takes a lock and builds a
+        # key on each call, a measurable share of a fast response. Bounded by the routes.
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def _metrics(self, method: str, template: str, status: str) -> tuple[Any, Any]:
+        key = (method, template, status)
+        found = self._children.get(key)
+        if found is None:
+            found = (REQUESTS.labels(method, template, status), LATENCY.labels(template))
+            if len(self._children) < 10_000:
+                self._children[key] = found
+        return found
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_see(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_see)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            requests, latency = self._metrics(scope["method"], template, str(status))
+            if not template.endswith(_UNTIMED_SUFFIX):
+                latency.observe(time.perf_counter() - started)
+            requests.inc()
+
+
+class BodySizeLimit:
+    """413 for a request body over `max_bytes` (declared by Content-Length or streamed)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > self.max_bytes
+            except ValueError:
+                await negotiated_error(scope, 400, "bad_request", "invalid Content-Length header")(
+                    scope, receive, send
+                )
+                return
+            if too_big:
+                await self._refuse(scope, receive, send)
+                return
+        # Read the body (at most max_bytes + 1), then hand it to the app as one message.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = negotiated_error(
+            scope,
+            413,
+            "payload_too_large",
+            f"request body over {self.max_bytes} bytes: operator actions take a small JSON body",
+            {"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
+class RateLimit:
+    """Per-client token buckets on every path but the exempt ones (health, metrics, assets)."""
+
+    def __init__(self, app: ASGIApp, buckets: TokenBuckets, exempt: Iterable[str]) -> None:
+        self.app = app
+        self.buckets = buckets
+        self.exempt = tuple(exempt)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
+            await self.app(scope, receive, send)
+            return
+        wait = self.buckets.take(client_of(scope))
+        if wait <= 0:
+            await self.app(scope, receive, send)
+            return
+        RATE_LIMITED.inc()
+        retry = max(1, math.ceil(wait))
+        response = negotiated_error(
+            scope,
+            429,
+            "rate_limited",
+            f"too many requests from this client: at most {round(self.buckets.rate * 60)} per "
+            f"minute; retry in {retry} s",
+            {"Retry-After": str(retry)},
+        )
+        await response(scope, receive, send)
+
+
+def client_of(scope: Scope) -> str:
+    """The client's address as the server sees it (uvicorn's proxy-headers rules apply)."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None

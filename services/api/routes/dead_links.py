@@ -1,0 +1,63 @@
+"""`GET /api/v1/dead-links`: every account judged dead, with the territories it serves."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+import orjson
+from fastapi import APIRouter, Query
+
+from services.api import schemas
+from services.api.deps import RedisDep, RegistryDep
+from services.api.params import Limit, Offset
+from services.api.responses import JSON
+from services.api.routes.standings import check_category
+from services.common import redis_keys as rk
+
+router = APIRouter(prefix="/api/v1", tags=["dead links"])
+
+
+@router.get("/dead-links", responses=schemas.responses(schemas.DeadLinks, 404))
+async def dead_links(
+    redis: RedisDep,
+    registry: RegistryDep,
+    category: Annotated[
+        str | None, Query(description="Only accounts serving a territory of this category.")
+    ] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> JSON:
+    """Dead accounts (two consecutive `not_found`), the longest dead first, then by handle.
+
+    The index holds at most one entry per account, so a read is bounded by the registry.
+    """
+    if category is not None:
+        check_category(category)
+    raw = cast(dict[bytes, bytes], await redis.hgetall(rk.DEAD_LINKS_KEY))
+    items: list[dict[str, Any]] = []
+    for value in raw.values():
+        link = orjson.loads(value)
+        territories = [
+            {"id": tid, "name": registry[tid].name, "category": registry[tid].category}
+            for tid in link.get("territories", [])
+            if tid in registry
+        ]
+        if category is not None and not any(t["category"] == category for t in territories):
+            continue
+        items.append(
+            {
+                "platform": link["platform"],
+                "handle": link["handle"],
+                "since": link.get("since"),
+                "territories": territories,
+            }
+        )
+    items.sort(key=lambda item: (item["since"] or "", item["handle"]))
+    return JSON(
+        {
+            "total": len(items),
+            "limit": limit,
+            "offset": offset,
+            "items": items[offset : offset + limit],
+        }
+    )

@@ -1,0 +1,280 @@
+"""The API's documented shapes (OpenAPI at /docs): response models and the one request body.
+
+Responses are built as plain dicts and rendered by orjson (fast); these models document them
+and the schemathesis test checks every response against them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LinkStatus = Literal["ok", "suspect", "dead"]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable: `unknown_category`, …")
+    message: str = Field(description="What went wrong, for a person.")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Indicator(BaseModel):
+    value: float | None = Field(description="The raw indicator, before shrinkage.")
+    points: float = Field(description="0–100, unrounded.")
+
+
+class ActivityIndicator(Indicator):
+    posts: int = Field(description="n: posts in the 30-day window.")
+
+
+class Indicators(BaseModel):
+    engagement: Indicator
+    reach: Indicator
+    activity: ActivityIndicator
+    audience: Indicator
+    ratio: Indicator
+
+
+class StandingsItem(BaseModel):
+    rank: int = Field(description="Position in the (filtered) list.")
+    national_rank: int = Field(description="Position in the whole category.")
+    id: str
+    code: str
+    name: str
+    score: float
+    handle: str | None
+    simulated: bool = Field(description="A simulated account (demonstration data).")
+    link_status: LinkStatus | None = Field(description="null: not judged yet.")
+    observed_at: str
+    movement: int | None = Field(description="Places gained; null: new.")
+    likes_hidden: bool | None = Field(description="Partial data; null: not recorded.")
+    streak: int | None = Field(
+        None, description="Published editions only: consecutive editions at #1."
+    )
+    indicators: Indicators
+
+
+class Standings(BaseModel):
+    category: str
+    edition: str | None = Field(description="null: the live standings.")
+    status: Literal["published", "provisional"] | None = Field(
+        None, description="Editions only: published (immutable) or provisional."
+    )
+    published_at: str | None = Field(None, description="Published editions only.")
+    as_of: str | None = Field(description="The watermark the list reflects.")
+    total: int = Field(description="Ranked territories after filters.")
+    limit: int
+    offset: int
+    movement_since: str | None = Field(
+        None, description="The published edition `movement` is measured against."
+    )
+    rank_changes_seq: int | None = Field(
+        None, description="Live standings: the last rank-change seq when read."
+    )
+    items: list[StandingsItem]
+
+
+class CategoryInfo(BaseModel):
+    id: str
+    label: str
+    published_size: int | None = Field(description="null: the whole category is published.")
+
+
+class CategoryList(BaseModel):
+    categories: list[CategoryInfo]
+
+
+class GroupRank(BaseModel):
+    code: str
+    name: str
+    rank: int | None
+    total: int
+
+
+class NationalRank(BaseModel):
+    rank: int | None
+    total: int
+
+
+class Ranks(BaseModel):
+    national: NationalRank
+    regions: list[GroupRank]
+    departements: list[GroupRank]
+
+
+class BreakdownLine(BaseModel):
+    indicator: str
+    weight: int
+    value: float | None
+    points: float
+    posts: int | None = None
+
+
+class CurrentScore(BaseModel):
+    score: float
+    observed_at: str
+    likes_hidden: bool
+    followers: int
+    follows: int
+    indicators: Indicators
+    breakdown: list[BreakdownLine]
+
+
+class HistoryPoint(BaseModel):
+    edition: str
+    published_at: str | None
+    rank: int | None
+    total: int
+    score: float | None
+    followers: int | None
+    movement: int | None
+    streak: int | None
+    handle: str | None
+    link_status: LinkStatus | None
+
+
+class TerritoryDetail(BaseModel):
+    id: str
+    kind: str
+    code: str
+    name: str
+    category: str
+    category_label: str
+    population: int
+    regions: list[str]
+    departements: list[str]
+    handle: str | None
+    simulated: bool
+    link_status: LinkStatus | None
+    status: Literal["ranked", "inactive", "unranked"]
+    as_of: str | None
+    ranks: Ranks
+    movement: int | None
+    movement_since: str | None
+    current: CurrentScore | None
+    history: list[HistoryPoint]
+
+
+class EditionListItem(BaseModel):
+    edition: str
+    status: Literal["published", "provisional"]
+    published_at: str | None
+    publishable_at: str
+    categories: dict[str, int] | None
+    url: str
+
+
+class EditionList(BaseModel):
+    watermark: str | None
+    latest: str | None
+    editions: list[EditionListItem]
+
+
+class EditionCategory(BaseModel):
+    category: str
+    label: str
+    status: Literal["published", "frozen", "provisional"]
+    ranked: int
+    parts: int | None
+    published_at: str | None
+    url: str
+
+
+class EditionStatus(BaseModel):
+    edition: str
+    status: Literal["published", "publishing", "provisional"]
+    published_at: str | None
+    command_id: str | None
+    publishable_at: str
+    watermark: str | None
+    categories: list[EditionCategory]
+
+
+class RankChanges(BaseModel):
+    category: str
+    after_seq: int
+    last_seq: int
+    oldest_seq: int | None
+    missed: bool = Field(description="Events after `after_seq` are no longer kept: reload.")
+    next_after_seq: int = Field(description="Pass it as `after_seq` to read what follows.")
+    events: list[dict[str, Any]] = Field(description="`obs.rank-changes.v1` events.")
+
+
+class DeadLinkTerritory(BaseModel):
+    id: str
+    name: str
+    category: str
+
+
+class DeadLink(BaseModel):
+    platform: str
+    handle: str
+    since: str | None
+    territories: list[DeadLinkTerritory]
+
+
+class DeadLinks(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[DeadLink]
+
+
+class CommandStatus(BaseModel):
+    command_id: str
+    status: Literal["pending", "done", "refused"]
+    reason: str | None
+    at: str | None
+
+
+class Accepted(BaseModel):
+    command_id: str
+    status: Literal["pending"]
+    status_url: str
+    command: dict[str, Any] = Field(description="The `obs.commands.v1` event produced.")
+
+
+class AccountChange(BaseModel):
+    """The new account of a territory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    handle: str | None = Field(
+        max_length=64,
+        description="Instagram handle, with or without `@`; null: no account.",
+        examples=["gersledepartement"],
+    )
+
+
+class Health(BaseModel):
+    status: str
+
+
+_DESCRIPTIONS = {
+    304: "Not modified (ETag matched).",
+    400: "Malformed request (a month, a command id, a body).",
+    401: "No valid operator token.",
+    404: "Unknown category, territory, edition or path.",
+    413: "Request body too large.",
+    422: "Invalid parameter.",
+    429: "Rate limited (see Retry-After).",
+    503: "Redis (or the broker, for commands) unavailable, or actions disabled.",
+}
+
+
+def responses(
+    model: type[BaseModel] | None, *errors: int, etag: bool = False
+) -> dict[int | str, dict[str, Any]]:
+    """The documented responses of a route: its 200 model, its errors, 429 and 503."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    if model is not None:
+        documented[200] = {"model": model, "description": "OK"}
+    if etag:
+        documented[304] = {"description": _DESCRIPTIONS[304]}
+    for status in sorted({*errors, 422, 429, 503}):
+        documented[status] = {"model": ErrorBody, "description": _DESCRIPTIONS[status]}
+    return documented

@@ -1,0 +1,219 @@
+"""Rank-change events for the API: the recorded ones (`rc:events`, the last 1,000 of each
+category) and the Server-Sent Events streams that follow them.
+
+The publisher records each event and moves the category's `rc:state` seq in one script, so a
+read of both in one MULTI is consistent. Streams do not poll Redis each: one `StreamHub` per
+process polls the seq of the categories someone follows (one pipelined read every
+`poll_seconds`) and wakes their streams, which then read what they have not sent yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.common import redis_keys as rk
+
+log = logging.getLogger("api.streams")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSlice:
+    """Events after a cursor, with what the category holds: last seq and oldest kept seq."""
+
+    events: list[tuple[int, bytes]]
+    last_seq: int  # the category's last event (0: none yet)
+    oldest_seq: int | None  # the oldest event still kept (None: none kept)
+
+    def missed(self, after_seq: int) -> bool:
+        """Some events after `after_seq` are no longer kept (the reader must reload)."""
+        return (
+            self.oldest_seq is not None
+            and after_seq + 1 < self.oldest_seq
+            and self.last_seq > after_seq
+        )
+
+    def unknown_cursor(self, after_seq: int) -> bool:
+        """The cursor is beyond the last event: it comes from another history (a rebuild)."""
+        return after_seq > self.last_seq
+
+
+class RankChangeFeed:
+    """Reads a category's recorded rank-change events."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def after(self, category: str, after_seq: int, limit: int) -> FeedSlice:
+        """Up to `limit` events with seq > after_seq, in seq order, in one consistent read."""
+        events_key = rk.rank_changes_events_key(category)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrangebyscore(
+                events_key, f"({after_seq}", "+inf", start=0, num=limit, withscores=True
+            )
+            pipe.zrange(events_key, 0, 0, withscores=True)
+            pipe.hget(rk.rank_changes_state_key(category), "seq")
+            found, oldest, seq = await pipe.execute()
+        events = [(int(score), cast(bytes, raw)) for raw, score in found]
+        return FeedSlice(
+            events=events,
+            last_seq=int(seq) if seq is not None else 0,
+            oldest_seq=int(oldest[0][1]) if oldest else None,
+        )
+
+
+class StreamsStopping(Exception):
+    """The server is stopping: streams end now."""
+
+
+_HUBS: weakref.WeakSet[StreamHub] = weakref.WeakSet()
+
+
+def stop_all_streams() -> None:
+    """End every stream of this process (thread- and signal-safe: the server calls it on
+    SIGTERM so that no listener holds the shutdown up)."""
+    for hub in list(_HUBS):
+        hub.request_stop()
+
+
+class StreamHub:
+    """Follows the rank-change seq of the categories being streamed; wakes their streams."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        poll_seconds: float,
+        max_streams: int,
+        max_streams_per_client: int,
+    ) -> None:
+        self.redis = redis
+        self.poll_seconds = poll_seconds
+        self.max_streams = max_streams
+        self.max_streams_per_client = max_streams_per_client
+        self._seq: dict[str, int] = {}
+        self._followers: Counter[str] = Counter()
+        self._clients: Counter[str] = Counter()
+        self._changed = asyncio.Condition()
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._poller: asyncio.Task[None] | None = None
+        _HUBS.add(self)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def open_streams(self) -> int:
+        return sum(self._followers.values())
+
+    def start(self) -> None:
+        """Bind to the running loop (the app's lifespan calls this)."""
+        self._loop = asyncio.get_running_loop()
+
+    def request_stop(self) -> None:
+        """Ask every stream to end; safe from a signal handler or another thread."""
+        self._stopping = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._wake_all()))
+
+    async def _wake_all(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def close(self) -> None:
+        """Stop the poller (the app's lifespan calls this)."""
+        self._stopping = True
+        await self._wake_all()
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+
+    def admit(self, client: str) -> str | None:
+        """Why a new stream from `client` is refused now (None: admitted)."""
+        if self.open_streams >= self.max_streams:
+            return "server"
+        if self._clients[client] >= self.max_streams_per_client:
+            return "client"
+        return None
+
+    @contextlib.asynccontextmanager
+    async def following(self, category: str, client: str) -> AsyncIterator[None]:
+        """Count a stream of `category` from `client` while it runs."""
+        self._followers[category] += 1
+        self._clients[client] += 1
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll(), name="rank-change-poller")
+        try:
+            yield
+        finally:
+            self._followers[category] -= 1
+            self._clients[client] -= 1
+            if self._followers[category] <= 0:
+                del self._followers[category]
+            if self._clients[client] <= 0:
+                del self._clients[client]
+
+    async def wait_after(self, category: str, seq: int, seconds: float) -> bool:
+        """Wait until the category's seq passes `seq`: True then, False after `seconds`."""
+        if self._stopping:
+            raise StreamsStopping
+        try:
+            async with self._changed:
+                await asyncio.wait_for(
+                    self._changed.wait_for(
+                        lambda: self._stopping or self._seq.get(category, 0) > seq
+                    ),
+                    seconds,
+                )
+        except TimeoutError:
+            return False
+        if self._stopping:
+            raise StreamsStopping
+        return True
+
+    async def _poll(self) -> None:
+        """While someone follows a category, read the followed seqs every `poll_seconds`."""
+        while self._followers and not self._stopping:
+            categories = list(self._followers)
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for category in categories:
+                        pipe.hget(rk.rank_changes_state_key(category), "seq")
+                    found: list[Any] = await pipe.execute()
+            except (RedisError, OSError) as exc:
+                log.warning("cannot read rank-change state: %s", exc)
+            else:
+                changed = False
+                for category, raw in zip(categories, found, strict=True):
+                    seq = int(raw) if raw is not None else 0
+                    if seq != self._seq.get(category):
+                        self._seq[category] = seq
+                        changed = True
+                if changed:
+                    async with self._changed:
+                        self._changed.notify_all()
+            await asyncio.sleep(self.poll_seconds)
+
+
+def sse_event(data: bytes, *, event: str, event_id: int | None = None) -> bytes:
+    """One Server-Sent Event (`data` split on newlines as the format requires)."""
+    lines = []
+    if event_id is not None:
+        lines.append(b"id: %d" % event_id)
+    lines.append(b"event: " + event.encode())
+    lines += [b"data: " + line for line in data.split(b"\n")]
+    return b"\n".join(lines) + b"\n\n"

@@ -1,0 +1,204 @@
+"""A territory's detail: where it ranks now (nationally, in its régions and départements),
+why (the five-indicator breakdown), its link status, and its history per published edition.
+
+Two reads: the global list of published editions and the territory's account (one pipeline on
+the `{meta}` slot), then everything about the territory's category in one script on the
+category's slot (services/api/lua.py READ_TERRITORY).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, cast
+
+import orjson
+from redis.asyncio import Redis
+
+from services.api import lua
+from services.api.items import breakdown
+from services.common import redis_keys as rk
+from services.common.contracts import CATEGORIES_BY_ID
+from services.common.standings_entry import decode_entry
+from services.common.territories import KIND_DEPARTEMENT, KIND_REGION, Registry, Territory
+
+# The history covers at most this many published editions (the latest ones): ten years.
+MAX_HISTORY: Final = 120
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or value is False else cast(bytes, value).decode()
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None or value is False else int(float(value))
+
+
+class TerritoryReader:
+    """Reads one territory's detail."""
+
+    def __init__(self, redis: Redis, registry: Registry) -> None:
+        self.redis = redis
+        self.registry = registry
+        self._read = redis.register_script(lua.READ_TERRITORY)
+
+    def _geo_levels(self, territory: Territory) -> list[tuple[str, str]]:
+        """(level, code) of the groups the territory ranks in besides the nation."""
+        levels: list[tuple[str, str]] = []
+        if territory.kind != KIND_REGION:
+            levels += [("reg", code) for code in territory.regions]
+        if territory.kind not in (KIND_REGION, KIND_DEPARTEMENT):
+            levels += [("dep", code) for code in territory.departements]
+        return levels
+
+    async def detail(self, territory: Territory) -> dict[str, Any]:
+        """The JSON body of `GET /api/v1/territories/{id}`."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(rk.EDITIONS_KEY)
+            pipe.hget(rk.ACCOUNTS_KEY, territory.id)
+            editions_raw, account_raw = await pipe.execute()
+        editions = {
+            month.decode(): orjson.loads(summary) for month, summary in editions_raw.items()
+        }
+        months = sorted(editions)[-MAX_HISTORY:]
+        category = territory.category
+        prefix = rk.view_prefix(category, None)
+        levels = self._geo_levels(territory)
+        keys = [
+            rk.rank_key(prefix),
+            rk.entry_key(prefix),
+            rk.link_status_key(category),
+            rk.meta_key(category),
+            rk.latest_published_rank_key(category),
+            rk.latest_published_edition_key(category),
+            *(rk.geo_key(category, level, code) for level, code in levels),
+        ]
+        for month in months:
+            keys += [
+                rk.published_rank_key(category, month),
+                rk.published_entry_key(category, month),
+            ]
+        raw = await self._read(keys=keys, args=[territory.id, len(levels), len(months)])
+        nrank, size, entry_raw, link, as_of, before, latest, geo, history = raw
+        account = None if account_raw is None else orjson.loads(account_raw)
+        return self._assemble(
+            territory,
+            national_rank=None if nrank is None or nrank is False else int(nrank) + 1,
+            size=int(size),
+            entry_raw=entry_raw if entry_raw else None,
+            link_status=_text(link),
+            as_of=_text(as_of),
+            published_rank=_int(before),
+            latest_edition=_text(latest),
+            geo=[
+                (level, code, _int(position), int(total))
+                for (level, code), (position, total) in zip(levels, geo, strict=True)
+            ],
+            history=[
+                (month, editions[month], _int(rank), entry, int(total))
+                for month, (rank, entry, total) in zip(months, history, strict=True)
+            ],
+            account=account,
+        )
+
+    def _name(self, level: str, code: str) -> str:
+        territory = self.registry.get(f"{level}-{code}")
+        return territory.name if territory is not None else code
+
+    def _assemble(
+        self,
+        territory: Territory,
+        *,
+        national_rank: int | None,
+        size: int,
+        entry_raw: bytes | None,
+        link_status: str | None,
+        as_of: str | None,
+        published_rank: int | None,
+        latest_edition: str | None,
+        geo: list[tuple[str, str, int | None, int]],
+        history: list[tuple[str, dict[str, Any], int | None, Any, int]],
+        account: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        current: dict[str, Any] | None = None
+        handle = None if account is None else account.get("handle")
+        simulated = bool(account and account.get("simulated"))
+        if entry_raw is not None:
+            entry = decode_entry(entry_raw)
+            score = entry.score(territory.population)
+            handle, simulated = entry.handle, entry.simulated
+            current = {
+                "score": score.score,
+                "observed_at": entry.summary.observed_at,
+                "likes_hidden": entry.summary.likes_hidden,
+                "followers": entry.summary.followers,
+                "follows": entry.summary.follows,
+                "indicators": score.indicators_dict(),
+                "breakdown": breakdown(score.indicators_dict()),
+            }
+        if national_rank is not None:
+            status = "ranked"
+        elif current is not None:
+            status = "inactive"
+        else:
+            status = "unranked"
+        ranks: dict[str, Any] = {
+            "national": {"rank": national_rank, "total": size},
+            "regions": [],
+            "departements": [],
+        }
+        for level, code, position, total in geo:
+            group = "regions" if level == "reg" else "departements"
+            ranks[group].append(
+                {"code": code, "name": self._name(level, code), "rank": position, "total": total}
+            )
+        movement = (
+            None
+            if published_rank is None or national_rank is None
+            else published_rank - national_rank
+        )
+        return {
+            "id": territory.id,
+            "kind": territory.kind,
+            "code": territory.code,
+            "name": territory.name,
+            "category": territory.category,
+            "category_label": CATEGORIES_BY_ID[territory.category].label,
+            "population": territory.population,
+            "regions": list(territory.regions),
+            "departements": list(territory.departements),
+            "handle": handle,
+            "simulated": simulated,
+            "link_status": link_status,
+            "status": status,
+            "as_of": as_of,
+            "ranks": ranks,
+            "movement": movement,
+            "movement_since": latest_edition,
+            "current": current,
+            "history": [
+                _history_point(month, summary, rank, entry, total)
+                for month, summary, rank, entry, total in history
+            ],
+        }
+
+
+def _history_point(
+    month: str, summary: dict[str, Any], rank: int | None, entry: Any, total: int
+) -> dict[str, Any]:
+    """One published edition as the territory lived it (rank and followers at publication)."""
+    published = orjson.loads(entry) if entry else None
+    followers = None
+    if published is not None:
+        audience = published["indicators"]["audience"]["value"]
+        followers = None if audience is None else int(audience)
+    return {
+        "edition": month,
+        "published_at": summary.get("published_at"),
+        "rank": rank,
+        "total": total,
+        "score": None if published is None else published["score"],
+        "followers": followers,
+        "movement": None if published is None else published["movement"],
+        "streak": None if published is None else published["streak"],
+        "handle": None if published is None else published["handle"],
+        "link_status": None if published is None else published["link_status"],
+    }
