@@ -1,6 +1,7 @@
 """`make bench`: performance benchmarks, each against a baseline measured in the same run.
 
-Usage: python -m bench [scorer|api|france|france-3d] … (default: scorer api).
+Usage: python -m bench [scorer|api|freshness|france|france-3d] …
+(default: scorer api freshness).
 Results are printed and saved in bench/results/<name>.json.
 """
 
@@ -10,11 +11,12 @@ import json
 import sys
 import time
 
-from bench import api, scorer
+from bench import api, freshness, scorer
 from bench.common import RESULTS
 
 BENCHES = {
     "api": api.run,
+    "freshness": freshness.run,
     "scorer": lambda: scorer.run("standard"),
     "france": lambda: scorer.run("france"),
     "france-3d": lambda: scorer.run("france-3d"),
@@ -22,7 +24,7 @@ BENCHES = {
 
 
 def main(argv: list[str]) -> int:
-    names = argv or ["scorer", "api"]
+    names = argv or ["scorer", "api", "freshness"]
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         print(f"unknown bench {unknown}; available: {', '.join(BENCHES)}", file=sys.stderr)
