@@ -11,8 +11,6 @@ good; the publisher stops within 10 s and `rebuild` restores exactly what it had
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,28 +37,16 @@ from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.settings import Settings, get_settings
 from services.publisher.client import submit_command, wait_for_result
 from services.publisher.rebuild import rebuild_publisher
-from tests.services import REPO_ROOT, ServiceProcess, service_env, wait_for
+from tests.services import ServiceProcess, service_env, wait_for
 
 HANDLES = {"dep-01": "pub.alpha", "dep-02": "pub.beta", "dep-03": "pub.gamma"}
 MONTHS = ["2021-03", "2021-04", "2021-05", "2021-06"]
 WATERMARK = "2021-07-05T06:00:00Z"
 
 
-class PublisherProcess(ServiceProcess):
-    """`python -m services.publisher` (what `observatoire service publisher` runs)."""
-
-    def start(self) -> PublisherProcess:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.publisher"],
-                env=self.env,
-                cwd=REPO_ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return self
+def publisher_process(env: dict[str, str], log_path: Path) -> ServiceProcess:
+    """`observatoire service publisher` as a child process."""
+    return ServiceProcess(["service", "publisher"], env, log_path)
 
 
 @dataclass
@@ -68,7 +54,7 @@ class Stack:
     settings: Settings
     env: dict[str, str]
     scorer: ServiceProcess
-    publisher: PublisherProcess
+    publisher: ServiceProcess
     redis: redis.Redis
 
     def logs(self) -> str:
@@ -93,7 +79,7 @@ def stack(broker: TansuBroker, redis_server: RedisServer, tmp_path_factory) -> I
     client.flushdb()
     env = service_env(settings, OBS_PUBLISHER_METRICS_PORT=str(settings.publisher_metrics_port))
     scorer = ServiceProcess(["service", "scorer"], env, tmp / "scorer.log").start()
-    publisher = PublisherProcess([], env, tmp / "publisher.log").start()
+    publisher = publisher_process(env, tmp / "publisher.log").start()
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             if name.startswith("OBS_"):

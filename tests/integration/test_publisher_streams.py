@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -49,7 +47,7 @@ from services.common.methodology import SnapshotSummary
 from services.common.settings import Settings
 from services.common.standings_entry import encode_entry, entry_version
 from services.common.territories import load_registry
-from tests.services import REPO_ROOT, ServiceProcess, service_env, wait_for
+from tests.services import ServiceProcess, service_env, wait_for
 
 INDICATORS = {
     "engagement": {"value": 0.03, "points": 54.78260869565217},
@@ -62,28 +60,16 @@ START = datetime(2021, 6, 1, tzinfo=UTC)
 REGISTRY = load_registry()
 
 
-class PublisherProcess(ServiceProcess):
-    """`python -m services.publisher` (what `observatoire service publisher` runs)."""
-
-    def start(self) -> PublisherProcess:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.publisher"],
-                env=self.env,
-                cwd=REPO_ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return self
+def publisher_process(env: dict[str, str], log_path: Path) -> ServiceProcess:
+    """`observatoire service publisher` as a child process."""
+    return ServiceProcess(["service", "publisher"], env, log_path)
 
 
 @dataclass
 class Stack:
     settings: Settings
     env: dict[str, str]
-    publisher: PublisherProcess
+    publisher: ServiceProcess
     redis: redis.Redis
     tmp: Path
 
@@ -103,9 +89,7 @@ def stack(broker: TansuBroker, redis_server: RedisServer, tmp_path_factory) -> I
     client = redis.Redis.from_url(settings.redis_url)
     client.flushdb()
     env = service_env(settings, OBS_PUBLISHER_METRICS_PORT=str(settings.publisher_metrics_port))
-    stack = Stack(
-        settings, env, PublisherProcess([], env, tmp / "publisher.log").start(), client, tmp
-    )
+    stack = Stack(settings, env, publisher_process(env, tmp / "publisher.log").start(), client, tmp)
     try:
         yield stack
     finally:
@@ -354,7 +338,7 @@ def test_sigkill_and_restart_mid_stream_skip_and_repeat_no_seq(stack: Stack):
         stack.publisher.kill()  # SIGKILL
         killed_at = steps[0]
         wait_for(lambda: steps[0] >= killed_at + 20, timeout=30, what="updates while down")
-        stack.publisher = PublisherProcess([], stack.env, stack.publisher.log_path).start()
+        stack.publisher = publisher_process(stack.env, stack.publisher.log_path).start()
         seq_before = recorded_state(stack, category)[0]
         wait_for(
             lambda: recorded_state(stack, category)[0] > seq_before + 3,
@@ -472,6 +456,6 @@ def test_the_publisher_serves_its_metrics(stack: Stack):
 
 
 def test_the_publisher_refuses_to_start_when_a_topic_is_missing(settings: Settings, tmp_path):
-    proc = PublisherProcess([], service_env(settings), tmp_path / "publisher.log").start()
+    proc = publisher_process(service_env(settings), tmp_path / "publisher.log").start()
     assert proc.wait(60) == 2
     assert "obs.rank-changes.v1 is missing" in proc.log() and "topics create" in proc.log()
