@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from services.api import metrics as api_metrics
 from services.collector import metrics as collector_metrics
 from services.common.settings import Settings
+from services.publisher import metrics as publisher_metrics
 from services.scorer import metrics as scorer_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +95,7 @@ def test_loading_env_example_gives_the_defaults(monkeypatch: pytest.MonkeyPatch)
 
 
 def _declared_metrics() -> Iterator[MetricWrapperBase]:
-    for module in (scorer_metrics, collector_metrics, api_metrics):
+    for module in (scorer_metrics, collector_metrics, api_metrics, publisher_metrics):
         for value in vars(module).values():
             if isinstance(value, MetricWrapperBase):
                 yield value
