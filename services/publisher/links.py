@@ -74,9 +74,6 @@ class LinkTracker:
             self._handles[territory_id] = handle
             self._territories[handle].add(territory_id)
 
-    def handle_of(self, territory_id: str) -> str | None:
-        return self._handles.get(territory_id)
-
     def territories_of(self, handle: str) -> list[str]:
         return sorted(self._territories.get(handle, ()))
 

@@ -212,11 +212,6 @@ class PublisherStore:
                 pipe.set(rk.account_link_key(platform, handle), state.to_json())
             await pipe.execute()
 
-    async def dead_link(self, account_key: str) -> dict[str, Any] | None:
-        """The dead-links index entry of `platform:handle` (None when not dead)."""
-        raw = await self.redis.hget(rk.DEAD_LINKS_KEY, account_key)
-        return None if raw is None else cast(dict[str, Any], orjson.loads(raw))
-
     async def dead_link_count(self) -> int:
         return int(await self.redis.hlen(rk.DEAD_LINKS_KEY))
 
