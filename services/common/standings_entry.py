@@ -9,6 +9,7 @@ territory's population with the pure methodology, which keeps each entry around 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -35,43 +36,19 @@ def entry_version(observed_epoch: int, event_id: str) -> str:
     return f"{observed_epoch:010d}:{event_id}"
 
 
-def encode_entry(
-    version: str, handle: str | None, simulated: bool, summary: SnapshotSummary
-) -> bytes:
-    """The stored form of an entry."""
-    body = orjson.dumps(
-        [
-            handle,
-            simulated,
-            summary.followers,
-            summary.follows,
-            summary.posts,
-            summary.engagement,
-            summary.likes_hidden,
-        ]
-    )
-    return version.encode() + b"|" + body
+def _summary_fields(summary: SnapshotSummary) -> list[object]:
+    return [
+        summary.followers,
+        summary.follows,
+        summary.posts,
+        summary.engagement,
+        summary.likes_hidden,
+    ]
 
 
-def encode_summary(version: str, summary: SnapshotSummary) -> bytes:
-    """The stored form of an account's summary: `<version>|[followers, follows, n, E, hidden]`."""
-    body = orjson.dumps(
-        [
-            summary.followers,
-            summary.follows,
-            summary.posts,
-            summary.engagement,
-            summary.likes_hidden,
-        ]
-    )
-    return version.encode() + b"|" + body
-
-
-def decode_summary(raw: bytes) -> SnapshotSummary:
-    """Inverse of `encode_summary`."""
-    version, _, body = raw.partition(b"|")
-    epoch, _, event_id = version.decode().partition(":")
-    followers, follows, posts, engagement, likes_hidden = orjson.loads(body)
+def _summary_of(version: str, fields: list[Any]) -> SnapshotSummary:
+    epoch, _, event_id = version.partition(":")
+    followers, follows, posts, engagement, likes_hidden = fields
     return SnapshotSummary(
         observed_at=from_epoch(int(epoch)),
         event_id=event_id,
@@ -83,18 +60,26 @@ def decode_summary(raw: bytes) -> SnapshotSummary:
     )
 
 
+def encode_entry(
+    version: str, handle: str | None, simulated: bool, summary: SnapshotSummary
+) -> bytes:
+    """The stored form of an entry: `<version>|[handle, simulated, <summary fields>]`."""
+    return version.encode() + b"|" + orjson.dumps([handle, simulated, *_summary_fields(summary)])
+
+
+def encode_summary(version: str, summary: SnapshotSummary) -> bytes:
+    """The stored form of an account's summary: `<version>|[followers, follows, n, E, hidden]`."""
+    return version.encode() + b"|" + orjson.dumps(_summary_fields(summary))
+
+
+def decode_summary(raw: bytes) -> SnapshotSummary:
+    """Inverse of `encode_summary`."""
+    version, _, body = raw.partition(b"|")
+    return _summary_of(version.decode(), orjson.loads(body))
+
+
 def decode_entry(raw: bytes) -> StoredEntry:
     """Inverse of `encode_entry`."""
     version, _, body = raw.partition(b"|")
-    epoch, _, event_id = version.decode().partition(":")
-    handle, simulated, followers, follows, posts, engagement, likes_hidden = orjson.loads(body)
-    summary = SnapshotSummary(
-        observed_at=from_epoch(int(epoch)),
-        event_id=event_id,
-        followers=followers,
-        follows=follows,
-        posts=posts,
-        engagement=engagement,
-        likes_hidden=likes_hidden,
-    )
-    return StoredEntry(version.decode(), handle, simulated, summary)
+    handle, simulated, *fields = orjson.loads(body)
+    return StoredEntry(version.decode(), handle, simulated, _summary_of(version.decode(), fields))
