@@ -9,15 +9,23 @@ from __future__ import annotations
 
 from typing import Final
 
-# KEYS[1] account HASH; ARGV[1] field, ARGV[2] version, ARGV[3] `<version>|<summary>`.
+# KEYS[1] account HASH; then groups of (field, version, `<version>|<summary>`): each field
+# (`cur`, `m:YYYY-MM`) is set only if its stored version is older. Returns how many were set.
 ACCOUNT_CAS: Final = """
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if old then
-  local sep = string.find(old, '|', 1, true)
-  if sep and string.sub(old, 1, sep - 1) >= ARGV[2] then return 0 end
+local set = 0
+for i = 1, #ARGV, 3 do
+  local old = redis.call('HGET', KEYS[1], ARGV[i])
+  local newer = true
+  if old then
+    local sep = string.find(old, '|', 1, true)
+    newer = not (sep and string.sub(old, 1, sep - 1) >= ARGV[i + 1])
+  end
+  if newer then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    set = set + 1
+  end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-return 1
+return set
 """
 
 # KEYS[1] rank ZSET, KEYS[2] entry HASH (values `<version>|…`), KEYS[3] seen ZSET,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from services.common.clock import from_epoch
 from services.common.contracts import METHODOLOGY_VERSION, PLATFORM_INSTAGRAM, SCHEMA_VERSION
 from services.common.events import MetricsSnapshot, with_event_id
-from services.common.methodology import SnapshotSummary, score_summary
+from services.common.methodology import Score, SnapshotSummary, score_summary
 from services.common.standings_entry import decode_entry, encode_entry
 from services.common.territories import Registry, Territory
 from services.scorer.plan import plan_batch, version_of
@@ -72,19 +72,39 @@ class StandingsUpdater:
             by_handle, mapping = await self._territories_by_handle()
             frozen = await self.store.frozen_months()
 
+            # A summary is scored once per territory, whether it lands in the current view,
+            # its month's view or both.
+            scored: dict[tuple[str, str], Score] = {}
+
+            def entry(territory: Territory, summary: SnapshotSummary) -> EntryWrite:
+                version = plan.version(summary)
+                score = scored.get((territory.id, version))
+                if score is None:
+                    score = score_summary(summary, territory.population)
+                    scored[(territory.id, version)] = score
+                return _entry(territory, summary, version, mapping[territory.id], score)
+
             current: dict[str, list[EntryWrite]] = defaultdict(list)
+            made: dict[str, SnapshotSummary] = {}
             for (_, handle), summary in plan.current.items():
                 for tid in by_handle.get(handle, ()):
                     territory = self.registry[tid]
-                    current[territory.category].append(
-                        _entry(territory, summary, plan.version(summary), mapping[tid])
-                    )
+                    current[territory.category].append(entry(territory, summary))
+                    made[tid] = summary
             for category, writes in current.items():
                 written = await self.store.apply_entries(category, None, writes, cutoff=cutoff)
                 outcome.applied += len(written)
-                by_id = {w.territory_id: w.entry for w in writes}
                 for tid, status in written:
-                    outcome.score_events.append(self._score_event(tid, by_id[tid], status))
+                    summary = made[tid]
+                    outcome.score_events.append(
+                        self._score_event_of(
+                            tid,
+                            mapping[tid].handle,
+                            summary.observed_at,
+                            scored[(tid, plan.version(summary))],
+                            status,
+                        )
+                    )
 
             monthly: dict[tuple[str, str], list[EntryWrite]] = defaultdict(list)
             for (_, handle, month), summary in plan.monthly.items():
@@ -93,9 +113,7 @@ class StandingsUpdater:
                         outcome.frozen_skipped += 1
                         continue
                     territory = self.registry[tid]
-                    monthly[(territory.category, month)].append(
-                        _entry(territory, summary, plan.version(summary), mapping[tid])
-                    )
+                    monthly[(territory.category, month)].append(entry(territory, summary))
             for (category, month), writes in monthly.items():
                 written = await self.store.apply_entries(category, month, writes, cutoff=None)
                 outcome.edition_applied += len(written)
@@ -171,18 +189,25 @@ class StandingsUpdater:
         return events
 
     def _score_event(self, territory_id: str, raw_entry: bytes, status: str) -> dict:
-        """The `obs.scores.v1` event of an entry written (ranked) or unranked (inactive)."""
-        territory = self.registry[territory_id]
+        """The `obs.scores.v1` event of a stored entry written (ranked) or unranked (inactive)."""
         entry = decode_entry(raw_entry)
-        score = entry.score(territory.population)
+        score = entry.score(self.registry[territory_id].population)
+        return self._score_event_of(
+            territory_id, entry.handle, entry.summary.observed_at, score, status
+        )
+
+    def _score_event_of(
+        self, territory_id: str, handle: str | None, observed_at: str, score: Score, status: str
+    ) -> dict:
+        territory = self.registry[territory_id]
         return with_event_id(
             {
                 "schema_version": SCHEMA_VERSION,
                 "id": territory_id,
                 "category": territory.category,
                 "platform": PLATFORM_INSTAGRAM,
-                "handle": entry.handle,
-                "observed_at": entry.summary.observed_at,
+                "handle": handle,
+                "observed_at": observed_at,
                 "methodology_version": METHODOLOGY_VERSION,
                 "status": status,
                 "score": score.score,
@@ -192,12 +217,18 @@ class StandingsUpdater:
 
 
 def _entry(
-    territory: Territory, summary: SnapshotSummary, version: str, link: AccountLink
+    territory: Territory,
+    summary: SnapshotSummary,
+    version: str,
+    link: AccountLink,
+    score: Score | None = None,
 ) -> EntryWrite:
+    if score is None:
+        score = score_summary(summary, territory.population)
     return EntryWrite(
         territory_id=territory.id,
         version=version,
         epoch=int(version.split(":", 1)[0]),
-        score=score_summary(summary, territory.population).score,
+        score=score.score,
         entry=encode_entry(version, link.handle, link.simulated, summary),
     )

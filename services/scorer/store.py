@@ -68,25 +68,31 @@ class ScorerStore:
     # --- account summaries -------------------------------------------------------------
     async def save_summaries(self, plan: BatchPlan) -> None:
         """Compare-and-set every account summary of the batch (current and per month)."""
+        fields: dict[tuple[str, str], list[str | bytes]] = {}
+        encoded: dict[str, bytes] = {}  # version -> value (current and month share most)
+
+        def value(version: str, summary: SnapshotSummary) -> bytes:
+            raw = encoded.get(version)
+            if raw is None:
+                raw = encoded[version] = encode_summary(version, summary)
+            return raw
+
+        for (platform, handle), summary in plan.current.items():
+            version = plan.version(summary)
+            fields[(platform, handle)] = [rk.CURRENT_FIELD, version, value(version, summary)]
+        months = set()
+        for (platform, handle, month), summary in plan.monthly.items():
+            version = plan.version(summary)
+            fields.setdefault((platform, handle), []).extend(
+                [rk.month_field(month), version, value(version, summary)]
+            )
+            months.add(month)
+        # One script call per account (its hash is its own Cluster slot), all in one pipeline.
         async with self.redis.pipeline(transaction=False) as pipe:
-            for (platform, handle), summary in plan.current.items():
-                version = plan.version(summary)
-                args: list[str | bytes] = [
-                    rk.CURRENT_FIELD,
-                    version,
-                    encode_summary(version, summary),
-                ]
+            for (platform, handle), args in fields.items():
                 await self._account_cas(
                     keys=[rk.account_key(platform, handle)], args=args, client=pipe
                 )
-            months = set()
-            for (platform, handle, month), summary in plan.monthly.items():
-                version = plan.version(summary)
-                args = [rk.month_field(month), version, encode_summary(version, summary)]
-                await self._account_cas(
-                    keys=[rk.account_key(platform, handle)], args=args, client=pipe
-                )
-                months.add(month)
             if months:
                 pipe.sadd(rk.MONTHS_KEY, *sorted(months))
             await pipe.execute()
