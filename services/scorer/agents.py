@@ -7,7 +7,6 @@ dead-letter topic with their reason; they never stop the agent.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,7 +14,6 @@ from functools import partial
 from typing import Any, TypeVar
 
 import faust
-import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -25,6 +23,7 @@ from services.common.territories import load_registry
 from services.common.validation import Rejection, validate_account, validate_metrics
 from services.scorer import metrics as m
 from services.scorer.app import app, settings
+from services.scorer.scores import ScoreEmitter
 from services.scorer.standings import BatchOutcome, StandingsUpdater
 from services.scorer.store import ScorerStore
 from services.scorer.topics import (
@@ -32,12 +31,12 @@ from services.scorer.topics import (
     accounts_topic,
     metrics_dlq,
     metrics_topic,
-    scores_topic,
 )
 
 log = logging.getLogger("scorer")
 T = TypeVar("T")
 _updater: StandingsUpdater | None = None
+_emitter = ScoreEmitter(settings)
 
 
 def updater() -> StandingsUpdater:
@@ -58,12 +57,15 @@ async def _with_redis_retry(what: str, work: Callable[[], Awaitable[T]]) -> T:
 
 
 async def _publish_scores(events: Sequence[dict]) -> None:
-    pending = []
+    await _emitter.publish(events)
     for event in events:
-        pending.append(await scores_topic.send(key=event["id"].encode(), value=orjson.dumps(event)))
         m.SCORE_EVENTS.labels(event["status"]).inc()
-    if pending:
-        await asyncio.gather(*pending)
+
+
+@app.on_before_shutdown.connect
+async def _stop_emitter(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
+    """Flush the score events still in flight when the worker stops."""
+    await _emitter.stop()
 
 
 async def _apply(batch: list[MetricsSnapshot]) -> BatchOutcome:

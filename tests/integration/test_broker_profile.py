@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,16 @@ from typing import Any
 import faust
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 from kafka import KafkaAdminClient
 from kafka.errors import DuplicateSequenceNumberError, OutOfOrderSequenceNumberError
 from kafka.protocol.producer import ProduceRequest
 from kafka.protocol.producer.transaction import InitProducerIdRequest
 from kafka.record.memory_records import MemoryRecordsBuilder
 
+from services.common.contracts import TOPIC_SCORES
 from services.common.kafka import (
+    LOCAL_FETCH_MAX_WAIT_MS,
     end_offsets,
     faust_settings,
     make_producer,
@@ -33,6 +37,8 @@ from services.common.kafka import (
     read_all,
 )
 from services.common.settings import Settings
+from services.common.streams import faust_app
+from services.scorer.scores import ScoreEmitter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BATCH = 10
@@ -321,3 +327,49 @@ def test_faust_table_keeps_its_exact_count_across_a_worker_restart(
         f"recovered {_total(recovered)} of {MESSAGES}"
     )
     assert second.stop() == 0
+
+
+async def test_batched_score_events_reach_a_group_consumer_all_of_them(settings: Settings) -> None:
+    """Why `obs.scores.v1` may be batched on Tansu: its end offsets come out short, but a
+    consumer group (how the publisher and downstream systems read it) gets every record."""
+    create_topic(settings, TOPIC_SCORES, partitions=12)
+    emitter = ScoreEmitter(settings)
+    events = [{"id": f"com-{n:05d}", "n": n} for n in range(600)]
+    try:
+        for start in range(0, len(events), 200):  # three batches, as three applied batches
+            await emitter.publish(events[start : start + 200])
+    finally:
+        await emitter.stop()
+    topic = settings.topic(TOPIC_SCORES)
+    assert sum(end_offsets(settings, TOPIC_SCORES).values()) < len(events)  # Tansu's short ends
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_servers,
+        group_id=f"{topic}-reader",
+        auto_offset_reset="earliest",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        rebalance_timeout_ms=6000,
+        fetch_max_wait_ms=100,
+    )
+    await consumer.start()
+    received: list[dict] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(received) < len(events) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            received += [orjson.loads(r.value) for records in batch.values() for r in records]
+    finally:
+        await consumer.stop()
+    assert sorted(e["n"] for e in received) == list(range(len(events)))
+
+
+async def test_faust_consumers_use_the_profile_fetch_wait(settings: Settings) -> None:
+    """Tansu answers an empty fetch only at its max wait: faust's 1,500 ms would hold records."""
+    app = faust_app(f"probe-{uuid.uuid4().hex[:6]}", settings)
+    thread = app.consumer._thread
+    consumer = thread._create_worker_consumer(app.transport)
+    assert consumer._fetch_max_wait_ms == LOCAL_FETCH_MAX_WAIT_MS == 100
+    kafka = settings.model_copy(update={"broker_profile": "kafka"})
+    app = faust_app(f"probe-{uuid.uuid4().hex[:6]}", kafka)
+    assert app.consumer._thread._create_worker_consumer(app.transport)._fetch_max_wait_ms == 1500
