@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     collector_metrics_port: int = Field(9102, ge=0, le=65535)
     publisher_metrics_port: int = Field(9103, ge=0, le=65535)
     scorer_batch_size: int = Field(2000, ge=1, le=100_000)
-    scorer_batch_seconds: float = Field(0.2, gt=0, le=10)
+    scorer_batch_seconds: float = Field(0.05, gt=0, le=10)
     shutdown_watchdog_seconds: float = Field(
         7.0, gt=0, le=9.5, description="A service exits anyway this long after SIGTERM."
     )

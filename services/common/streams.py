@@ -11,13 +11,15 @@ from typing import Any, TypeVar
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from services.common.clock import utcnow
 from services.common.contracts import ALL_TOPICS_BY_NAME
 from services.common.deadletter import dead_letter_record
-from services.common.kafka import faust_settings
+from services.common.kafka import aiokafka_fetch_options, faust_settings, fetch_max_wait_ms
 from services.common.lifecycle import arm_shutdown_watchdog, log_stopped
 from services.common.settings import Settings
 from services.common.validation import Rejection
@@ -28,11 +30,47 @@ REDIS_RETRY_MAX_SECONDS = 5.0
 _FAUST_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error"}
 
 
+class _FetchWaitConsumerThread(AIOKafkaConsumerThread):
+    """faust's consumer thread with a fetch max wait of ours (faust hard-codes 1,500 ms)."""
+
+    fetch_max_wait_ms: int = 1500
+
+    def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # Read by aiokafka when the consumer starts and builds its fetcher (aiokafka 0.14).
+        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms
+        return consumer
+
+
+class App(faust.App):
+    """A faust app whose consumer uses the broker profile's fetch max wait."""
+
+    fetch_max_wait_ms: int | None = None
+
+    def _new_transport(self) -> Any:
+        if self.fetch_max_wait_ms is None:
+            return super()._new_transport()
+        wait = self.fetch_max_wait_ms
+
+        class ConsumerThread(_FetchWaitConsumerThread):
+            fetch_max_wait_ms = wait
+
+        class Consumer(faust_aiokafka.Consumer):
+            def _new_consumer_thread(self) -> ConsumerThread:
+                return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+        class Transport(faust_aiokafka.Transport):
+            pass
+
+        Transport.Consumer = Consumer
+        return Transport(self.conf.broker_consumer, self)
+
+
 def faust_app(service: str, settings: Settings) -> faust.App:
     """The faust app of a service: raw bytes in and out, no web server, no state in the cwd."""
     datadir = settings.run_dir / f"faust-{service}"
     datadir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = App(
         f"{settings.topic_prefix}observatoire-{service}",
         value_serializer="raw",
         key_serializer="raw",
@@ -41,6 +79,8 @@ def faust_app(service: str, settings: Settings) -> faust.App:
         datadir=str(datadir),
         **faust_settings(settings),
     )
+    app.fetch_max_wait_ms = fetch_max_wait_ms(settings)
+    return app
 
 
 def contract_topic(app: faust.App, settings: Settings, name: str) -> faust.TopicT:
@@ -135,6 +175,7 @@ async def read_topic(
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
+        **aiokafka_fetch_options(settings),
     )
     await consumer.start()
     try:

@@ -4,6 +4,8 @@ Redis → API, plus poison records to the dead-letter topic and a clean stop on 
 from __future__ import annotations
 
 import math
+import statistics
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,6 +17,7 @@ import pytest
 
 from services.cli.topics import seed_bundled_accounts
 from services.common.clock import format_timestamp, utcnow
+from services.common.events import build_metrics_event
 from services.common.kafka import create_topics, make_producer, read_all
 from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.settings import Settings
@@ -146,6 +149,52 @@ def test_simulated_departements_are_ranked_live_by_methodology_v1(stack):
     assert ranks == sorted(ranks) and all(
         registry[i["id"]].regions == ("76",) for i in occitanie["items"]
     )
+
+
+def test_a_snapshot_shows_in_the_api_a_fraction_of_a_second_after_it_is_produced(stack):
+    """Freshness on the local broker: an idle scorer's fetches are answered by Tansu only at
+    their max wait, so the profile's short wait (not faust's 1.5 s) decides how soon a
+    snapshot is applied; one probe at a time, each for another ranked département."""
+    settings: Settings = stack["settings"]
+    items = wait_for(
+        lambda: _standings(settings, "departements", limit=8)["items"],
+        timeout=60,
+        what="ranked départements",
+    )
+    producer = make_producer(settings)
+    latencies = []
+    try:
+        for n, item in enumerate(items):
+            followers = 7_000_000 + n
+            event = build_metrics_event(
+                handle=item["handle"],
+                observed_at=format_timestamp(utcnow()),
+                status="ok",
+                source="sim",
+                followers=followers,
+                follows=10,
+                media_count=1,
+                recent_posts=[],
+            )
+            key = f"instagram:{item['handle']}".encode()
+            producer.send(settings.topic("obs.metrics.v1"), key=key, value=orjson.dumps(event))
+            producer.flush()
+            sent = time.perf_counter()
+            url = f"{settings.api_url}/api/v1/territories/{item['id']}"
+            wait_for(
+                lambda url=url, followers=followers: (
+                    httpx.get(url).json()["current"]["followers"] == followers
+                ),
+                timeout=10,
+                interval=0.01,
+                what=f"probe {n} in the API",
+            )
+            latencies.append(time.perf_counter() - sent)
+            time.sleep(0.3)  # the scorer idle again: its next fetch is a waiting one
+    finally:
+        producer.close()
+    latencies.sort()
+    assert statistics.median(latencies) < 0.5, latencies
 
 
 def test_invalid_records_go_to_the_dead_letter_topic_and_good_ones_are_applied(stack):
