@@ -7,8 +7,8 @@ scorer shows a first snapshot and 5 s of warm-up at the full rate, one probe sna
 250 ms, in turn for four probe territories (so each gets a new `observed_at` second), whose
 follower count encodes the probe's number. A poller reads `GET /api/v1/territories/{id}` of
 the probe territories awaiting a probe, one request every 5 ms, and records when each probe
-number first shows (so a figure may be late by up to 5 ms × the probes in flight). Baseline in the same run: the same poll loop
-against `/healthz` (the API's own round trip).
+number first shows (so a figure may be late by up to 5 ms × the probes in flight). Baseline in
+the same run: the same poll loop against `/healthz` (the API's own round trip).
 
 Usage: python -m bench freshness
 """
@@ -114,9 +114,7 @@ def run() -> dict[str, Any]:
                             value = _followers(response.json())
                             if value is not None and value not in seen:
                                 seen[value] = time.perf_counter()
-                            outstanding = {
-                                n: i for n, i in outstanding.items() if n not in seen
-                            }
+                            outstanding = {n: i for n, i in outstanding.items() if n not in seen}
                             time.sleep(POLL_EVERY)
                         if not outstanding:
                             time.sleep(POLL_EVERY)
@@ -201,9 +199,7 @@ async def _produce(
             pending = []
             # Catch up on what is due by now: a slow tick never lowers the rate.
             for _ in range(int(RATE * (tick - started)) + RATE // 10 - produced):
-                event = _snapshot(
-                    _handle(PROBES + produced % ACCOUNTS), observed, 1000 + produced
-                )
+                event = _snapshot(_handle(PROBES + produced % ACCOUNTS), observed, 1000 + produced)
                 key = f"instagram:{event['handle']}".encode()
                 pending.append(await producer.send(topic, _json(event), key=key))
                 produced += 1
