@@ -1,5 +1,6 @@
 """The FastAPI application: JSON API under /api/v1, public pages in French, operations
-endpoints, OpenAPI at /docs. Reads Redis only; writes operator commands to the broker."""
+endpoints, OpenAPI at /openapi.json with Swagger UI at /docs (its assets served from
+/static/swagger/, no CDN). Reads Redis only; writes operator commands to the broker."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from services.api.responses import JSON
 from services.api.routes import (
     commands,
     dead_links,
+    docs,
     editions,
     health,
     operator,
@@ -87,6 +89,10 @@ def create_app(settings: Settings | None = None, options: ApiOptions | None = No
         description=DESCRIPTION,
         default_response_class=JSON,
         lifespan=lifespan,
+        # FastAPI's own /docs and /redoc pages load their assets from a CDN: routes.docs
+        # serves Swagger UI from /static/swagger/ instead; there is no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.options = options
@@ -117,6 +123,7 @@ def create_app(settings: Settings | None = None, options: ApiOptions | None = No
         operator.router,
         health.router,
         pages.router,
+        docs.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(packages=[("services.api", "static")]), name="static")

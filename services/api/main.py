@@ -97,6 +97,20 @@ class ApiServer(uvicorn.Server):
         log_stopped(SERVICE, self.log)
 
 
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's handling of X-Forwarded-For/-Proto, from `forwarded_allow_ips` alone.
+
+    With proxies listed, uvicorn wraps the app in its own ProxyHeadersMiddleware
+    (uvicorn.middleware.proxy_headers): when the TCP peer is one of them, the request's
+    client (`scope["client"]`, which the rate limiter keys on) becomes the address the
+    proxies report. Without, the headers are ignored: uvicorn's defaults would trust
+    127.0.0.1 and ::1, or its FORWARDED_ALLOW_IPS variable, so that any local process could
+    pick its rate-limit key."""
+    if not settings.forwarded_allow_ips:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips}
+
+
 def run_api(settings: Settings) -> None:
     """Run the API in the foreground until SIGTERM/SIGINT."""
     log = configure_logging(SERVICE, settings.log_level)
@@ -107,13 +121,20 @@ def run_api(settings: Settings) -> None:
         "access_log": False,
         "timeout_graceful_shutdown": GRACEFUL_SECONDS,
         "lifespan": "on",
+        **proxy_options(settings),
     }
+    if settings.forwarded_allow_ips == "*":
+        log.warning(
+            "OBS_FORWARDED_ALLOW_IPS=*: every peer's X-Forwarded-For is believed; safe only if "
+            "nothing but the reverse proxy can reach %s",
+            settings.api_url,
+        )
     if settings.api_workers > 1:
         config = uvicorn.Config(
             "services.api.main:app_from_environment",
             factory=True,
             workers=settings.api_workers,
-            **common,  # type: ignore[arg-type]
+            **common,
         )
         sock = config.bind_socket()
         supervisor = Multiprocess(config, sockets=[sock])
@@ -131,7 +152,7 @@ def run_api(settings: Settings) -> None:
 
     from services.api.app import create_app
 
-    config = uvicorn.Config(create_app(settings), **common)  # type: ignore[arg-type]
+    config = uvicorn.Config(create_app(settings), **common)
     freeze_startup_objects()
     log.info("api listening on %s", settings.api_url)
     ApiServer(config, settings, log).run()

@@ -154,7 +154,8 @@ class RateLimit:
 
 
 def client_of(scope: Scope) -> str:
-    """The client's address as the server sees it (uvicorn's proxy-headers rules apply)."""
+    """The client's address: the TCP peer, or the client that a trusted proxy reports
+    (`forwarded_allow_ips`; uvicorn rewrites the scope, see services/api/main.py)."""
     client = scope.get("client")
     return client[0] if client else "unknown"
 

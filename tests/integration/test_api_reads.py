@@ -1,18 +1,22 @@
 """The JSON API and the public pages read what the scorer and the publisher wrote (the story
 of test_api_story.py, in a real Redis): live standings with movement and link status,
 filters, editions published and provisional, territory detail, rank changes, dead links,
-command status, errors, ETags, rate limiting, and the French pages."""
+command status, errors, ETags, rate limiting (behind a trusted proxy too), the self-hosted
+Swagger UI at /docs, and the French pages."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import re
 from collections.abc import Iterator
 
+import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from services.api.app import create_app
 from services.api.coalesce import ReadCoalescer
@@ -30,6 +34,7 @@ from tests.integration.test_api_story import (
     Story,
     tell_story,
 )
+from tests.services import REPO_ROOT, ServiceProcess, service_env, wait_for
 
 LIVE_ORDER = ["dep-32", "dep-52", "dep-75", "dep-38", "dep-09", "dep-01", "dep-31"]
 EDITION_ORDER = ["dep-32", "dep-75", "dep-52", "dep-38", "dep-09", "dep-01", "dep-31"]
@@ -338,6 +343,60 @@ def test_rate_limit_answers_429_with_retry_after_and_spares_health(story_setting
         assert page.status_code == 429 and "Trop de requêtes" in page.text
 
 
+@pytest.mark.parametrize(
+    ("trusted", "budgets"),
+    [
+        # The test's peer, 127.0.0.1, is the listed proxy: each forwarded client has a budget.
+        ("127.0.0.1", {"198.51.100.7": [200, 200, 200, 429], "203.0.113.9": [200]}),
+        # By default no proxy is trusted: X-Forwarded-For is ignored, the peer has one budget.
+        (None, {f"198.51.100.{n}": [200 if n < 3 else 429] for n in range(5)}),
+    ],
+    ids=["trusted-proxy", "default-trusts-no-proxy"],
+)
+def test_rate_limit_keys_on_the_forwarded_client_only_behind_a_trusted_proxy(
+    story_settings, story, tmp_path, trusted, budgets
+):
+    """The real service (uvicorn as `observatoire service api` runs it), so that uvicorn's
+    proxy-headers handling is the one deployed; X-Forwarded-For values are only header text."""
+    settings = story_settings.model_copy(update={"api_port": free_port()})
+    extra = {"OBS_RATE_LIMIT_ENABLED": "true", "OBS_RATE_LIMIT_PER_MINUTE": "3"}
+    if trusted is not None:
+        extra["OBS_FORWARDED_ALLOW_IPS"] = trusted
+    api = ServiceProcess(["service", "api"], service_env(settings, **extra), tmp_path / "api.log")
+    url = f"http://127.0.0.1:{settings.api_port}"
+    api.start()
+    try:
+        wait_for(
+            lambda: httpx.get(url + "/readyz").status_code == 200,
+            timeout=30,
+            what=f"the API to be ready:\n{api.log()[-2000:]}",
+            interval=0.1,
+        )
+        with httpx.Client(base_url=url) as http:
+            codes = {
+                client: [
+                    http.get("/api/v1/categories", headers={"X-Forwarded-For": client}).status_code
+                    for _ in expected
+                ]
+                for client, expected in budgets.items()
+            }
+        assert codes == budgets
+    finally:
+        api.terminate()
+
+
+def test_forwarded_allow_ips_takes_addresses_and_networks_only():
+    def allowed(value: str) -> str:
+        return Settings(_env_file=None, forwarded_allow_ips=value).forwarded_allow_ips
+
+    assert allowed("") == ""
+    assert allowed(" 10.0.0.5, 172.18.0.0/16 ,::1") == "10.0.0.5,172.18.0.0/16,::1"
+    assert allowed(" * ") == "*"
+    for wrong in ("nginx", "10.0.0.5/16", "*, 10.0.0.5", "10.0.0.300"):
+        with pytest.raises(ValidationError, match="forwarded_allow_ips"):
+            allowed(wrong)
+
+
 def test_token_buckets_refill_and_stay_bounded():
     now = [0.0]
     buckets = TokenBuckets(60, clock=lambda: now[0], max_clients=2)
@@ -403,6 +462,49 @@ def test_operator_actions_without_a_configured_token_are_disabled(story_settings
             error = response.json()["error"]
             assert error["code"] == "operator_actions_disabled"
             assert "OBS_OPERATOR_TOKEN" in error["message"]
+
+
+# --- docs -------------------------------------------------------------------------------------
+
+SWAGGER = REPO_ROOT / "services" / "api" / "static" / "swagger"
+ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+
+
+def test_docs_page_loads_swagger_ui_from_the_api_itself(client):
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    html = response.text
+    assert "cdn." not in html and "http://" not in html and "https://" not in html
+    scripts = re.findall(r'<script src="([^"]*)"', html)
+    styles = re.findall(r'<link type="text/css" rel="stylesheet" href="([^"]*)"', html)
+    icons = re.findall(r'<link rel="shortcut icon" href="([^"]*)"', html)
+    assert scripts and styles and icons
+    for url in scripts + styles + icons:
+        assert url.startswith("/static/swagger/") and not url.startswith("//"), url
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+        suffix = url[url.rindex(".") :]
+        assert asset.headers["content-type"].startswith(ASSET_TYPES[suffix]), url
+        assert asset.content == (SWAGGER / url.rsplit("/", 1)[1]).read_bytes()
+    # The policy allows the page's one inline script by its hash, and nothing from elsewhere.
+    (inline,) = re.findall(r"<script>(.*?)</script>", html, re.DOTALL)
+    digest = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
+    policy = response.headers["content-security-policy"]
+    assert f"script-src 'self' 'sha256-{digest}';" in policy
+    assert "unsafe-inline" not in policy and "default-src 'self';" in policy
+    assert "url: '/openapi.json'" in inline and '"validatorUrl": null' in inline
+    assert client.get("/openapi.json").json()["info"]["title"].startswith("Observatoire")
+    assert client.get("/redoc").status_code == 404  # FastAPI's CDN-loaded ReDoc is off
+
+
+def test_vendored_swagger_ui_files_match_their_checksums():
+    listed = (SWAGGER / "swagger.sha256").read_text().splitlines()
+    sums = dict(reversed(line.split("  ", 1)) for line in listed)
+    assert {"swagger-ui-bundle.js", "swagger-ui.css", "LICENSE", "NOTICE"} <= set(sums)
+    for name, digest in sums.items():
+        assert hashlib.sha256((SWAGGER / name).read_bytes()).hexdigest() == digest, name
+    assert "swagger-ui-dist@5.35.0" in (SWAGGER / "CREDITS.txt").read_text()
 
 
 # --- pages ------------------------------------------------------------------------------------
