@@ -29,17 +29,14 @@ def rank_key(prefix: str) -> str:
 
 
 def entry_key(prefix: str) -> str:
-    """HASH territory id -> `<version>|<entry>` (services/common/standings_entry.py)."""
+    """HASH territory id -> `<version><entry>` (services/common/standings_entry.py)."""
     return f"{prefix}:entry"
 
 
-def seen_key(prefix: str) -> str:
-    """ZSET territory id -> observed_at epoch, ranked territories only (inactivity sweep)."""
-    return f"{prefix}:seen"
-
-
 def meta_key(category: str) -> str:
-    """HASH: `as_of` (the watermark as last applied to this category), `updated_at`."""
+    """HASH: `as_of` (the watermark as last applied to this category), `updated_at`, `oldest`
+    (a lower bound of the observed_at epochs ranked in the current view: the inactivity sweep
+    scans only when its cutoff passes it)."""
     return f"{category_tag(category)}:meta"
 
 
@@ -73,7 +70,7 @@ def account_tag(platform: str, handle: str) -> str:
 
 def account_key(platform: str, handle: str) -> str:
     """HASH of an account's summaries: field `cur` (latest `ok` snapshot) and `m:YYYY-MM`
-    (latest within an edition month), each `<version>|<summary>` (compare-and-set)."""
+    (latest within an edition month), each `<version><summary>` (compare-and-set)."""
     return account_tag(platform, handle)
 
 

@@ -1,15 +1,15 @@
 """How one territory's entry is stored in a standings view (the scorer writes, the API reads).
 
-`<version>|<JSON array>`: the compare-and-set version first (`%010d:<event_id>`, so that the
-scripts compare it as a string), then the handle, the simulated flag and the snapshot summary.
-The indicator breakdown is not stored: readers recompute it from the summary and the
-territory's population with the pure methodology, which keeps each entry around 150 bytes.
+`<version><JSON array>`: the compare-and-set version first (37 bytes, see `entry_version`),
+then the handle, the simulated flag and the snapshot summary. The indicator breakdown is not
+stored: readers recompute it from the summary and the territory's population with the pure
+methodology, which keeps each entry under 100 bytes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -21,7 +21,7 @@ from services.common.methodology import Score, SnapshotSummary, score_summary
 class StoredEntry:
     """A territory's entry: its version, account and the summary it is scored on."""
 
-    version: str
+    version: bytes
     handle: str | None
     simulated: bool
     summary: SnapshotSummary
@@ -31,9 +31,26 @@ class StoredEntry:
         return score_summary(self.summary, population)
 
 
-def entry_version(observed_epoch: int, event_id: str) -> str:
-    """`%010d:<event_id>`: string order is the contract's compare-and-set order."""
-    return f"{observed_epoch:010d}:{event_id}"
+VERSION_BYTES: Final = 37
+_EPOCH_BYTES: Final = 5
+_EPOCH_OFFSET: Final = 1 << 39  # years 0000-9999 all fit, as non-negative numbers
+
+
+def entry_version(observed_epoch: int, event_id: str) -> bytes:
+    """The compare-and-set version: the observed_at epoch (offset, 5 bytes big-endian), then
+    the 32 bytes of the event id. Byte order is the contract's order: the later `observed_at`
+    wins, then the greater `event_id` (its hex digits order as its bytes do)."""
+    return (observed_epoch + _EPOCH_OFFSET).to_bytes(_EPOCH_BYTES, "big") + bytes.fromhex(event_id)
+
+
+def version_epoch(version: bytes) -> int:
+    """The observed_at epoch of a version."""
+    return int.from_bytes(version[:_EPOCH_BYTES], "big") - _EPOCH_OFFSET
+
+
+def version_event_id(version: bytes) -> str:
+    """The event id of a version."""
+    return version[_EPOCH_BYTES:VERSION_BYTES].hex()
 
 
 def _summary_fields(summary: SnapshotSummary) -> list[object]:
@@ -46,12 +63,11 @@ def _summary_fields(summary: SnapshotSummary) -> list[object]:
     ]
 
 
-def _summary_of(version: str, fields: list[Any]) -> SnapshotSummary:
-    epoch, _, event_id = version.partition(":")
+def _summary_of(version: bytes, fields: list[Any]) -> SnapshotSummary:
     followers, follows, posts, engagement, likes_hidden = fields
     return SnapshotSummary(
-        observed_at=from_epoch(int(epoch)),
-        event_id=event_id,
+        observed_at=from_epoch(version_epoch(version)),
+        event_id=version_event_id(version),
         followers=followers,
         follows=follows,
         posts=posts,
@@ -61,25 +77,25 @@ def _summary_of(version: str, fields: list[Any]) -> SnapshotSummary:
 
 
 def encode_entry(
-    version: str, handle: str | None, simulated: bool, summary: SnapshotSummary
+    version: bytes, handle: str | None, simulated: bool, summary: SnapshotSummary
 ) -> bytes:
-    """The stored form of an entry: `<version>|[handle, simulated, <summary fields>]`."""
-    return version.encode() + b"|" + orjson.dumps([handle, simulated, *_summary_fields(summary)])
+    """The stored form of an entry: `<version>[handle, simulated, <summary fields>]`."""
+    return version + orjson.dumps([handle, simulated, *_summary_fields(summary)])
 
 
-def encode_summary(version: str, summary: SnapshotSummary) -> bytes:
-    """The stored form of an account's summary: `<version>|[followers, follows, n, E, hidden]`."""
-    return version.encode() + b"|" + orjson.dumps(_summary_fields(summary))
+def encode_summary(version: bytes, summary: SnapshotSummary) -> bytes:
+    """The stored form of an account's summary: `<version>[followers, follows, n, E, hidden]`."""
+    return version + orjson.dumps(_summary_fields(summary))
 
 
 def decode_summary(raw: bytes) -> SnapshotSummary:
     """Inverse of `encode_summary`."""
-    version, _, body = raw.partition(b"|")
-    return _summary_of(version.decode(), orjson.loads(body))
+    version = raw[:VERSION_BYTES]
+    return _summary_of(version, orjson.loads(raw[VERSION_BYTES:]))
 
 
 def decode_entry(raw: bytes) -> StoredEntry:
     """Inverse of `encode_entry`."""
-    version, _, body = raw.partition(b"|")
-    handle, simulated, *fields = orjson.loads(body)
-    return StoredEntry(version.decode(), handle, simulated, _summary_of(version.decode(), fields))
+    version = raw[:VERSION_BYTES]
+    handle, simulated, *fields = orjson.loads(raw[VERSION_BYTES:])
+    return StoredEntry(version, handle, simulated, _summary_of(version, fields))

@@ -1,72 +1,98 @@
 """The scorer's Redis scripts: every write to a standings view is one atomic compare-and-set.
 
-A version is `%010d:<event_id>` (observed_at epoch zero-padded, then the event id), so that
-comparing versions as strings is the contract's order: later `observed_at` wins, equal
-`observed_at` → the greater `event_id` wins.
+A version is 37 bytes (services.common.standings_entry.entry_version): the observed_at epoch
+(offset, 5 bytes big-endian) then the 32 bytes of the event id, so that comparing versions
+byte by byte is the contract's order: later `observed_at` wins, equal `observed_at` → the
+greater `event_id` wins. Stored values start with their version. Versions are compared with
+`string.byte`, never with Lua's `<` on strings (which follows the server's collation locale).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-# KEYS[1] account HASH; then groups of (field, version, `<version>|<summary>`): each field
+from services.common.standings_entry import VERSION_BYTES
+
+_OLDER: Final = f"""
+local function older(stored, ver)
+  for i = 1, {VERSION_BYTES} do
+    local a, b = string.byte(stored, i), string.byte(ver, i)
+    if a ~= b then return (a or -1) < (b or -1) end
+  end
+  return false
+end
+local function epoch_of(stored)
+  local e = 0
+  for i = 1, 5 do e = e * 256 + string.byte(stored, i) end
+  return e - 549755813888
+end
+"""
+
+# KEYS[1] account HASH; then groups of (field, version, `<version><summary>`): each field
 # (`cur`, `m:YYYY-MM`) is set only if its stored version is older. Returns how many were set.
-ACCOUNT_CAS: Final = """
+ACCOUNT_CAS: Final = (
+    _OLDER
+    + """
 local set = 0
 for i = 1, #ARGV, 3 do
   local old = redis.call('HGET', KEYS[1], ARGV[i])
-  local newer = true
-  if old then
-    local sep = string.find(old, '|', 1, true)
-    newer = not (sep and string.sub(old, 1, sep - 1) >= ARGV[i + 1])
-  end
-  if newer then
+  if (not old) or older(old, ARGV[i + 1]) then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
     set = set + 1
   end
 end
 return set
 """
+)
 
-# KEYS[1] rank ZSET, KEYS[2] entry HASH (values `<version>|…`), KEYS[3] seen ZSET,
-# KEYS[4] the view's frozen marker (edition views: set by the publisher when it publishes the
-# month; checked here, atomically with the writes, so a batch in flight can never touch a
-# published month).
+# KEYS[1] rank ZSET, KEYS[2] entry HASH (values `<version>…`), KEYS[3] the category's meta
+# HASH (field `oldest`: a lower bound of the observed_at epochs ranked in the current view,
+# which lets the inactivity sweep skip its scan), KEYS[4] the view's frozen marker (edition
+# views: set by the publisher when it publishes the month; checked here, atomically with the
+# writes, so a batch in flight can never touch a published month).
 # ARGV[1] cutoff epoch ("" = no eligibility rule: edition views), ARGV[2] force ("1": a
 # re-derivation after a handle change replaces whatever is there), then groups of
 # (id, version, observed epoch, negated score, entry).
 # Returns a flat list of (id, "ranked" | "inactive") for every entry written, or
 # {"frozen"} when the view is frozen.
-APPLY_ENTRIES: Final = """
+APPLY_ENTRIES: Final = (
+    _OLDER
+    + """
 if redis.call('EXISTS', KEYS[4]) == 1 then return {'frozen'} end
 local cutoff = ARGV[1]
 local force = ARGV[2] == '1'
+local oldest = nil
+if cutoff ~= '' then oldest = tonumber(redis.call('HGET', KEYS[3], 'oldest')) end
+local lowest = nil
 local out = {}
 for i = 3, #ARGV, 5 do
   local id, ver = ARGV[i], ARGV[i + 1]
   local newer = force
   if not newer then
     local old = redis.call('HGET', KEYS[2], id)
-    newer = (not old) or string.sub(old, 1, string.find(old, '|', 1, true) - 1) < ver
+    newer = (not old) or older(old, ver)
   end
   if newer then
     redis.call('HSET', KEYS[2], id, ARGV[i + 4])
     local epoch = tonumber(ARGV[i + 2])
     if cutoff == '' or epoch >= tonumber(cutoff) then
       redis.call('ZADD', KEYS[1], ARGV[i + 3], id)
-      if cutoff ~= '' then redis.call('ZADD', KEYS[3], epoch, id) end
+      if cutoff ~= '' and ((not lowest) or epoch < lowest) then lowest = epoch end
       out[#out + 1] = id
       out[#out + 1] = 'ranked'
     else
       redis.call('ZREM', KEYS[1], id)
-      redis.call('ZREM', KEYS[3], id)
       out[#out + 1] = id
       out[#out + 1] = 'inactive'
     end
   end
 end
+if lowest and ((not oldest) or lowest < oldest) then
+  redis.call('HSET', KEYS[3], 'oldest', lowest)
+end
 return out
 """
+)
 
 # Same KEYS as APPLY_ENTRIES; ARGV: territory ids to drop from the view entirely.
 # Returns a flat list of (id, entry) for the entries removed (none if frozen).
@@ -81,23 +107,49 @@ for i = 1, #ARGV do
   end
   redis.call('HDEL', KEYS[2], ARGV[i])
   redis.call('ZREM', KEYS[1], ARGV[i])
-  redis.call('ZREM', KEYS[3], ARGV[i])
 end
 return out
 """
 
-# KEYS[1] rank ZSET, KEYS[2] seen ZSET, KEYS[3] meta HASH
+# KEYS[1] rank ZSET, KEYS[2] entry HASH, KEYS[3] meta HASH
 # ARGV[1] cutoff epoch, ARGV[2] as_of (watermark timestamp). Unranks every territory whose
-# entry is older than the cutoff and records the watermark the view now reflects.
-EVICT_INACTIVE: Final = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
-for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('ZREM', KEYS[2], id)
+# entry is older than the cutoff and records the watermark the view now reflects. The ranked
+# entries are scanned only when the cutoff has passed `oldest` (a lower bound of their
+# epochs): in a steady stream every ranked territory is recent and the sweep costs nothing;
+# each scan unranks at least the territory that set the bound, or raises the bound.
+EVICT_INACTIVE: Final = (
+    _OLDER
+    + """
+local cutoff = tonumber(ARGV[1])
+local oldest = tonumber(redis.call('HGET', KEYS[3], 'oldest'))
+local out = {}
+if oldest and oldest < cutoff then
+  local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+  local lowest = nil
+  for first = 1, #ids, 1000 do
+    local last = math.min(first + 999, #ids)
+    local entries = redis.call('HMGET', KEYS[2], unpack(ids, first, last))
+    for j = 1, #entries do
+      local id = ids[first + j - 1]
+      local epoch = epoch_of(entries[j])
+      if epoch < cutoff then
+        redis.call('ZREM', KEYS[1], id)
+        out[#out + 1] = id
+      elseif (not lowest) or epoch < lowest then
+        lowest = epoch
+      end
+    end
+  end
+  if lowest then
+    redis.call('HSET', KEYS[3], 'oldest', lowest)
+  else
+    redis.call('HDEL', KEYS[3], 'oldest')
+  end
 end
 redis.call('HSET', KEYS[3], 'as_of', ARGV[2])
-return ids
+return out
 """
+)
 
 # KEYS[1] watermark STRING; ARGV[1] candidate epoch. Returns the watermark after the update.
 ADVANCE_WATERMARK: Final = """

@@ -17,8 +17,8 @@ from services.common.standings_entry import entry_version
 AccountKey = tuple[str, str]  # (platform, handle)
 
 
-def version_of(summary: SnapshotSummary) -> str:
-    """The compare-and-set version `%010d:<event_id>`: string order is the contract's order."""
+def version_of(summary: SnapshotSummary) -> bytes:
+    """The compare-and-set version (services.common.standings_entry.entry_version)."""
     return entry_version(int(parse_timestamp(summary.observed_at).timestamp()), summary.event_id)
 
 
@@ -29,9 +29,9 @@ class BatchPlan:
     newest_epoch: int | None = None
     current: dict[AccountKey, SnapshotSummary] = field(default_factory=dict)
     monthly: dict[tuple[str, str, str], SnapshotSummary] = field(default_factory=dict)
-    versions: dict[str, str] = field(default_factory=dict)  # event_id -> version
+    versions: dict[str, bytes] = field(default_factory=dict)  # event_id -> version
 
-    def version(self, summary: SnapshotSummary) -> str:
+    def version(self, summary: SnapshotSummary) -> bytes:
         """Version of a summary of this plan (computed once per event)."""
         return self.versions[summary.event_id]
 
@@ -62,7 +62,7 @@ def plan_batch(snapshots: Iterable[MetricsSnapshot]) -> BatchPlan:
 
 
 def _keep_newest(
-    plan: BatchPlan, into: dict, key: tuple, summary: SnapshotSummary, version: str
+    plan: BatchPlan, into: dict, key: tuple, summary: SnapshotSummary, version: bytes
 ) -> None:
     held = into.get(key)
     if held is None or plan.versions[held.event_id] < version:

@@ -16,7 +16,7 @@ from services.common.clock import from_epoch
 from services.common.contracts import METHODOLOGY_VERSION, PLATFORM_INSTAGRAM, SCHEMA_VERSION
 from services.common.events import MetricsSnapshot, with_event_id
 from services.common.methodology import Score, SnapshotSummary, score_summary
-from services.common.standings_entry import decode_entry, encode_entry
+from services.common.standings_entry import decode_entry, encode_entry, version_epoch
 from services.common.territories import Registry, Territory
 from services.scorer.plan import plan_batch, version_of
 from services.scorer.store import AccountLink, EntryWrite, ScorerStore
@@ -74,7 +74,7 @@ class StandingsUpdater:
 
             # A summary is scored once per territory, whether it lands in the current view,
             # its month's view or both.
-            scored: dict[tuple[str, str], Score] = {}
+            scored: dict[tuple[str, bytes], Score] = {}
 
             def entry(territory: Territory, summary: SnapshotSummary) -> EntryWrite:
                 version = plan.version(summary)
@@ -219,7 +219,7 @@ class StandingsUpdater:
 def _entry(
     territory: Territory,
     summary: SnapshotSummary,
-    version: str,
+    version: bytes,
     link: AccountLink,
     score: Score | None = None,
 ) -> EntryWrite:
@@ -228,7 +228,7 @@ def _entry(
     return EntryWrite(
         territory_id=territory.id,
         version=version,
-        epoch=int(version.split(":", 1)[0]),
+        epoch=version_epoch(version),
         score=score.score,
         entry=encode_entry(version, link.handle, link.simulated, summary),
     )

@@ -24,7 +24,7 @@ class EntryWrite:
     """One territory's entry for one view, ready for the compare-and-set script."""
 
     territory_id: str
-    version: str
+    version: bytes
     epoch: int
     score: float
     entry: bytes  # services.common.standings_entry.encode_entry
@@ -69,9 +69,9 @@ class ScorerStore:
     async def save_summaries(self, plan: BatchPlan) -> None:
         """Compare-and-set every account summary of the batch (current and per month)."""
         fields: dict[tuple[str, str], list[str | bytes]] = {}
-        encoded: dict[str, bytes] = {}  # version -> value (current and month share most)
+        encoded: dict[bytes, bytes] = {}  # version -> value (current and month share most)
 
-        def value(version: str, summary: SnapshotSummary) -> bytes:
+        def value(version: bytes, summary: SnapshotSummary) -> bytes:
             raw = encoded.get(version)
             if raw is None:
                 raw = encoded[version] = encode_summary(version, summary)
@@ -169,7 +169,7 @@ class ScorerStore:
         evicted: dict[str, list[str]] = {}
         for category in CATEGORY_IDS:
             prefix = rk.view_prefix(category, None)
-            keys = [rk.rank_key(prefix), rk.seen_key(prefix), rk.meta_key(category)]
+            keys = [rk.rank_key(prefix), rk.entry_key(prefix), rk.meta_key(category)]
             ids = await self._evict(keys=keys, args=[cutoff, as_of])
             if ids:
                 evicted[category] = [i.decode() for i in ids]
@@ -238,7 +238,7 @@ def _texts(members: Iterable[bytes | str]) -> set[str]:
 def _view_keys(category: str, edition: str | None) -> list[str]:
     prefix = rk.view_prefix(category, edition)
     frozen = rk.edition_frozen_key(category, edition) if edition else f"{prefix}:never-frozen"
-    return [rk.rank_key(prefix), rk.entry_key(prefix), rk.seen_key(prefix), frozen]
+    return [rk.rank_key(prefix), rk.entry_key(prefix), rk.meta_key(category), frozen]
 
 
 def _link(raw: bytes) -> AccountLink:

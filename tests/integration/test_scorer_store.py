@@ -3,6 +3,7 @@ re-derivation after a handle change, and the API's consistent filtered read."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 
 import pytest
@@ -178,3 +179,46 @@ async def test_a_frozen_month_is_never_written_even_by_a_late_first_snapshot(upd
     june = await StandingsRepository(redis).page("departements", "2021-06", offset=0, limit=5)
     assert [r.territory_id for r in june.rows] == ["dep-32"]
     assert june.rows[0].entry.summary.followers == 100
+
+
+async def test_equal_observed_at_the_greatest_event_id_wins_among_many(updater, redis):
+    """Versions are compared byte by byte in Lua: ids starting with any byte, in any order."""
+    await updater.apply_account("dep-32", "gers", False)
+    snaps = [snapshot("gers", "2021-06-30T06:00:00Z", 1000 + n) for n in range(40)]
+    assert len({s.event_id[:1] for s in snaps}) > 8  # first hex digits spread over the range
+    winner = max(snaps, key=lambda s: s.event_id)
+    random.Random(5).shuffle(snaps)
+    for snap in snaps:  # one batch each: every write goes through the compare-and-set
+        await updater.apply_snapshots([snap])
+    page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+    assert page.rows[0].entry.summary.followers == winner.followers
+    held = await updater.store.account_summaries("instagram", ["gers"])
+    assert held["gers"][None].event_id == winner.event_id
+    assert held["gers"]["2021-06"].event_id == winner.event_id
+
+
+async def test_inactive_territories_leave_the_ranking_one_by_one_as_the_watermark_moves(
+    updater, redis
+):
+    """The sweep keeps a lower bound of the ranked epochs: a territory refreshed since the
+    bound was set stays, the stale ones leave exactly 30 days after their last snapshot."""
+    for tid, handle in (("dep-32", "gers"), ("dep-75", "paris"), ("dep-13", "bdr")):
+        await updater.apply_account(tid, handle, False)
+    await updater.apply_account("dep-33", "gironde", False)
+    await updater.apply_snapshots([snapshot("gers", "2021-05-01T00:00:00Z", 500)])
+    await updater.apply_snapshots([snapshot("paris", "2021-05-05T00:00:00Z", 500)])
+    await updater.apply_snapshots([snapshot("bdr", "2021-05-10T00:00:00Z", 500)])
+    await updater.apply_snapshots([snapshot("gers", "2021-05-20T00:00:00Z", 600)])  # refreshed
+
+    async def ranked_after(moment: str) -> set[str]:
+        await updater.apply_snapshots([snapshot("gironde", moment, 700)])
+        return {tid for tid, _ in await ranking(redis)}
+
+    assert await ranked_after("2021-05-31T12:00:00Z") == {"dep-32", "dep-75", "dep-13", "dep-33"}
+    assert await ranked_after("2021-06-04T00:00:00Z") == {"dep-32", "dep-75", "dep-13", "dep-33"}
+    assert await ranked_after("2021-06-04T00:00:01Z") == {"dep-32", "dep-13", "dep-33"}
+    assert await ranked_after("2021-06-09T00:00:01Z") == {"dep-32", "dep-33"}
+    assert await ranked_after("2021-06-19T00:00:01Z") == {"dep-33"}
+    # Entries stay (an older event can never come back in); only the ranking drops them.
+    entries = await updater.store.entries("departements", None, ["dep-32", "dep-75"])
+    assert all(raw is not None for raw in entries)
