@@ -17,7 +17,7 @@ from services.api import lua
 from services.api.items import breakdown
 from services.common import redis_keys as rk
 from services.common.contracts import CATEGORIES_BY_ID
-from services.common.standings_entry import decode_entry
+from services.common.standings_entry import decode_account_link, decode_entry
 from services.common.territories import KIND_DEPARTEMENT, KIND_REGION, Registry, Territory
 
 # The history covers at most this many published editions (the latest ones): ten years.
@@ -78,7 +78,7 @@ class TerritoryReader:
             ]
         raw = await self._read(keys=keys, args=[territory.id, len(levels), len(months)])
         nrank, size, entry_raw, link, as_of, before, latest, geo, history = raw
-        account = None if account_raw is None else orjson.loads(account_raw)
+        account = None if account_raw is None else decode_account_link(account_raw)
         return self._assemble(
             territory,
             national_rank=None if nrank is None or nrank is False else int(nrank) + 1,
@@ -116,11 +116,10 @@ class TerritoryReader:
         latest_edition: str | None,
         geo: list[tuple[str, str, int | None, int]],
         history: list[tuple[str, dict[str, Any], int | None, Any, int]],
-        account: dict[str, Any] | None,
+        account: tuple[str | None, bool] | None,
     ) -> dict[str, Any]:
         current: dict[str, Any] | None = None
-        handle = None if account is None else account.get("handle")
-        simulated = bool(account and account.get("simulated"))
+        handle, simulated = (None, False) if account is None else account
         if entry_raw is not None:
             entry = decode_entry(entry_raw)
             score = entry.score(territory.population)

@@ -11,18 +11,16 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-import orjson
 import redis
 import typer
 
 from services.common import redis_keys as rk
-from services.common.clock import utcnow
-from services.common.events import build_command
 from services.common.handles import InvalidHandle, normalise_handle
 from services.common.kafka import TopicsNotReady
 from services.common.settings import Settings, get_settings
+from services.common.standings_entry import decode_account_link
 from services.common.territories import load_registry
-from services.publisher.client import submit_command, wait_for_result
+from services.publisher.client import new_command, submit_command, wait_for_result
 
 app = typer.Typer(help="Which account each territory uses.", no_args_is_help=True)
 
@@ -39,7 +37,7 @@ def _scorer_applied(settings: Settings, territory_id: str, handle: str, timeout:
     try:
         while True:
             raw = client.hget(rk.ACCOUNTS_KEY, territory_id)
-            if raw is not None and orjson.loads(raw).get("handle") == handle:
+            if raw is not None and decode_account_link(raw)[0] == handle:
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -62,11 +60,11 @@ def set_account(
             2,
             f"refused: unknown territory {territory_id!r} (see `observatoire territories list`)",
         )
-    command = build_command(
+    command = new_command(
+        settings,
         command="set_account",
         args={"id": territory_id, "handle": handle},
         requested_by="cli",
-        requested_at=utcnow(),
     )
     started = time.monotonic()
     submit_command(settings, command)

@@ -20,11 +20,11 @@ def _refuse(exc: Exception) -> None:
 @app.command("scorer")
 def scorer() -> None:
     """The faust scorer: obs.metrics.v1 + obs.accounts.v1 → Redis standings, obs.scores.v1."""
-    from services.scorer.main import run_scorer
+    from services.scorer.main import LayoutMismatch, run_scorer
 
     try:
         run_scorer(get_settings())
-    except TopicsNotReady as exc:
+    except (TopicsNotReady, LayoutMismatch) as exc:
         _refuse(exc)
 
 

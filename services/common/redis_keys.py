@@ -86,11 +86,14 @@ def month_field(edition: str) -> str:
 
 META_TAG: Final = "obs:{meta}"
 WATERMARK_KEY: Final = f"{META_TAG}:watermark"  # STRING epoch seconds (max observed_at)
-ACCOUNTS_KEY: Final = f"{META_TAG}:accounts"  # HASH territory id -> {"handle","simulated"} JSON
+ACCOUNTS_KEY: Final = f"{META_TAG}:accounts"  # HASH territory id -> [handle, simulated] JSON
 ACCOUNTS_VERSION_KEY: Final = f"{META_TAG}:accounts:version"  # INCR on every mapping change
 MONTHS_KEY: Final = f"{META_TAG}:months"  # SET of months with any `ok` snapshot
 FROZEN_MONTHS_KEY: Final = f"{META_TAG}:frozen"  # SET of published months (publisher's)
 GEO_READY_KEY: Final = f"{META_TAG}:geo-ready"  # registry fingerprint the geo sets were built from
+LAYOUT_KEY: Final = f"{META_TAG}:layout"  # STRING the layout version the derived view is in
+# 2: binary 37-byte versions, no per-view `seen` set (1: text versions `%010d:<id>|`).
+LAYOUT_VERSION: Final = "2"
 
 
 # --- the publisher's facts (docs/redis.md, "Publisher") -------------------------------------

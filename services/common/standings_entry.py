@@ -99,3 +99,15 @@ def decode_entry(raw: bytes) -> StoredEntry:
     version = raw[:VERSION_BYTES]
     handle, simulated, *fields = orjson.loads(raw[VERSION_BYTES:])
     return StoredEntry(version, handle, simulated, _summary_of(version, fields))
+
+
+def encode_account_link(handle: str | None, simulated: bool) -> bytes:
+    """A territory's account in the scorer's mapping (`obs:{meta}:accounts`):
+    `[handle, simulated]`."""
+    return orjson.dumps([handle, simulated])
+
+
+def decode_account_link(raw: bytes | str) -> tuple[str | None, bool]:
+    """Inverse of `encode_account_link`: (handle, simulated)."""
+    handle, simulated = orjson.loads(raw)
+    return handle, bool(simulated)

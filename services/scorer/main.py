@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from services.common.kafka import verify_topics
 from services.common.lifecycle import configure_logging
+from services.common.redis_keys import LAYOUT_VERSION
 from services.common.settings import Settings
 from services.common.streams import run_worker
 from services.common.territories import load_registry
@@ -17,12 +18,24 @@ from services.scorer.store import ScorerStore, geo_fingerprint
 SERVICE = "scorer"
 
 
+class LayoutMismatch(RuntimeError):
+    """Redis holds a derived view in another layout version than this code's."""
+
+
 async def _prepare_redis(settings: Settings) -> None:
     redis = Redis.from_url(settings.redis_url)
     try:
         await redis.ping()
+        store = ScorerStore(redis)
+        found = await store.claim_layout()
+        if found is not None:
+            raise LayoutMismatch(
+                f"Redis at {settings.redis_host_port} holds a view in layout {found}; this "
+                f"scorer writes layout {LAYOUT_VERSION}. Stop the scorer and the publisher, then "
+                "run `observatoire rebuild` (the view is derived from the topics)."
+            )
         registry = load_registry()
-        await ScorerStore(redis).ensure_geo(registry, geo_fingerprint(registry))
+        await store.ensure_geo(registry, geo_fingerprint(registry))
     finally:
         await redis.aclose()
 

@@ -60,6 +60,7 @@ async def wipe_scorer_view(redis: Redis) -> int:
         rk.ACCOUNTS_KEY,
         rk.ACCOUNTS_VERSION_KEY,
         rk.GEO_READY_KEY,
+        rk.LAYOUT_KEY,
     ]
     return await unlink_keys(redis, patterns, keys=owned_meta, keep_suffixes=(":link", ":frozen"))
 
@@ -78,6 +79,7 @@ async def rebuild(
     try:
         await wipe_scorer_view(redis)
         store = ScorerStore(redis)
+        await store.claim_layout()
         await store.ensure_geo(registry, geo_fingerprint(registry))
         updater = StandingsUpdater(store, registry)
         async for chunk in read_topic(settings, TOPIC_ACCOUNTS):

@@ -7,13 +7,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-import orjson
 from redis.asyncio import Redis
 
 from services.common import redis_keys as rk
 from services.common.contracts import CATEGORY_IDS
 from services.common.methodology import SnapshotSummary
-from services.common.standings_entry import decode_summary, encode_summary
+from services.common.standings_entry import (
+    decode_account_link,
+    decode_summary,
+    encode_account_link,
+    encode_summary,
+)
 from services.common.territories import Registry
 from services.scorer import lua
 from services.scorer.plan import BatchPlan
@@ -185,8 +189,7 @@ class ScorerStore:
         if not links:
             return
         values: dict[str | bytes | bytearray | memoryview | int | float, Any] = {
-            tid: orjson.dumps({"handle": link.handle, "simulated": link.simulated})
-            for tid, link in links.items()
+            tid: encode_account_link(link.handle, link.simulated) for tid, link in links.items()
         }
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(rk.ACCOUNTS_KEY, mapping=values)
@@ -201,6 +204,19 @@ class ScorerStore:
             self._mapping = {k.decode(): _link(v) for k, v in raw.items()}
             self._mapping_version = version
         return self._mapping
+
+    # --- layout ----------------------------------------------------------------------------
+    async def claim_layout(self) -> str | None:
+        """Mark an empty view with this code's layout version; a view written in another one
+        is refused (returns the version found): `observatoire rebuild` rewrites it."""
+        found = await self.redis.get(rk.LAYOUT_KEY)
+        if found is not None:
+            text = found.decode() if isinstance(found, bytes) else found
+            return None if text == rk.LAYOUT_VERSION else text
+        if await self.redis.exists(rk.WATERMARK_KEY):
+            return "1"  # written before the layout was recorded
+        await self.redis.set(rk.LAYOUT_KEY, rk.LAYOUT_VERSION)
+        return None
 
     # --- geography -------------------------------------------------------------------------
     async def ensure_geo(self, registry: Registry, fingerprint: str) -> bool:
@@ -242,5 +258,5 @@ def _view_keys(category: str, edition: str | None) -> list[str]:
 
 
 def _link(raw: bytes) -> AccountLink:
-    data = orjson.loads(raw)
-    return AccountLink(handle=data["handle"], simulated=bool(data["simulated"]))
+    handle, simulated = decode_account_link(raw)
+    return AccountLink(handle=handle, simulated=simulated)

@@ -35,6 +35,7 @@ from services.common.events import EditionPart, RankChange, build_command, build
 from services.common.kafka import create_topics, make_producer, read_all
 from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.settings import Settings, get_settings
+from services.common.standings_entry import decode_account_link
 from services.publisher.client import submit_command, wait_for_result
 from services.publisher.rebuild import rebuild_publisher
 from tests.services import ServiceProcess, service_env, wait_for
@@ -140,8 +141,8 @@ def test_accounts_set_waits_until_the_scorer_applied_it(stack: Stack):
         code, output = cli(accounts_cli.app, "set", territory_id, f"@{handle}", "--timeout", "60")
         assert code == 0, f"{output}\n{stack.logs()}"
         assert f"uses @{handle}" in output and "applied to the standings" in output
-        applied = orjson.loads(stack.redis.hget(rk.ACCOUNTS_KEY, territory_id))
-        assert applied["handle"] == handle  # the scorer's mapping already shows it
+        applied = decode_account_link(stack.redis.hget(rk.ACCOUNTS_KEY, territory_id))
+        assert applied == (handle, False)  # the scorer's mapping already shows it
     code, output = cli(accounts_cli.app, "set", "dep-32", "not a handle")
     assert code == 2 and "contains a space" in output
     # The publisher refuses what it cannot apply, and says why.

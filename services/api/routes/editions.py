@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request, Response
 
 from services.api import schemas
@@ -17,6 +16,7 @@ from services.api.repository import EditionPage, PublishedPage
 from services.api.responses import JSON
 from services.api.routes.standings import check_category, check_filters, etagged, view_items
 from services.common import redis_keys as rk
+from services.common.standings_entry import decode_account_link
 from services.common.territories import Registry
 
 router = APIRouter(prefix="/api/v1", tags=["editions"])
@@ -49,8 +49,7 @@ async def simulated_flags(redis: Any, ids: list[str]) -> dict[str, tuple[str | N
     flags: dict[str, tuple[str | None, bool]] = {}
     for tid, raw in zip(ids, found, strict=True):
         if raw is not None:
-            link = orjson.loads(raw)
-            flags[tid] = (link.get("handle"), bool(link.get("simulated")))
+            flags[tid] = decode_account_link(raw)
     return flags
 
 
