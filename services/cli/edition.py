@@ -11,12 +11,11 @@ from typing import Annotated
 
 import typer
 
-from services.common.clock import parse_edition, utcnow
+from services.common.clock import parse_edition
 from services.common.editions import ALREADY_PUBLISHED
-from services.common.events import build_command
 from services.common.kafka import TopicsNotReady
 from services.common.settings import Settings, get_settings
-from services.publisher.client import submit_command, wait_for_result
+from services.publisher.client import new_command, submit_command, wait_for_result
 
 app = typer.Typer(help="Monthly editions (the palmarès).", no_args_is_help=True)
 
@@ -32,11 +31,8 @@ def publish_edition(settings: Settings, edition: str, timeout: float) -> tuple[i
         parse_edition(edition)
     except ValueError as error:
         return 2, f"refused: {error}"
-    command = build_command(
-        command="publish_edition",
-        args={"edition": edition},
-        requested_by="cli",
-        requested_at=utcnow(),
+    command = new_command(
+        settings, command="publish_edition", args={"edition": edition}, requested_by="cli"
     )
     submit_command(settings, command)
     result = wait_for_result(settings, command["event_id"], timeout)

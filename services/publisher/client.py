@@ -4,16 +4,63 @@ in `obs.command-results.v1` (what the CLI does; the API only produces and serves
 from __future__ import annotations
 
 import time
-from typing import Any, cast
+from datetime import datetime
+from typing import Any, Literal, cast
 
 import orjson
+import redis
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
+from redis.exceptions import RedisError
 
+from services.common import redis_keys as rk
+from services.common.clock import utcnow
 from services.common.contracts import TOPIC_COMMAND_RESULTS, TOPIC_COMMANDS
-from services.common.events import CommandResult
+from services.common.events import CommandResult, build_command
 from services.common.kafka import BrokerUnreachable, consumer_config, make_producer
 from services.common.settings import Settings
+
+
+def was_refused(stored_result: bytes | str | None) -> bool:
+    """Whether a command result kept by the publisher (`obs:{meta}:command-results`) is a
+    refusal."""
+    return stored_result is not None and orjson.loads(stored_result).get("status") == "refused"
+
+
+def next_second(moment: datetime) -> float:
+    """Seconds until the next whole second after `moment` (commands are timed to the second)."""
+    return 1.0 - moment.microsecond / 1_000_000
+
+
+def new_command(
+    settings: Settings,
+    *,
+    command: Literal["publish_edition", "set_account"],
+    args: dict[str, Any],
+    requested_by: Literal["cli", "api", "auto"],
+) -> dict[str, Any]:
+    """A command requested now. Its id is its content, timed to the second, so a retry in the
+    same second as an identical request would be that request again; when that one was
+    refused (an edition not yet publishable, say), the retry is built in the next second and
+    is evaluated anew. (A redelivered record keeps its id and is still executed once.)"""
+    moment = utcnow()
+    built = build_command(
+        command=command, args=args, requested_by=requested_by, requested_at=moment
+    )
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
+        try:
+            stored = client.hget(rk.COMMAND_RESULTS_KEY, built["event_id"])
+        finally:
+            client.close()
+    except (RedisError, OSError):
+        return built  # no view of earlier results: the request as it is
+    if not was_refused(cast(bytes | None, stored)):
+        return built
+    time.sleep(next_second(moment))
+    return build_command(
+        command=command, args=args, requested_by=requested_by, requested_at=utcnow()
+    )
 
 
 def submit_command(settings: Settings, command: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@ a file into obs.metrics.v1 and reports bad lines."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import orjson
@@ -10,10 +11,11 @@ from typer.testing import CliRunner
 
 from services.cli import _register, app
 from services.common.clock import format_timestamp, utcnow
-from services.common.events import build_metrics_event
+from services.common.events import build_command, build_metrics_event
 from services.common.kafka import create_topics, read_all
 from services.common.settings import Settings
-from tests.services import ServiceProcess, service_env
+from services.publisher.client import new_command, next_second
+from tests.services import ServiceProcess, service_env, wait_for
 
 _register()
 
@@ -70,3 +72,62 @@ def test_replay_produces_valid_lines_in_order_and_reports_bad_ones(
     assert times == sorted(times)  # produced in file order
     keys = {r.key for r in records}
     assert keys == {f"instagram:acct{i}".encode() for i in range(3)}
+
+
+def test_scorer_refuses_a_redis_view_of_another_layout_until_rebuilt(
+    settings: Settings, tmp_path, redis_client
+):
+    """A view written by an older scorer (text versions) is never read as binary ones: the
+    scorer exits 2 and names the command; after `observatoire rebuild` it starts."""
+    assert all(report.ok for report in create_topics(settings))
+    redis_client.set("obs:{meta}:watermark", "1700000000")  # a view with no layout recorded
+    redis_client.hset("obs:{cat:departements}:cur:entry", "dep-32", "1700000000:ab|[]")
+    env = service_env(settings)
+    proc = ServiceProcess(["service", "scorer"], env, tmp_path / "s.log").start()
+    assert proc.wait(60) == 2
+    assert "layout 1" in proc.log() and "observatoire rebuild" in proc.log()
+
+    result = CliRunner().invoke(app, ["rebuild"], env=env)
+    assert result.exit_code == 0, result.output
+    assert redis_client.get("obs:{meta}:layout") == "2"
+    assert not redis_client.hexists("obs:{cat:departements}:cur:entry", "dep-32")
+    proc = ServiceProcess(["service", "scorer"], env, tmp_path / "s2.log").start()
+    try:
+        wait_for(lambda: "scorer starting" in proc.log(), timeout=60, what="the scorer to start")
+        assert proc.proc is not None and proc.proc.poll() is None
+    finally:
+        proc.terminate()
+
+
+def test_a_retry_of_a_refused_command_in_the_same_second_is_a_new_request(
+    settings: Settings, redis_client
+):
+    """Command ids are their content timed to the second: an identical request in the same
+    second as a refused one would be that refused command again, so it is built anew."""
+    time.sleep(next_second(utcnow()) + 0.05)  # early in a second: no rollover below
+    now = utcnow()
+    first = build_command(
+        command="publish_edition", args={"edition": "2021-04"}, requested_by="cli", requested_at=now
+    )
+    refused = {"status": "refused", "reason": "edition 2021-03 must be published first"}
+    redis_client.hset("obs:{meta}:command-results", first["event_id"], orjson.dumps(refused))
+    retry = new_command(
+        settings, command="publish_edition", args={"edition": "2021-04"}, requested_by="cli"
+    )
+    assert retry["event_id"] != first["event_id"]
+    assert retry["requested_at"] > first["requested_at"]
+    # Done (or no result yet): the same request in the same second is that request again.
+    time.sleep(next_second(utcnow()) + 0.05)
+    done = build_command(
+        command="publish_edition",
+        args={"edition": "2021-03"},
+        requested_by="cli",
+        requested_at=utcnow(),
+    )
+    redis_client.hset(
+        "obs:{meta}:command-results", done["event_id"], orjson.dumps({"status": "done"})
+    )
+    same = new_command(
+        settings, command="publish_edition", args={"edition": "2021-03"}, requested_by="cli"
+    )
+    assert same["event_id"] == done["event_id"]

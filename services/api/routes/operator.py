@@ -8,39 +8,51 @@ logged: what, when, from where. Nothing is produced without a valid token.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
+from redis.asyncio import Redis
 
 from services.api import schemas
 from services.api.command_sender import CommandSender
-from services.api.deps import CommandsDep, RegistryDep
+from services.api.deps import CommandsDep, RedisDep, RegistryDep
 from services.api.errors import ApiError
 from services.api.metrics import OPERATOR_ACTIONS
 from services.api.operator import Operator, OperatorDep
 from services.api.params import Month
 from services.api.responses import JSON
 from services.api.routes.territories import TerritoryId, find_territory
+from services.common import redis_keys as rk
 from services.common.clock import format_timestamp, utcnow
 from services.common.events import build_command
 from services.common.handles import InvalidHandle, normalise_handle
+from services.publisher.client import next_second, was_refused
 
 router = APIRouter(prefix="/api/v1", tags=["operator actions"])
 log = logging.getLogger("api.operator")
 
 
 async def _produce(
+    redis: Redis,
     commands: CommandSender,
     operator: Operator,
     action: str,
     command: Literal["publish_edition", "set_account"],
     args: dict[str, Any],
 ) -> JSON:
-    requested_at = format_timestamp(utcnow())
-    event = build_command(command=command, args=args, requested_by="api", requested_at=requested_at)
+    moment = utcnow()
+    event = build_command(command=command, args=args, requested_by="api", requested_at=moment)
+    # A retry in the same second as an identical, refused request is a new request
+    # (services.publisher.client.new_command).
+    if was_refused(await redis.hget(rk.COMMAND_RESULTS_KEY, event["event_id"])):
+        await asyncio.sleep(next_second(moment))
+        moment = utcnow()
+        event = build_command(command=command, args=args, requested_by="api", requested_at=moment)
+    requested_at = format_timestamp(moment)
     try:
         await commands.submit(event)
     except ApiError:
@@ -86,6 +98,7 @@ async def set_account(
     operator: OperatorDep,
     registry: RegistryDep,
     commands: CommandsDep,
+    redis: RedisDep,
 ) -> JSON:
     """Change the Instagram account a territory uses (`set_account`; null: no account).
 
@@ -106,7 +119,12 @@ async def set_account(
                 422, "invalid_handle", f"handle {change.handle!r} {invalid.reason}"
             ) from invalid
     return await _produce(
-        commands, operator, "set_account", "set_account", {"id": territory.id, "handle": handle}
+        redis,
+        commands,
+        operator,
+        "set_account",
+        "set_account",
+        {"id": territory.id, "handle": handle},
     )
 
 
@@ -131,12 +149,14 @@ async def _account_change(request: Request) -> schemas.AccountChange:
     status_code=202,
     responses=schemas.responses(schemas.Accepted, 400, 401, 413),
 )
-async def publish_edition(month: Month, operator: OperatorDep, commands: CommandsDep) -> JSON:
+async def publish_edition(
+    month: Month, operator: OperatorDep, commands: CommandsDep, redis: RedisDep
+) -> JSON:
     """Request the publication of a month, every category at once (`publish_edition`).
 
     The publisher decides: it refuses a month too recent, without data, or before an earlier
     unpublished one, and says why in the command's status. Publishing twice is harmless.
     """
     return await _produce(
-        commands, operator, "publish_edition", "publish_edition", {"edition": month}
+        redis, commands, operator, "publish_edition", "publish_edition", {"edition": month}
     )
