@@ -11,6 +11,8 @@ from typing import Any, get_args
 
 import fastjsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from services.common.contracts import CATEGORY_IDS, MAX_RECENT_POSTS, TOPICS
@@ -430,3 +432,28 @@ def test_record_keys_follow_the_topic_table() -> None:
         event = EVENT_MODELS[topic].model_validate(first_example(topic))
         assert event.record_key()
         assert event.event_time() == first_example(topic)[EVENT_MODELS[topic].TIME_FIELD]
+
+
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.floats(min_value=-1e-3, max_value=1e-3)
+    | st.text()
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@given(st.dictionaries(st.text(), JSON_VALUES, max_size=8))
+def test_canonical_json_is_the_contract_json_dumps_byte_for_byte(obj) -> None:
+    expected = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        expected_bytes = expected.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: no UTF-8 form, no canonical JSON either
+        return
+    assert canonical_json(obj) == expected_bytes
