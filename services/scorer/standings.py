@@ -58,8 +58,12 @@ class StandingsUpdater:
             self._by_handle, self._mapping_ref = dict(by_handle), mapping
         return self._by_handle, mapping
 
-    async def apply_snapshots(self, snapshots: Sequence[MetricsSnapshot]) -> BatchOutcome:
-        """Apply a batch of valid `obs.metrics.v1` snapshots (any status, any order)."""
+    async def apply_snapshots(
+        self, snapshots: Sequence[MetricsSnapshot], *, announce: bool = True
+    ) -> BatchOutcome:
+        """Apply a batch of valid `obs.metrics.v1` snapshots (any status, any order).
+
+        `announce=False` (a rebuild) leaves `score_events` empty: nobody would send them."""
         outcome = BatchOutcome()
         plan = plan_batch(snapshots)
         if plan.newest_epoch is None:
@@ -94,7 +98,7 @@ class StandingsUpdater:
             for category, writes in current.items():
                 written = await self.store.apply_entries(category, None, writes, cutoff=cutoff)
                 outcome.applied += len(written)
-                for tid, status in written:
+                for tid, status in written if announce else ():
                     summary = made[tid]
                     outcome.score_events.append(
                         self._score_event_of(
@@ -119,7 +123,7 @@ class StandingsUpdater:
                 outcome.edition_applied += len(written)
 
             evicted = await self.store.evict_inactive(cutoff, from_epoch(watermark))
-            for category, ids in evicted.items():
+            for category, ids in evicted.items() if announce else ():
                 entries = await self.store.entries(category, None, ids)
                 for tid, raw in zip(ids, entries, strict=True):
                     if raw is not None:

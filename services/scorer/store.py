@@ -170,14 +170,17 @@ class ScorerStore:
 
     async def evict_inactive(self, cutoff: int, as_of: str) -> dict[str, list[str]]:
         """Unrank, in every category, the territories older than the cutoff."""
-        evicted: dict[str, list[str]] = {}
-        for category in CATEGORY_IDS:
-            prefix = rk.view_prefix(category, None)
-            keys = [rk.rank_key(prefix), rk.entry_key(prefix), rk.meta_key(category)]
-            ids = await self._evict(keys=keys, args=[cutoff, as_of])
-            if ids:
-                evicted[category] = [i.decode() for i in ids]
-        return evicted
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+            for category in CATEGORY_IDS:
+                prefix = rk.view_prefix(category, None)
+                keys = [rk.rank_key(prefix), rk.entry_key(prefix), rk.meta_key(category)]
+                await self._evict(keys=keys, args=[cutoff, as_of], client=pipe)
+            replies = await pipe.execute()
+        return {
+            category: [i.decode() for i in ids]
+            for category, ids in zip(CATEGORY_IDS, replies, strict=True)
+            if ids
+        }
 
     async def edition_months(self, category: str) -> set[str]:
         """Months for which this category has edition entries."""
