@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,7 +20,16 @@ from services.common.kafka import TopicsNotReady, end_offsets, verify_topics
 from services.common.settings import get_settings
 
 
-def rebuild_command() -> None:
+def rebuild_command(
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes sharing obs.metrics.v1's partitions (default: OBS_REBUILD_WORKERS).",
+        ),
+    ] = None,
+) -> None:
     """Rebuild standings, details and summaries from obs.accounts.v1 and obs.metrics.v1.
 
     Then the publisher's facts from its own topics. Stop the scorer and the publisher first
@@ -56,7 +66,11 @@ def rebuild_command() -> None:
     ) as bar:
         tasks = {t: bar.add_task(t, total=totals[t]) for t in totals}
         report = asyncio.run(
-            rebuild(settings, progress=lambda topic, n: bar.advance(tasks[topic], n))
+            rebuild(
+                settings,
+                progress=lambda topic, n: bar.advance(tasks[topic], n),
+                workers=workers,
+            )
         )
     console.print(
         f"rebuilt from {report.accounts} account records and {report.metrics} snapshots "

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     publisher_metrics_port: int = Field(9103, ge=0, le=65535)
     scorer_batch_size: int = Field(2000, ge=1, le=100_000)
     scorer_batch_seconds: float = Field(0.05, gt=0, le=10)
+    rebuild_workers: int = Field(
+        2, ge=1, le=64, description="Processes sharing obs.metrics.v1's partitions in a rebuild."
+    )
     shutdown_watchdog_seconds: float = Field(
         7.0, gt=0, le=9.5, description="A service exits anyway this long after SIGTERM."
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import faust
@@ -166,9 +166,14 @@ def run_worker(app: faust.App, service: str, settings: Settings, log: logging.Lo
 
 
 async def read_topic(
-    settings: Settings, topic: str, *, fetch: int = 10_000
+    settings: Settings,
+    topic: str,
+    *,
+    fetch: int = 10_000,
+    partitions: Iterable[int] | None = None,
 ) -> AsyncIterator[list[ConsumerRecord[Any, Any]]]:
-    """Every record of a topic up to the end offsets seen at the start, in bulk chunks."""
+    """Every record of a topic (or of some of its partitions) up to the end offsets seen at
+    the start, in bulk chunks."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_servers,
         enable_auto_commit=False,
@@ -183,11 +188,16 @@ async def read_topic(
         numbers = sorted(consumer.partitions_for_topic(name) or [])
         if not numbers:
             raise RuntimeError(f"topic {name} is missing: run `observatoire topics create`")
-        partitions = [TopicPartition(name, p) for p in numbers]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        pending = {tp for tp in partitions if await consumer.position(tp) < ends[tp]}
+        if partitions is not None:
+            wanted = set(partitions)
+            numbers = [n for n in numbers if n in wanted]
+        if not numbers:
+            return
+        assigned = [TopicPartition(name, p) for p in numbers]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        pending = {tp for tp in assigned if await consumer.position(tp) < ends[tp]}
         while pending:
             fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=fetch)
             chunk = [r for tp, records in fetched.items() for r in records if r.offset < ends[tp]]

@@ -8,22 +8,27 @@ idempotent and order-independent, the result equals what live processing produce
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import multiprocessing
+import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 
 from services.common import redis_keys as rk
-from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS
+from services.common.clock import from_epoch
+from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS, TOPICS_BY_NAME
 from services.common.events import MetricsSnapshot
 from services.common.redis_admin import unlink_keys
 from services.common.settings import Settings
 from services.common.streams import read_topic
 from services.common.territories import Registry, load_registry
 from services.common.validation import Rejection, validate_account, validate_metrics
-from services.scorer.standings import StandingsUpdater
+from services.scorer.standings import ACTIVE_SECONDS, StandingsUpdater
 from services.scorer.store import ScorerStore, geo_fingerprint
 
 log = logging.getLogger("rebuild")
@@ -70,11 +75,21 @@ async def rebuild(
     *,
     registry: Registry | None = None,
     progress: Callable[[str, int], None] | None = None,
+    workers: int | None = None,
 ) -> RebuildReport:
-    """Wipe the scorer's view and rebuild it from `obs.accounts.v1` and `obs.metrics.v1`."""
+    """Wipe the scorer's view and rebuild it from `obs.accounts.v1` and `obs.metrics.v1`.
+
+    The accounts are applied first, here; then `workers` processes (default
+    `settings.rebuild_workers`) each read a share of the metrics topic's partitions and apply
+    it. That is safe because a record's key is its account, so one account's snapshots, and
+    the entries of the territories using it, are all in one process; and because every write
+    is a compare-and-set whose result does not depend on the order of the batches. A last
+    inactivity sweep at the final watermark leaves every category as a single reader would.
+    """
     report = RebuildReport()
     started = time.perf_counter()
     registry = registry or load_registry()
+    workers = workers or settings.rebuild_workers
     redis = Redis.from_url(settings.redis_url)
     try:
         await wipe_scorer_view(redis)
@@ -96,20 +111,109 @@ async def rebuild(
             report.accounts += len(changes)
             if progress:
                 progress(TOPIC_ACCOUNTS, len(chunk))
-        async for chunk in read_topic(settings, TOPIC_METRICS):
-            valid: list[MetricsSnapshot] = []
-            for record in chunk:
-                snapshot = validate_metrics(record.value, record.timestamp)
-                if isinstance(snapshot, Rejection):
-                    report.reject(snapshot)
-                else:
-                    valid.append(snapshot)
-            for start in range(0, len(valid), APPLY_BATCH):
-                await updater.apply_snapshots(valid[start : start + APPLY_BATCH])
-            report.metrics += len(valid)
-            if progress:
-                progress(TOPIC_METRICS, len(chunk))
+        if workers <= 1:
+            await _apply_metrics(settings, updater, report, None, progress)
+        else:
+            await _apply_metrics_in_processes(settings, workers, report, progress)
+        watermark = await store.watermark()
+        if watermark is not None:
+            await store.evict_inactive(watermark - ACTIVE_SECONDS, from_epoch(watermark))
     finally:
         await redis.aclose()
     report.seconds = time.perf_counter() - started
     return report
+
+
+async def _apply_metrics(
+    settings: Settings,
+    updater: StandingsUpdater,
+    report: RebuildReport,
+    partitions: list[int] | None,
+    progress: Callable[[str, int], None] | None,
+) -> None:
+    """Read (some partitions of) obs.metrics.v1 to its end offsets and apply it."""
+    async for chunk in read_topic(settings, TOPIC_METRICS, partitions=partitions):
+        valid: list[MetricsSnapshot] = []
+        for record in chunk:
+            snapshot = validate_metrics(record.value, record.timestamp)
+            if isinstance(snapshot, Rejection):
+                report.reject(snapshot)
+            else:
+                valid.append(snapshot)
+        for start in range(0, len(valid), APPLY_BATCH):
+            await updater.apply_snapshots(valid[start : start + APPLY_BATCH], announce=False)
+        report.metrics += len(valid)
+        if progress:
+            progress(TOPIC_METRICS, len(chunk))
+
+
+async def _apply_metrics_in_processes(
+    settings: Settings,
+    workers: int,
+    report: RebuildReport,
+    progress: Callable[[str, int], None] | None,
+) -> None:
+    numbers = list(range(TOPICS_BY_NAME[TOPIC_METRICS].partitions))
+    shares = [numbers[i::workers] for i in range(min(workers, len(numbers)))]
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    processes = [
+        context.Process(
+            target=_metrics_worker,
+            args=(settings, share, messages),
+            name=f"rebuild-metrics-{i}",
+            daemon=True,
+        )
+        for i, share in enumerate(shares)
+    ]
+    for process in processes:
+        process.start()
+    running = len(processes)
+    try:
+        while running:
+            try:
+                kind, value = await asyncio.to_thread(messages.get, True, 1.0)
+            except queue.Empty:
+                dead = [p for p in processes if p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(
+                        f"rebuild worker {dead[0].name} exited with status {dead[0].exitcode}"
+                    ) from None
+                continue
+            if kind == "progress":
+                if progress:
+                    progress(TOPIC_METRICS, value)
+            elif kind == "done":
+                running -= 1
+                report.metrics += value["metrics"]
+                for reason, count in value["rejected"].items():
+                    report.rejected[reason] = report.rejected.get(reason, 0) + count
+            else:
+                raise RuntimeError(f"rebuild worker failed: {value}")
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join(10)
+
+
+def _metrics_worker(settings: Settings, partitions: list[int], messages: Any) -> None:
+    """One rebuild process: its partitions of obs.metrics.v1 through the scorer's own code."""
+    try:
+        asyncio.run(_metrics_share(settings, partitions, messages))
+    except BaseException as exc:  # reported to the parent, which stops the rebuild
+        messages.put(("error", f"{type(exc).__name__}: {exc}"))
+        raise
+
+
+async def _metrics_share(settings: Settings, partitions: list[int], messages: Any) -> None:
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        updater = StandingsUpdater(ScorerStore(redis), load_registry())
+        share = RebuildReport()
+        await _apply_metrics(
+            settings, updater, share, partitions, lambda _, n: messages.put(("progress", n))
+        )
+    finally:
+        await redis.aclose()
+    messages.put(("done", {"metrics": share.metrics, "rejected": share.rejected}))
