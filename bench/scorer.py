@@ -101,7 +101,11 @@ def run(scenario: str = "standard") -> dict[str, object]:
         sim = world(categories, end)
         filled: Prefill = asyncio.run(prefill(settings, sim, rounds, end))
         _stage("prefill", filled)
-        count, raw_seconds = asyncio.run(raw_consume(settings))
+        # The baseline's best of three reads (it varies by a third from one read to the
+        # next here): the ratios below are then the least flattering.
+        count, raw_seconds = min(
+            (asyncio.run(raw_consume(settings)) for _ in range(3)), key=lambda r: r[1]
+        )
         _stage("raw consume", f"{count} events in {raw_seconds:.1f} s")
         assert count == filled.events, (count, filled.events)
         client = redis.Redis.from_url(settings.redis_url)

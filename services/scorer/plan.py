@@ -35,10 +35,17 @@ class BatchPlan:
         """Version of a summary of this plan (computed once per event)."""
         return self.versions[summary.event_id]
 
+    def forget_replaced(self) -> None:
+        """Drop the versions of summaries no longer held (a long-lived plan stays small)."""
+        held = {s.event_id for s in self.current.values()}
+        held.update(s.event_id for s in self.monthly.values())
+        self.versions = {event_id: self.versions[event_id] for event_id in held}
 
-def plan_batch(snapshots: Iterable[MetricsSnapshot]) -> BatchPlan:
-    """Keep, per account and per (account, month), the `ok` snapshot that would win."""
-    plan = BatchPlan()
+
+def plan_batch(snapshots: Iterable[MetricsSnapshot], into: BatchPlan | None = None) -> BatchPlan:
+    """Keep, per account and per (account, month), the `ok` snapshot that would win (adding
+    to `into` when given: a rebuild reduces a whole log chunk by chunk)."""
+    plan = BatchPlan() if into is None else into
     for snap in snapshots:
         moment = parse_timestamp(snap.observed_at)
         epoch = int(moment.timestamp())

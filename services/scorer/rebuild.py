@@ -28,11 +28,11 @@ from services.common.settings import Settings
 from services.common.streams import read_topic
 from services.common.territories import Registry, load_registry
 from services.common.validation import Rejection, validate_account, validate_metrics
+from services.scorer.plan import BatchPlan, plan_batch
 from services.scorer.standings import ACTIVE_SECONDS, StandingsUpdater
 from services.scorer.store import ScorerStore, geo_fingerprint
 
 log = logging.getLogger("rebuild")
-APPLY_BATCH = 5_000
 
 
 @dataclass(slots=True)
@@ -131,7 +131,14 @@ async def _apply_metrics(
     partitions: list[int] | None,
     progress: Callable[[str, int], None] | None,
 ) -> None:
-    """Read (some partitions of) obs.metrics.v1 to its end offsets and apply it."""
+    """Read (some partitions of) obs.metrics.v1 to its end offsets and apply it.
+
+    The log is reduced as it is read, with the live path's pure reduction (plan_batch): only
+    the newest summary per account and per (account, month) is kept, then applied at once
+    through the live path's compare-and-set writes. The result is what applying the log batch
+    by batch gives (the writes do not depend on the batches), for one write per account and
+    month instead of one per snapshot."""
+    plan = BatchPlan()
     async for chunk in read_topic(settings, TOPIC_METRICS, partitions=partitions):
         valid: list[MetricsSnapshot] = []
         for record in chunk:
@@ -140,11 +147,12 @@ async def _apply_metrics(
                 report.reject(snapshot)
             else:
                 valid.append(snapshot)
-        for start in range(0, len(valid), APPLY_BATCH):
-            await updater.apply_snapshots(valid[start : start + APPLY_BATCH], announce=False)
+        plan_batch(valid, into=plan)
+        plan.forget_replaced()
         report.metrics += len(valid)
         if progress:
             progress(TOPIC_METRICS, len(chunk))
+    await updater.apply_plan(plan, announce=False)
 
 
 async def _apply_metrics_in_processes(

@@ -18,7 +18,7 @@ from services.common.events import MetricsSnapshot, with_event_id
 from services.common.methodology import Score, SnapshotSummary, score_summary
 from services.common.standings_entry import decode_entry, encode_entry, version_epoch
 from services.common.territories import Registry, Territory
-from services.scorer.plan import plan_batch, version_of
+from services.scorer.plan import BatchPlan, plan_batch, version_of
 from services.scorer.store import AccountLink, EntryWrite, ScorerStore
 
 ACTIVE_SECONDS = 30 * 86400
@@ -64,8 +64,13 @@ class StandingsUpdater:
         """Apply a batch of valid `obs.metrics.v1` snapshots (any status, any order).
 
         `announce=False` (a rebuild) leaves `score_events` empty: nobody would send them."""
+        outcome = await self.apply_plan(plan_batch(snapshots), announce=announce)
+        outcome.ignored = len(snapshots) - outcome.applied
+        return outcome
+
+    async def apply_plan(self, plan: BatchPlan, *, announce: bool = True) -> BatchOutcome:
+        """Apply what a batch (or a whole log, in a rebuild) reduces to."""
         outcome = BatchOutcome()
-        plan = plan_batch(snapshots)
         if plan.newest_epoch is None:
             return outcome
         async with self._lock:
@@ -128,7 +133,6 @@ class StandingsUpdater:
                 for tid, raw in zip(ids, entries, strict=True):
                     if raw is not None:
                         outcome.score_events.append(self._score_event(tid, raw, "inactive"))
-        outcome.ignored = len(snapshots) - outcome.applied
         return outcome
 
     async def apply_account(

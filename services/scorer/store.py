@@ -22,6 +22,8 @@ from services.common.territories import Registry
 from services.scorer import lua
 from services.scorer.plan import BatchPlan
 
+SCRIPT_ENTRIES = 2_000
+
 
 @dataclass(frozen=True, slots=True)
 class EntryWrite:
@@ -139,15 +141,20 @@ class ScorerStore:
         """Compare-and-set entries into one view; returns (id, ranked|inactive) written."""
         if not writes:
             return []
-        args: list[str | bytes | int | float] = ["" if cutoff is None else cutoff, int(force)]
-        for w in writes:
-            args += [w.territory_id, w.version, w.epoch, -w.score, w.entry]
         if edition is not None:
             await self.redis.sadd(rk.edition_months_key(category), edition)
-        flat = await self._apply(keys=_view_keys(category, edition), args=args)
-        if flat == [b"frozen"]:
-            return []
-        return [(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
+        written: list[tuple[str, str]] = []
+        # A script per few thousand entries: a rebuild's whole category never holds Redis
+        # for long (each entry's compare-and-set is atomic on its own).
+        for start in range(0, len(writes), SCRIPT_ENTRIES):
+            args: list[str | bytes | int | float] = ["" if cutoff is None else cutoff, int(force)]
+            for w in writes[start : start + SCRIPT_ENTRIES]:
+                args += [w.territory_id, w.version, w.epoch, -w.score, w.entry]
+            flat = await self._apply(keys=_view_keys(category, edition), args=args)
+            if flat == [b"frozen"]:
+                return written
+            written += [(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
+        return written
 
     async def remove_entries(
         self, category: str, edition: str | None, ids: Iterable[str]

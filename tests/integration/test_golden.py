@@ -138,3 +138,11 @@ def test_streaming_equals_batch_on_the_golden_log_despite_three_crashes(
     }
     ranked = sum(map(len, current.values()))
     print(f"killed at {[f'{k:.0%}' for k in kills]} of the log; {ranked} ranked")
+
+    # `observatoire rebuild` (two processes sharing the partitions, the log reduced in memory,
+    # then applied at once) gives the same standings from the same topics.
+    rebuild = ServiceProcess(["rebuild"], env, tmp_path / "rebuild.log").start()
+    assert rebuild.wait(300) == 0, rebuild.log()[-3000:]
+    current, editions = standings_from_redis(settings.redis_url)
+    assert current == expected.current, _differences(current, expected.current)
+    assert editions == expected.editions
