@@ -147,12 +147,6 @@ def fetch_max_wait_ms(settings: Settings) -> int | None:
     return LOCAL_FETCH_MAX_WAIT_MS if _is_local(settings) else None
 
 
-def aiokafka_fetch_options(settings: Settings) -> dict[str, Any]:
-    """`AIOKafkaConsumer` keyword arguments for the profile's fetch max wait."""
-    wait = fetch_max_wait_ms(settings)
-    return {} if wait is None else {"fetch_max_wait_ms": wait}
-
-
 def consumer_config(settings: Settings, *, group_id: str | None = None) -> dict[str, Any]:
     """kafka-python `KafkaConsumer` keyword arguments for the broker profile."""
     config: dict[str, Any] = {

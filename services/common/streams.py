@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from services.common.clock import utcnow
 from services.common.contracts import ALL_TOPICS_BY_NAME
 from services.common.deadletter import dead_letter_record
-from services.common.kafka import aiokafka_fetch_options, faust_settings, fetch_max_wait_ms
+from services.common.kafka import faust_settings, fetch_max_wait_ms
 from services.common.lifecycle import arm_shutdown_watchdog, log_stopped
 from services.common.settings import Settings
 from services.common.validation import Rejection
@@ -180,7 +180,8 @@ async def read_topic(
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
-        **aiokafka_fetch_options(settings),
+        # No short fetch wait here: a bulk reader reads what exists (a full-France topic on
+        # Tansu stalled with 100 ms, docs/operations.md).
     )
     await consumer.start()
     try:

@@ -15,7 +15,6 @@ from types import TracebackType
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from services.common.kafka import aiokafka_fetch_options
 from services.common.settings import Settings
 
 log = logging.getLogger("publisher.tail")
@@ -39,7 +38,6 @@ class TopicReader:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
-            **aiokafka_fetch_options(settings),
         )
 
     async def __aenter__(self) -> TopicReader:
