@@ -45,6 +45,7 @@ ACCOUNTS = 2000
 PROBES = 4  # probe territories
 PROBE_EVERY = 0.25
 POLL_EVERY = 0.005
+LOAD_PRODUCERS = 4
 
 
 def _snapshot(handle: str, observed_at: str, followers: int) -> dict[str, Any]:
@@ -179,13 +180,16 @@ def _load(bootstrap: str, topic: str, results: Any, announced: Any) -> None:
 async def _produce(
     bootstrap: str, topic: str, announced: Any
 ) -> tuple[int, float, dict[int, float]]:
-    # One record per batch, as the local broker profile requires of every metrics producer
-    # (aiokafka sends up to one such batch per partition in each request; kafka-python one
-    # record per request, which could not keep this rate beside the services).
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, max_batch_size=1, linger_ms=0, acks="all"
-    )
-    await producer.start()
+    # One record per batch, as the local broker profile requires of every metrics producer.
+    # aiokafka then holds a partition's next record until the previous one is acknowledged,
+    # so the load is spread over several producers (kafka-python, one record per request,
+    # could not keep this rate beside the services).
+    producers = [
+        AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1, linger_ms=0, acks="all")
+        for _ in range(LOAD_PRODUCERS)
+    ]
+    for producer in producers:
+        await producer.start()
     sent: dict[int, float] = {}
     started = time.perf_counter()
     measured_from = started + WARMUP_SECONDS
@@ -201,6 +205,7 @@ async def _produce(
             for _ in range(int(RATE * (tick - started)) + RATE // 10 - produced):
                 event = _snapshot(_handle(PROBES + produced % ACCOUNTS), observed, 1000 + produced)
                 key = f"instagram:{event['handle']}".encode()
+                producer = producers[produced % LOAD_PRODUCERS]
                 pending.append(await producer.send(topic, _json(event), key=key))
                 produced += 1
             if tick >= next_probe:
@@ -213,7 +218,7 @@ async def _produce(
                     last_second[handle] = observed
                     event = _snapshot(handle, observed, 1_000_000 + probes)
                     key = f"instagram:{handle}".encode()
-                    await (await producer.send(topic, _json(event), key=key))
+                    await (await producers[0].send(topic, _json(event), key=key))
                     if tick >= measured_from:
                         sent[1_000_000 + probes] = time.perf_counter()
                         announced.put((1_000_000 + probes, probes % PROBES))
@@ -221,7 +226,8 @@ async def _produce(
             await asyncio.gather(*pending)
             await asyncio.sleep(max(0.0, 0.1 - (time.perf_counter() - tick)))
     finally:
-        await producer.stop()
+        for producer in producers:
+            await producer.stop()
     return produced, time.perf_counter() - started, sent
 
 
