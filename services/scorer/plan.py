@@ -36,7 +36,10 @@ class BatchPlan:
         return self.versions[summary.event_id]
 
     def forget_replaced(self) -> None:
-        """Drop the versions of summaries no longer held (a long-lived plan stays small)."""
+        """Drop the versions of summaries no longer held, once they outnumber the held ones
+        (a long-lived plan stays small; the cost is amortised over the snapshots added)."""
+        if len(self.versions) <= 2 * (len(self.current) + len(self.monthly)):
+            return
         held = {s.event_id for s in self.current.values()}
         held.update(s.event_id for s in self.monthly.values())
         self.versions = {event_id: self.versions[event_id] for event_id in held}
