@@ -32,25 +32,25 @@ class StoredEntry:
 
 
 VERSION_BYTES: Final = 37
-_EPOCH_BYTES: Final = 5
-_EPOCH_OFFSET: Final = 1 << 39  # years 0000-9999 all fit, as non-negative numbers
+EPOCH_BYTES: Final = 5
+EPOCH_OFFSET: Final = 1 << 39  # years 0000-9999 all fit, as non-negative numbers
 
 
 def entry_version(observed_epoch: int, event_id: str) -> bytes:
     """The compare-and-set version: the observed_at epoch (offset, 5 bytes big-endian), then
     the 32 bytes of the event id. Byte order is the contract's order: the later `observed_at`
     wins, then the greater `event_id` (its hex digits order as its bytes do)."""
-    return (observed_epoch + _EPOCH_OFFSET).to_bytes(_EPOCH_BYTES, "big") + bytes.fromhex(event_id)
+    return (observed_epoch + EPOCH_OFFSET).to_bytes(EPOCH_BYTES, "big") + bytes.fromhex(event_id)
 
 
 def version_epoch(version: bytes) -> int:
     """The observed_at epoch of a version."""
-    return int.from_bytes(version[:_EPOCH_BYTES], "big") - _EPOCH_OFFSET
+    return int.from_bytes(version[:EPOCH_BYTES], "big") - EPOCH_OFFSET
 
 
 def version_event_id(version: bytes) -> str:
     """The event id of a version."""
-    return version[_EPOCH_BYTES:VERSION_BYTES].hex()
+    return version[EPOCH_BYTES:VERSION_BYTES].hex()
 
 
 def _summary_fields(summary: SnapshotSummary) -> list[object]:

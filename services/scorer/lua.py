@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from services.common.standings_entry import VERSION_BYTES
+from services.common.standings_entry import EPOCH_BYTES, EPOCH_OFFSET, VERSION_BYTES
 
 _OLDER: Final = f"""
 local function older(stored, ver)
@@ -23,8 +23,8 @@ local function older(stored, ver)
 end
 local function epoch_of(stored)
   local e = 0
-  for i = 1, 5 do e = e * 256 + string.byte(stored, i) end
-  return e - 549755813888
+  for i = 1, {EPOCH_BYTES} do e = e * 256 + string.byte(stored, i) end
+  return e - {EPOCH_OFFSET}
 end
 """
 
