@@ -465,15 +465,16 @@ EVENT_MODELS: Final[dict[str, type[Event]]] = {
 # --- Canonical form and ids ---------------------------------------------------------------
 
 
-def canonical_json(obj: dict[str, Any]) -> bytes:
+def canonical_json(obj: dict[str, Any], *, orjson_safe: bool = False) -> bytes:
     """The contract's canonical JSON: sorted keys, no spaces, UTF-8, non-ASCII kept.
 
     That is `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`,
     byte for byte. orjson writes the same bytes several times faster for every value but
     floats below 1e-4 in magnitude (`1e-05` vs `0.00001`), non-finite floats and integers
     beyond 64 bits; those take the slow path (tests/unit/test_events.py compares both).
+    `orjson_safe`: the caller knows it (a model with ORJSON_IS_CANONICAL), skip the check.
     """
-    if _orjson_canonical(obj):
+    if orjson_safe or _orjson_canonical(obj):
         try:
             return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
         except (TypeError, orjson.JSONEncodeError):
@@ -499,10 +500,10 @@ def _orjson_canonical(value: Any) -> bool:
     return False
 
 
-def compute_event_id(obj: dict[str, Any]) -> str:
+def compute_event_id(obj: dict[str, Any], *, orjson_safe: bool = False) -> str:
     """SHA-256 hex of the canonical JSON of the event without its `event_id`."""
     content = {key: value for key, value in obj.items() if key != "event_id"}
-    return hashlib.sha256(canonical_json(content)).hexdigest()
+    return hashlib.sha256(canonical_json(content, orjson_safe=orjson_safe)).hexdigest()
 
 
 def with_event_id(obj: dict[str, Any]) -> dict[str, Any]:

@@ -12,10 +12,9 @@ Checks, in order, each with its stable reason code (docs/events.md):
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -36,7 +35,7 @@ from services.common.events import (
     Event,
     MetricsSnapshot,
     ScoreEvent,
-    canonical_json,
+    compute_event_id,
 )
 from services.common.handles import HANDLE_PATTERN
 
@@ -158,12 +157,9 @@ def _validate(
     return event
 
 
-def _event_id(model_cls: type[Event], obj: dict[str, object]) -> str:
-    """The canonical id of an event the model accepted (fast path where it is byte-identical)."""
-    content = {key: value for key, value in obj.items() if key != "event_id"}
-    if model_cls.ORJSON_IS_CANONICAL:
-        return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return hashlib.sha256(canonical_json(content)).hexdigest()
+def _event_id(model_cls: type[Event], obj: dict[str, Any]) -> str:
+    """The canonical id of an event the model accepted."""
+    return compute_event_id(obj, orjson_safe=model_cls.ORJSON_IS_CANONICAL)
 
 
 def _describe(error: ValidationError) -> str:
