@@ -30,40 +30,34 @@ REDIS_RETRY_MAX_SECONDS = 5.0
 _FAUST_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error"}
 
 
-class _FetchWaitConsumerThread(AIOKafkaConsumerThread):
-    """faust's consumer thread with a fetch max wait of ours (faust hard-codes 1,500 ms)."""
-
-    fetch_max_wait_ms: int = 1500
+class _ConsumerThread(AIOKafkaConsumerThread):
+    """faust's consumer thread with the app's fetch max wait (faust hard-codes 1,500 ms)."""
 
     def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        # Read by aiokafka when the consumer starts and builds its fetcher (aiokafka 0.14).
-        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms
+        wait = getattr(self.app, "fetch_max_wait_ms", None)
+        if wait is not None:
+            # Read by aiokafka when the consumer starts and builds its fetcher (aiokafka 0.14).
+            consumer._fetch_max_wait_ms = wait
         return consumer
 
 
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> _ConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
+
+
 class App(faust.App):
-    """A faust app whose consumer uses the broker profile's fetch max wait."""
+    """A faust app whose consumer uses the broker profile's fetch max wait (None: faust's)."""
 
     fetch_max_wait_ms: int | None = None
 
     def _new_transport(self) -> Any:
-        if self.fetch_max_wait_ms is None:
-            return super()._new_transport()
-        wait = self.fetch_max_wait_ms
-
-        class ConsumerThread(_FetchWaitConsumerThread):
-            fetch_max_wait_ms = wait
-
-        class Consumer(faust_aiokafka.Consumer):
-            def _new_consumer_thread(self) -> ConsumerThread:
-                return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-        class Transport(faust_aiokafka.Transport):
-            pass
-
-        Transport.Consumer = Consumer
-        return Transport(self.conf.broker_consumer, self)
+        return _Transport(self.conf.broker_consumer, self)
 
 
 def faust_app(service: str, settings: Settings) -> faust.App:
