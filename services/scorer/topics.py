@@ -8,10 +8,10 @@ from services.scorer.app import app, settings
 
 metrics_topic = contract_topic(app, settings, TOPIC_METRICS)
 accounts_topic = contract_topic(app, settings, TOPIC_ACCOUNTS)
-scores_topic = contract_topic(app, settings, TOPIC_SCORES)
 metrics_dlq = contract_topic(app, settings, f"{TOPIC_METRICS}.dlq")
 accounts_dlq = contract_topic(app, settings, f"{TOPIC_ACCOUNTS}.dlq")
 
+# obs.scores.v1 is written by services/scorer/scores.py (a producer of its own), not faust.
 # Topics that must exist, with the contract's partition counts, before the worker starts.
 REQUIRED = (
     TOPIC_METRICS,
