@@ -20,7 +20,7 @@ from services.common.kafka import TopicsNotReady
 from services.common.settings import Settings, get_settings
 from services.common.standings_entry import decode_account_link
 from services.common.territories import load_registry
-from services.publisher.client import new_command, submit_command, wait_for_result
+from services.publisher.client import ask, no_result_message
 
 app = typer.Typer(help="Which account each territory uses.", no_args_is_help=True)
 
@@ -60,20 +60,15 @@ def set_account(
             2,
             f"refused: unknown territory {territory_id!r} (see `observatoire territories list`)",
         )
-    command = new_command(
+    started = time.monotonic()
+    command, result = ask(
         settings,
         command="set_account",
         args={"id": territory_id, "handle": handle},
-        requested_by="cli",
+        timeout=timeout,
     )
-    started = time.monotonic()
-    submit_command(settings, command)
-    result = wait_for_result(settings, command["event_id"], timeout)
     if result is None:
-        return 1, (
-            f"no result for command {command['event_id']} within {timeout:g} s: is the "
-            "publisher running? The request stays queued in obs.commands.v1."
-        )
+        return 1, no_result_message(command, timeout)
     if result["status"] == "refused":
         return 2, f"refused: {result['reason']}"
     left = max(0.0, timeout - (time.monotonic() - started))

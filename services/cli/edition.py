@@ -15,7 +15,7 @@ from services.common.clock import parse_edition
 from services.common.editions import ALREADY_PUBLISHED
 from services.common.kafka import TopicsNotReady
 from services.common.settings import Settings, get_settings
-from services.publisher.client import new_command, submit_command, wait_for_result
+from services.publisher.client import ask, no_result_message
 
 app = typer.Typer(help="Monthly editions (the palmarès).", no_args_is_help=True)
 
@@ -31,16 +31,11 @@ def publish_edition(settings: Settings, edition: str, timeout: float) -> tuple[i
         parse_edition(edition)
     except ValueError as error:
         return 2, f"refused: {error}"
-    command = new_command(
-        settings, command="publish_edition", args={"edition": edition}, requested_by="cli"
+    command, result = ask(
+        settings, command="publish_edition", args={"edition": edition}, timeout=timeout
     )
-    submit_command(settings, command)
-    result = wait_for_result(settings, command["event_id"], timeout)
     if result is None:
-        return 1, (
-            f"no result for command {command['event_id']} within {timeout:g} s: is the "
-            "publisher running? The request stays queued in obs.commands.v1."
-        )
+        return 1, no_result_message(command, timeout)
     reason = result["reason"] or ""
     if result["status"] == "refused":
         return 2, f"refused: {reason}"

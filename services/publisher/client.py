@@ -21,10 +21,10 @@ from services.common.kafka import BrokerUnreachable, consumer_config, make_produ
 from services.common.settings import Settings
 
 
-def was_refused(stored_result: bytes | str | None) -> bool:
-    """Whether a command result kept by the publisher (`obs:{meta}:command-results`) is a
-    refusal."""
-    return stored_result is not None and orjson.loads(stored_result).get("status") == "refused"
+def was_answered(stored_result: bytes | str | None) -> bool:
+    """Whether the publisher already answered a command (its result in
+    `obs:{meta}:command-results`)."""
+    return stored_result is not None
 
 
 def next_second(moment: datetime) -> float:
@@ -41,8 +41,9 @@ def new_command(
 ) -> dict[str, Any]:
     """A command requested now. Its id is its content, timed to the second, so a retry in the
     same second as an identical request would be that request again; when that one was
-    refused (an edition not yet publishable, say), the retry is built in the next second and
-    is evaluated anew. (A redelivered record keeps its id and is still executed once.)"""
+    already answered (refused: an edition not yet publishable, say; or done), the retry is
+    built in the next second and is evaluated anew. A request still pending keeps its id, and
+    a redelivered record is still executed once."""
     moment = utcnow()
     built = build_command(
         command=command, args=args, requested_by=requested_by, requested_at=moment
@@ -55,7 +56,7 @@ def new_command(
             client.close()
     except (RedisError, OSError):
         return built  # no view of earlier results: the request as it is
-    if not was_refused(cast(bytes | None, stored)):
+    if not was_answered(cast(bytes | None, stored)):
         return built
     time.sleep(next_second(moment))
     return build_command(
@@ -109,3 +110,25 @@ def wait_for_result(settings: Settings, command_id: str, timeout: float) -> dict
         return None
     finally:
         consumer.close()
+
+
+def ask(
+    settings: Settings,
+    *,
+    command: Literal["publish_edition", "set_account"],
+    args: dict[str, Any],
+    timeout: float,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What the CLI does: request a command now, then wait up to `timeout` s for its result
+    (None: no result in time)."""
+    built = new_command(settings, command=command, args=args, requested_by="cli")
+    submit_command(settings, built)
+    return built, wait_for_result(settings, built["event_id"], timeout)
+
+
+def no_result_message(command: dict[str, Any], timeout: float) -> str:
+    """What to tell an operator whose command got no result in time."""
+    return (
+        f"no result for command {command['event_id']} within {timeout:g} s: is the "
+        "publisher running? The request stays queued in obs.commands.v1."
+    )
