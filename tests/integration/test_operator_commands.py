@@ -99,11 +99,11 @@ def test_scorer_refuses_a_redis_view_of_another_layout_until_rebuilt(
         proc.terminate()
 
 
-def test_a_retry_of_a_refused_command_in_the_same_second_is_a_new_request(
+def test_a_retry_of_an_answered_command_in_the_same_second_is_a_new_request(
     settings: Settings, redis_client
 ):
     """Command ids are their content timed to the second: an identical request in the same
-    second as a refused one would be that refused command again, so it is built anew."""
+    second as an answered one would be that command again, so it is built anew."""
     time.sleep(next_second(utcnow()) + 0.05)  # early in a second: no rollover below
     now = utcnow()
     first = build_command(
@@ -116,7 +116,7 @@ def test_a_retry_of_a_refused_command_in_the_same_second_is_a_new_request(
     )
     assert retry["event_id"] != first["event_id"]
     assert retry["requested_at"] > first["requested_at"]
-    # Done (or no result yet): the same request in the same second is that request again.
+    # Done too: publishing again is evaluated anew ("already published", not the old answer).
     time.sleep(next_second(utcnow()) + 0.05)
     done = build_command(
         command="publish_edition",
@@ -127,7 +127,19 @@ def test_a_retry_of_a_refused_command_in_the_same_second_is_a_new_request(
     redis_client.hset(
         "obs:{meta}:command-results", done["event_id"], orjson.dumps({"status": "done"})
     )
-    same = new_command(
+    again = new_command(
         settings, command="publish_edition", args={"edition": "2021-03"}, requested_by="cli"
     )
-    assert same["event_id"] == done["event_id"]
+    assert again["event_id"] != done["event_id"]
+    # No result yet (still pending): the same request in the same second is that request.
+    time.sleep(next_second(utcnow()) + 0.05)
+    pending = build_command(
+        command="publish_edition",
+        args={"edition": "2021-05"},
+        requested_by="cli",
+        requested_at=utcnow(),
+    )
+    same = new_command(
+        settings, command="publish_edition", args={"edition": "2021-05"}, requested_by="cli"
+    )
+    assert same["event_id"] == pending["event_id"]

@@ -30,7 +30,7 @@ from services.common import redis_keys as rk
 from services.common.clock import format_timestamp, utcnow
 from services.common.events import build_command
 from services.common.handles import InvalidHandle, normalise_handle
-from services.publisher.client import next_second, was_refused
+from services.publisher.client import next_second, was_answered
 
 router = APIRouter(prefix="/api/v1", tags=["operator actions"])
 log = logging.getLogger("api.operator")
@@ -46,9 +46,9 @@ async def _produce(
 ) -> JSON:
     moment = utcnow()
     event = build_command(command=command, args=args, requested_by="api", requested_at=moment)
-    # A retry in the same second as an identical, refused request is a new request
+    # A retry in the same second as an identical, answered request is a new request
     # (services.publisher.client.new_command).
-    if was_refused(await redis.hget(rk.COMMAND_RESULTS_KEY, event["event_id"])):
+    if was_answered(await redis.hget(rk.COMMAND_RESULTS_KEY, event["event_id"])):
         await asyncio.sleep(next_second(moment))
         moment = utcnow()
         event = build_command(command=command, args=args, requested_by="api", requested_at=moment)
