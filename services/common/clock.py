@@ -23,7 +23,8 @@ def format_timestamp(moment: datetime) -> str:
     """Format an aware datetime as the contract's `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds)."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: event times must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    m = moment.astimezone(UTC)  # not strftime: glibc's %Y does not pad years before 1000
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z"
 
 
 def to_epoch(text: str) -> int:
@@ -38,7 +39,8 @@ def from_epoch(seconds: float) -> str:
 
 def edition_of(moment: datetime) -> str:
     """The edition month (`YYYY-MM`, Europe/Paris calendar) a UTC moment belongs to."""
-    return moment.astimezone(PARIS).strftime("%Y-%m")
+    local = moment.astimezone(PARIS)
+    return f"{local.year:04d}-{local.month:02d}"
 
 
 def parse_edition(edition: str) -> tuple[int, int]:
