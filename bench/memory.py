@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from redis.asyncio import Redis
 
 from bench.common import now, world
 from bench.scorer import memory_by_group
+from services.common.clock import PARIS
 from services.common.contracts import CATEGORY_IDS
 from services.common.events import MetricsSnapshot
 from services.common.localstack import RedisServer, free_port
@@ -33,10 +35,20 @@ from services.scorer.store import ScorerStore, geo_fingerprint
 BATCH = 2000
 
 
-async def _fill(url: str) -> tuple[int, float]:
-    registry = load_registry()
+def _moments(months: int) -> list[datetime]:
+    """One snapshot moment per open month: the last day of each earlier month, then now."""
     end = now()
-    sim = world(tuple(CATEGORY_IDS), end)
+    moments = [end]
+    for _ in range(months - 1):
+        first = moments[0].astimezone(PARIS).replace(day=1, hour=12, minute=0, second=0)
+        moments.insert(0, (first - timedelta(days=1)).astimezone(UTC))
+    return moments
+
+
+async def _fill(url: str, months: int) -> tuple[int, float]:
+    registry = load_registry()
+    moments = _moments(months)
+    sim = world(tuple(CATEGORY_IDS), moments[-1])
     client = Redis.from_url(url)
     try:
         store = ScorerStore(client)
@@ -46,10 +58,11 @@ async def _fill(url: str) -> tuple[int, float]:
         records = list(sim.account_records())
         await updater.apply_accounts([(r["id"], r["handle"], r["simulated"]) for r in records])
         snapshots: list[MetricsSnapshot] = []
-        for event in sim.snapshots(end):
-            result = validate_metrics(orjson.dumps(event), None)
-            assert not isinstance(result, Rejection), result
-            snapshots.append(result)
+        for moment in moments:
+            for event in sim.snapshots(moment):
+                result = validate_metrics(orjson.dumps(event), None)
+                assert not isinstance(result, Rejection), result
+                snapshots.append(result)
         started = time.perf_counter()
         for start in range(0, len(snapshots), BATCH):
             await updater.apply_snapshots(snapshots[start : start + BATCH])
@@ -59,10 +72,15 @@ async def _fill(url: str) -> tuple[int, float]:
 
 
 def run() -> dict[str, Any]:
+    return {f"{months}_month{'s' if months > 1 else ''}_open": measure(months) for months in (1, 2)}
+
+
+def measure(months: int) -> dict[str, Any]:
+    """Fill an empty Redis with `months` open edition months and sum its memory by structure."""
     with tempfile.TemporaryDirectory() as tmpdir:
         server = RedisServer(free_port(), Path(tmpdir) / "redis.log").start()
         try:
-            events, seconds = asyncio.run(_fill(server.url))
+            events, seconds = asyncio.run(_fill(server.url, months))
             client = redis.Redis.from_url(server.url)
             ranked = sum(client.zcard(f"obs:{{cat:{c}}}:cur:rank") for c in CATEGORY_IDS)
             memory = memory_by_group(client)

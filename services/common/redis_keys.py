@@ -8,6 +8,7 @@ the negated score so that an ascending ZRANGE gives "score descending, id ascend
 
 from __future__ import annotations
 
+import hashlib
 from typing import Final
 
 CURRENT: Final = "cur"
@@ -68,18 +69,18 @@ def account_tag(platform: str, handle: str) -> str:
     return f"obs:acct:{{{platform}:{handle}}}"
 
 
-def account_key(platform: str, handle: str) -> str:
-    """HASH of an account's summaries: field `cur` (latest `ok` snapshot) and `m:YYYY-MM`
-    (latest within an edition month), each `<version><summary>` (compare-and-set)."""
-    return account_tag(platform, handle)
+SUMMARY_BUCKETS: Final = 1024
 
 
-CURRENT_FIELD: Final = "cur"
+def summaries_key(platform: str, handle: str) -> str:
+    """HASH `obs:sums:{<platform>:<bucket>}`, field the handle: the account's summaries, one
+    per edition month, packed (services/common/standings_entry.py, `encode_month_summary`).
 
-
-def month_field(edition: str) -> str:
-    """The field of an account's summary within an edition month."""
-    return f"m:{edition}"
+    Accounts share 1,024 buckets per platform rather than a key each: a bucket of ~35
+    accounts stays a compact listpack, and the per-key overhead (~90 bytes) is gone. The
+    bucket is a hash of the handle; buckets spread over the Cluster's slots."""
+    digest = hashlib.blake2b(handle.encode(), digest_size=4).digest()
+    return f"obs:sums:{{{platform}:{int.from_bytes(digest, 'big') % SUMMARY_BUCKETS}}}"
 
 
 # --- global facts (one small slot) ---------------------------------------------------------
@@ -93,7 +94,7 @@ FROZEN_MONTHS_KEY: Final = f"{META_TAG}:frozen"  # SET of published months (publ
 GEO_READY_KEY: Final = f"{META_TAG}:geo-ready"  # registry fingerprint the geo sets were built from
 LAYOUT_KEY: Final = f"{META_TAG}:layout"  # STRING the layout version the derived view is in
 # 2: binary 37-byte versions, no per-view `seen` set (1: text versions `%010d:<id>|`).
-LAYOUT_VERSION: Final = "2"
+LAYOUT_VERSION: Final = "3"
 
 
 # --- the publisher's facts (docs/redis.md, "Publisher") -------------------------------------

@@ -28,19 +28,56 @@ local function epoch_of(stored)
 end
 """
 
-# KEYS[1] account HASH; then groups of (field, version, `<version><summary>`): each field
-# (`cur`, `m:YYYY-MM`) is set only if its stored version is older. Returns how many were set.
+# KEYS[1] the account's bucket HASH (services.common.redis_keys.summaries_key); ARGV[1] the
+# account's field (its handle); ARGV[2] the frozen months' 3-byte codes, concatenated; then
+# month records `<month code><version><summary>`. The field holds `<length><record>` per month
+# in month order (services.common.standings_entry). Each month's record is replaced only by a
+# newer version. Frozen months are dropped, except the newest month (the account's current
+# summary): nothing is derived from them again. Returns how many months were set.
 ACCOUNT_CAS: Final = (
     _OLDER
     + """
+local function code_number(code)
+  return string.byte(code, 1) * 65536 + string.byte(code, 2) * 256 + string.byte(code, 3)
+end
+local records, numbers = {}, {}
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  local at = 1
+  while at <= #old do
+    local size = string.byte(old, at)
+    local record = string.sub(old, at + 1, at + size)
+    local number = code_number(record)
+    records[number] = record
+    numbers[#numbers + 1] = number
+    at = at + 1 + size
+  end
+end
 local set = 0
-for i = 1, #ARGV, 3 do
-  local old = redis.call('HGET', KEYS[1], ARGV[i])
-  if (not old) or older(old, ARGV[i + 1]) then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+for i = 3, #ARGV do
+  local record = ARGV[i]
+  local number = code_number(record)
+  local held = records[number]
+  if not held then
+    numbers[#numbers + 1] = number
+  end
+  if (not held) or older(string.sub(held, 4), string.sub(record, 4)) then
+    records[number] = record
     set = set + 1
   end
 end
+if set == 0 then return 0 end
+local frozen = {}
+for j = 1, #ARGV[2], 3 do frozen[code_number(string.sub(ARGV[2], j, j + 2))] = true end
+table.sort(numbers)
+local out = {}
+for j = 1, #numbers do
+  local number = numbers[j]
+  if j == #numbers or not frozen[number] then
+    out[#out + 1] = string.char(#records[number]) .. records[number]
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], table.concat(out))
 return set
 """
 )

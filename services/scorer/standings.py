@@ -77,9 +77,9 @@ class StandingsUpdater:
             watermark = await self.store.advance_watermark(plan.newest_epoch)
             outcome.watermark = watermark
             cutoff = watermark - ACTIVE_SECONDS
-            await self.store.save_summaries(plan)
-            by_handle, mapping = await self._territories_by_handle()
             frozen = await self.store.frozen_months()
+            await self.store.save_summaries(plan, frozen)
+            by_handle, mapping = await self._territories_by_handle()
 
             # A summary is scored once per territory, whether it lands in the current view,
             # its month's view or both.

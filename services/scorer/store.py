@@ -14,9 +14,10 @@ from services.common.contracts import CATEGORY_IDS
 from services.common.methodology import SnapshotSummary
 from services.common.standings_entry import (
     decode_account_link,
-    decode_summary,
+    decode_month_summaries,
     encode_account_link,
-    encode_summary,
+    encode_month_summary,
+    month_code,
 )
 from services.common.territories import Registry
 from services.scorer import lua
@@ -72,32 +73,26 @@ class ScorerStore:
         return _texts(await self.redis.smembers(rk.FROZEN_MONTHS_KEY))
 
     # --- account summaries -------------------------------------------------------------
-    async def save_summaries(self, plan: BatchPlan) -> None:
-        """Compare-and-set every account summary of the batch (current and per month)."""
-        fields: dict[tuple[str, str], list[str | bytes]] = {}
-        encoded: dict[bytes, bytes] = {}  # version -> value (current and month share most)
+    async def save_summaries(self, plan: BatchPlan, frozen: Iterable[str] = ()) -> None:
+        """Compare-and-set every account summary of the batch, per edition month.
 
-        def value(version: bytes, summary: SnapshotSummary) -> bytes:
-            raw = encoded.get(version)
-            if raw is None:
-                raw = encoded[version] = encode_summary(version, summary)
-            return raw
-
-        for (platform, handle), summary in plan.current.items():
-            version = plan.version(summary)
-            fields[(platform, handle)] = [rk.CURRENT_FIELD, version, value(version, summary)]
+        There is no separate current summary: the latest `ok` snapshot of an account is the
+        latest of its newest month (months follow time). Frozen months are dropped from an
+        account's summaries unless newest (docs/redis.md)."""
+        records: dict[tuple[str, str], list[str | bytes]] = {}
         months = set()
         for (platform, handle, month), summary in plan.monthly.items():
-            version = plan.version(summary)
-            fields.setdefault((platform, handle), []).extend(
-                [rk.month_field(month), version, value(version, summary)]
-            )
+            record = encode_month_summary(month, plan.version(summary), summary)
+            records.setdefault((platform, handle), []).append(record)
             months.add(month)
-        # One script call per account (its hash is its own Cluster slot), all in one pipeline.
+        frozen_codes = b"".join(month_code(month) for month in sorted(frozen))
+        # One script call per account, all in one pipeline.
         async with self.redis.pipeline(transaction=False) as pipe:
-            for (platform, handle), args in fields.items():
+            for (platform, handle), args in records.items():
                 await self._account_cas(
-                    keys=[rk.account_key(platform, handle)], args=args, client=pipe
+                    keys=[rk.summaries_key(platform, handle)],
+                    args=[handle, frozen_codes, *args],
+                    client=pipe,
                 )
             if months:
                 pipe.sadd(rk.MONTHS_KEY, *sorted(months))
@@ -112,15 +107,15 @@ class ScorerStore:
             return {}
         async with self.redis.pipeline(transaction=False) as pipe:
             for handle in handles:
-                pipe.hgetall(rk.account_key(platform, handle))
+                pipe.hget(rk.summaries_key(platform, handle), handle)
             replies = await pipe.execute()
         out: dict[str, dict[str | None, SnapshotSummary]] = {}
-        for handle, fields in zip(handles, replies, strict=True):
+        for handle, raw in zip(handles, replies, strict=True):
             held: dict[str | None, SnapshotSummary] = {}
-            for field, raw in cast(dict[bytes, bytes], fields).items():
-                name = field.decode()
-                view = None if name == rk.CURRENT_FIELD else name.removeprefix("m:")
-                held[view] = decode_summary(raw)
+            if raw:
+                months = decode_month_summaries(cast(bytes, raw))
+                held.update(months)
+                held[None] = months[max(months)]
             out[handle] = held
         return out
 

@@ -13,6 +13,7 @@ from services.cli import _register, app
 from services.common.clock import format_timestamp, utcnow
 from services.common.events import build_command, build_metrics_event
 from services.common.kafka import create_topics, read_all
+from services.common.redis_keys import LAYOUT_VERSION
 from services.common.settings import Settings
 from services.publisher.client import new_command, next_second
 from tests.services import ServiceProcess, service_env, wait_for
@@ -89,7 +90,7 @@ def test_scorer_refuses_a_redis_view_of_another_layout_until_rebuilt(
 
     result = CliRunner().invoke(app, ["rebuild"], env=env)
     assert result.exit_code == 0, result.output
-    assert redis_client.get("obs:{meta}:layout") == "2"
+    assert redis_client.get("obs:{meta}:layout") == LAYOUT_VERSION
     assert not redis_client.hexists("obs:{cat:departements}:cur:entry", "dep-32")
     proc = ServiceProcess(["service", "scorer"], env, tmp_path / "s2.log").start()
     try:

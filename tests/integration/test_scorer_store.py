@@ -222,3 +222,36 @@ async def test_inactive_territories_leave_the_ranking_one_by_one_as_the_watermar
     # Entries stay (an older event can never come back in); only the ranking drops them.
     entries = await updater.store.entries("departements", None, ["dep-32", "dep-75"])
     assert all(raw is not None for raw in entries)
+
+
+async def test_account_summaries_keep_the_newest_per_month_and_drop_frozen_months(updater, redis):
+    """One packed value per account: each month compare-and-set apart, months arriving in any
+    order; a frozen month is dropped unless it is the account's newest (its current)."""
+    from services.common import redis_keys as rk
+
+    store = updater.store
+    for observed_at, followers in [
+        ("2021-07-02T00:00:00Z", 70),
+        ("2021-05-31T00:00:00Z", 50),  # an older month, after a newer one
+        ("2021-06-15T00:00:00Z", 60),
+        ("2021-06-01T00:00:00Z", 1),  # older within June: loses
+        ("2021-07-01T00:00:00Z", 2),  # older within July: loses
+    ]:
+        await updater.apply_snapshots([snapshot("gers", observed_at, followers)])
+    held = (await store.account_summaries("instagram", ["gers"]))["gers"]
+    assert {m: s.followers for m, s in held.items()} == {
+        "2021-05": 50,
+        "2021-06": 60,
+        "2021-07": 70,
+        None: 70,
+    }
+    # May and June are published: the next write drops them, never July (the newest).
+    await redis.sadd(rk.FROZEN_MONTHS_KEY, "2021-05", "2021-06", "2021-07")
+    await updater.apply_snapshots([snapshot("gers", "2021-06-20T00:00:00Z", 65)])
+    held = (await store.account_summaries("instagram", ["gers"]))["gers"]
+    assert {m: s.followers for m, s in held.items()} == {"2021-07": 70, None: 70}
+    # Another account shares nothing with it, whatever its bucket.
+    await updater.apply_snapshots([snapshot("paris", "2021-07-03T00:00:00Z", 9)])
+    both = await store.account_summaries("instagram", ["gers", "paris", "nobody"])
+    assert both["paris"][None].followers == 9 and both["gers"][None].followers == 70
+    assert both["nobody"] == {}

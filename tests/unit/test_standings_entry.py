@@ -9,11 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.common.clock import from_epoch, parse_timestamp
+from services.common.events import MAX_COUNT
 from services.common.methodology import SnapshotSummary
 from services.common.standings_entry import (
     VERSION_BYTES,
+    decode_account_link,
     decode_entry,
     decode_summary,
+    encode_account_link,
     encode_entry,
     encode_summary,
     entry_version,
@@ -60,7 +63,47 @@ def test_entry_and_summary_round_trip_exactly() -> None:
     assert entry.summary == summary
     assert decode_summary(encode_summary(version, summary)) == summary
     assert from_epoch(version_epoch(version)) == observed_at
-    # The version is the only copy of observed_at and event_id: 37 bytes, not 75 as text.
-    assert len(raw) == VERSION_BYTES + len(b'["gersledepartement",false,120345,312,27,') + len(
-        b"0.012345678901234568,true]"
+    # The version is the only copy of observed_at and event_id (37 bytes, not 75 as text);
+    # then a flags byte, three 32-bit counts, E as a double, and the handle.
+    assert len(raw) == VERSION_BYTES + 1 + 3 * 4 + 8 + len("gersledepartement")
+    assert len(encode_summary(version, summary)) == VERSION_BYTES + 1 + 3 * 4 + 8
+
+
+COUNTS = st.integers(min_value=0, max_value=MAX_COUNT)
+HANDLES = st.none() | st.text(min_size=1, max_size=40)
+
+
+@given(
+    EPOCHS,
+    EVENT_IDS,
+    COUNTS,
+    COUNTS,
+    COUNTS,
+    st.floats(0, 1e6),
+    st.booleans(),
+    HANDLES,
+    st.booleans(),
+)
+def test_any_summary_and_entry_round_trip_exactly(
+    epoch, event_id, followers, follows, posts, engagement, hidden, handle, simulated
+) -> None:
+    has_e = posts > 0 and followers > 0
+    summary = SnapshotSummary(
+        observed_at=from_epoch(epoch),
+        event_id=event_id,
+        followers=followers,
+        follows=follows,
+        posts=posts,
+        engagement=engagement if has_e else None,
+        likes_hidden=hidden,
     )
+    version = entry_version(epoch, event_id)
+    entry = decode_entry(encode_entry(version, handle, simulated, summary))
+    assert (entry.version, entry.handle, entry.simulated) == (version, handle, simulated)
+    assert entry.summary == summary
+    assert decode_summary(encode_summary(version, summary)) == summary
+
+
+@given(HANDLES, st.booleans())
+def test_account_link_round_trip(handle, simulated) -> None:
+    assert decode_account_link(encode_account_link(handle, simulated)) == (handle, simulated)
