@@ -74,6 +74,7 @@ def rebuild_command(
         )
     console.print(
         f"rebuilt from {report.accounts} account records and {report.metrics} snapshots "
+        f"({report.unexamined} superseded by a newer valid one, not validated) "
         f"in {report.seconds:.1f} s" + (f"; rejected: {report.rejected}" if report.rejected else "")
     )
     from services.publisher.rebuild import rebuild_publisher

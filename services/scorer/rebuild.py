@@ -22,13 +22,12 @@ from redis.asyncio import Redis
 from services.common import redis_keys as rk
 from services.common.clock import from_epoch
 from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS, TOPICS_BY_NAME
-from services.common.events import MetricsSnapshot
 from services.common.redis_admin import unlink_keys
 from services.common.settings import Settings
 from services.common.streams import read_topic
 from services.common.territories import Registry, load_registry
-from services.common.validation import Rejection, validate_account, validate_metrics
-from services.scorer.plan import BatchPlan, plan_batch
+from services.common.validation import Rejection, validate_account
+from services.scorer.reduce import LogReducer
 from services.scorer.standings import ACTIVE_SECONDS, StandingsUpdater
 from services.scorer.store import ScorerStore, geo_fingerprint
 
@@ -40,7 +39,8 @@ class RebuildReport:
     """What a rebuild read, applied and rejected, and how long it took."""
 
     accounts: int = 0
-    metrics: int = 0
+    metrics: int = 0  # snapshot records read
+    unexamined: int = 0  # of which superseded by a valid newer one: never validated
     rejected: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -58,7 +58,7 @@ async def wipe_scorer_view(redis: Redis) -> int:
         f"{rk.category_tag(c)}:{part}"
         for c in CATEGORY_IDS
         for part in ("cur:*", "ed:*", "meta", "geo:*")
-    ] + ["obs:acct:*"]
+    ] + ["obs:acct:*", "obs:sums:*"]
     owned_meta = [
         rk.WATERMARK_KEY,
         rk.MONTHS_KEY,
@@ -133,25 +133,21 @@ async def _apply_metrics(
 ) -> None:
     """Read (some partitions of) obs.metrics.v1 to its end offsets and apply it.
 
-    The log is reduced as it is read, with the live path's pure reduction (plan_batch): only
-    the newest summary per account and per (account, month) is kept, then applied at once
-    through the live path's compare-and-set writes. The result is what applying the log batch
-    by batch gives (the writes do not depend on the batches), for one write per account and
-    month instead of one per snapshot."""
-    plan = BatchPlan()
+    The log is reduced as it is read (services/scorer/reduce.py, on the live path's own
+    validation and reduction): only the newest valid summary per account and per (account,
+    month) is kept, and a record older than a valid one of its account and month is never
+    validated. The plan is then applied at once through the live path's compare-and-set
+    writes. The result is what applying the log batch by batch gives (the writes do not depend
+    on the batches), for one write per account and month instead of one per snapshot."""
+    reducer = LogReducer(report.reject)
     async for chunk in read_topic(settings, TOPIC_METRICS, partitions=partitions):
-        valid: list[MetricsSnapshot] = []
         for record in chunk:
-            snapshot = validate_metrics(record.value, record.timestamp)
-            if isinstance(snapshot, Rejection):
-                report.reject(snapshot)
-            else:
-                valid.append(snapshot)
-        plan_batch(valid, into=plan)
-        plan.forget_replaced()
-        report.metrics += len(valid)
+            reducer.add(record.value, record.timestamp)
         if progress:
             progress(TOPIC_METRICS, len(chunk))
+    plan = reducer.finish()
+    report.metrics += reducer.read
+    report.unexamined += reducer.skipped
     await updater.apply_plan(plan, announce=False)
 
 
@@ -194,6 +190,7 @@ async def _apply_metrics_in_processes(
             elif kind == "done":
                 running -= 1
                 report.metrics += value["metrics"]
+                report.unexamined += value["unexamined"]
                 for reason, count in value["rejected"].items():
                     report.rejected[reason] = report.rejected.get(reason, 0) + count
             else:
@@ -224,4 +221,9 @@ async def _metrics_share(settings: Settings, partitions: list[int], messages: An
         )
     finally:
         await redis.aclose()
-    messages.put(("done", {"metrics": share.metrics, "rejected": share.rejected}))
+    messages.put(
+        (
+            "done",
+            {"metrics": share.metrics, "unexamined": share.unexamined, "rejected": share.rejected},
+        )
+    )

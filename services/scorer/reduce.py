@@ -1,0 +1,189 @@
+"""Reduce a whole `obs.metrics.v1` log to what a rebuild writes, validating only what can win.
+
+A rebuild keeps, per account and edition month, the newest valid `ok` snapshot, and the newest
+`observed_at` of any valid snapshot (the watermark). Full validation (schema, event id) costs
+about ten times reading a record, and in a log of daily snapshots nearly every record is
+superseded by a later one of the same account and month. So each record is first read for
+its account, `observed_at`, `event_id` and status only, and held; it is validated when it
+might be the answer:
+
+- held records of one (account, month) are validated newest first until one is valid; the
+  older ones are then dropped unexamined, since they cannot win against a valid newer one;
+- a later record older than that valid one is dropped at once;
+- a record that is not `ok` only counts for the watermark: dropped at once when not newer
+  than the newest valid record seen, otherwise held and validated the same way.
+
+The result is exactly the eager one (validate everything, then reduce): every record is
+either validated or older than a valid record of its own account and month (or, not `ok`,
+than the watermark); a property test compares both on logs with invalid records. A record
+whose first reading fails is validated at once (and rejected). Holding is bounded per key and
+in bytes, so memory stays bounded on any log.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+import orjson
+
+from services.common.clock import edition_of, parse_timestamp
+from services.common.events import MetricsSnapshot
+from services.common.standings_entry import entry_version
+from services.common.validation import MAX_METRICS_PAYLOAD_BYTES, Rejection, validate_metrics
+from services.scorer.plan import BatchPlan, plan_batch
+
+HELD_PER_KEY: Final = 16
+HELD_BYTES: Final = 512 * 1024 * 1024
+_HEX: Final = frozenset("0123456789abcdef")
+
+Key = tuple[str, str, str]  # (platform, handle, month)
+Held = tuple[bytes, bytes, int | None]  # (version, record value, record timestamp)
+
+
+@dataclass(slots=True)
+class _Pending:
+    best: bytes | None = None  # version of the newest valid record of the key
+    held: list[Held] = field(default_factory=list)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hour(prefix: str) -> tuple[int, str]:
+    """(epoch, edition month) of a `YYYY-MM-DDTHH` hour (Paris months change on the hour)."""
+    moment = parse_timestamp(f"{prefix}:00:00Z")
+    return int(moment.timestamp()), edition_of(moment)
+
+
+def _first_reading(raw: bytes) -> tuple[str, str, str, str, int, str] | None:
+    """(platform, handle, status, event_id, epoch, month) if the record reads as a snapshot,
+    else None (validate it now)."""
+    if len(raw) > MAX_METRICS_PAYLOAD_BYTES:
+        return None
+    try:
+        obj = orjson.loads(raw)
+        platform, handle, status = obj["platform"], obj["handle"], obj["status"]
+        observed_at, event_id = obj["observed_at"], obj["event_id"]
+        if not all(type(v) is str for v in (platform, handle, status, observed_at, event_id)):
+            return None
+        if len(event_id) != 64 or not _HEX.issuperset(event_id):
+            return None
+        if len(observed_at) != 20 or observed_at[13] != ":" or observed_at[16] != ":":
+            return None
+        epoch, month = _hour(observed_at[:13])
+        epoch += int(observed_at[14:16]) * 60 + int(observed_at[17:19])
+        if parse_timestamp(observed_at).timestamp() != epoch:  # shape and calendar
+            return None
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+    return platform, handle, status, event_id, epoch, month
+
+
+class LogReducer:
+    """Feed records in any order with `add`; `finish` returns the plan the rebuild applies."""
+
+    def __init__(
+        self,
+        reject: Callable[[Rejection], None],
+        *,
+        held_per_key: int = HELD_PER_KEY,
+        held_bytes: int = HELD_BYTES,
+    ) -> None:
+        self.plan = BatchPlan()
+        self.read = 0
+        self.validated = 0
+        self._reject = reject
+        self._per_key = held_per_key
+        self._budget = held_bytes
+        self._bytes = 0
+        self._held = 0
+        self._keys: dict[Key, _Pending] = {}
+        self._others = _Pending()  # records not `ok`: they count for the watermark only
+        self._newest = -1  # newest observed_at epoch of a valid record
+
+    @property
+    def skipped(self) -> int:
+        """Records dropped unexamined so far (older than a valid record that counts)."""
+        return self.read - self.validated - self._held
+
+    def add(self, raw: bytes | None, timestamp_ms: int | None) -> None:
+        """One record of the log (its value and timestamp)."""
+        self.read += 1
+        reading = None if raw is None else _first_reading(raw)
+        if raw is None or reading is None:
+            self._validate(raw, timestamp_ms)
+            return
+        platform, handle, status, event_id, epoch, month = reading
+        version = entry_version(epoch, event_id)
+        key: Key | None = None
+        if status != "ok":
+            if epoch <= self._newest:
+                return
+            pending = self._others
+        else:
+            key = (platform, handle, month)
+            found = self._keys.get(key)
+            if found is None:
+                pending = self._keys[key] = _Pending()
+            elif found.best is not None and version <= found.best:
+                return
+            else:
+                pending = found
+        pending.held.append((version, raw, timestamp_ms))
+        self._bytes += len(raw)
+        self._held += 1
+        if len(pending.held) > self._per_key:
+            self._settle(key, pending)
+        if self._bytes > self._budget:
+            self._settle_all()
+
+    def finish(self) -> BatchPlan:
+        """Validate what may still win; the plan of the whole log."""
+        self._settle_all()
+        return self.plan
+
+    # --- internals ---------------------------------------------------------------------
+    def _settle_all(self) -> None:
+        for key, pending in self._keys.items():
+            if pending.held:
+                self._settle(key, pending)
+        self._settle(None, self._others)
+        self.plan.forget_replaced()
+
+    def _settle(self, key: Key | None, pending: _Pending) -> None:
+        """Validate held records newest first until one is valid; drop the rest unexamined."""
+        held = sorted(pending.held, key=lambda item: item[0], reverse=True)
+        pending.held = []
+        self._held -= len(held)
+        self._bytes -= sum(len(raw) for _, raw, _ in held)
+        for _, raw, timestamp_ms in held:
+            snapshot = self._validate(raw, timestamp_ms)
+            if snapshot is None:
+                continue
+            if key is not None and snapshot.status == "ok":
+                epoch = int(parse_timestamp(snapshot.observed_at).timestamp())
+                version = entry_version(epoch, snapshot.event_id)
+                month = _hour(snapshot.observed_at[:13])[1]
+                # The first reading is the validated content (same bytes, same parser);
+                # checked anyway, since dropping the older records relies on it.
+                if key == (snapshot.platform, snapshot.handle, month) and (
+                    pending.best is None or version > pending.best
+                ):
+                    pending.best = version
+                    break
+            elif key is None:
+                break
+
+    def _validate(self, raw: bytes | None, timestamp_ms: int | None) -> MetricsSnapshot | None:
+        """Validate one record: a rejection is reported, a valid snapshot reduced into the
+        plan (which keeps the newest per account and month, and the watermark)."""
+        self.validated += 1
+        result = validate_metrics(raw, timestamp_ms)
+        if isinstance(result, Rejection):
+            self._reject(result)
+            return None
+        plan_batch([result], into=self.plan)
+        if self.plan.newest_epoch is not None:
+            self._newest = self.plan.newest_epoch
+        return result
