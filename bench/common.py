@@ -60,11 +60,18 @@ def world(categories: tuple[str, ...], end: datetime) -> SimulatedWorld:
     )
 
 
-async def prefill(settings: Settings, sim: SimulatedWorld, rounds: int, end: datetime) -> Prefill:
-    """Produce the accounts, then `rounds` daily snapshots of every account (one per batch)."""
+async def prefill(
+    settings: Settings, sim: SimulatedWorld, rounds: int, end: datetime, *, batch_bytes: int = 1
+) -> Prefill:
+    """Produce the accounts, then `rounds` daily snapshots of every account: one record per
+    batch as on the local profile (`batch_bytes=1`), or in batches of up to `batch_bytes` as
+    the collector writes them on the Kafka profile (services.common.kafka.producer_config)."""
     started = time.perf_counter()
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_servers, max_batch_size=1, linger_ms=0, acks="all"
+        bootstrap_servers=settings.kafka_servers,
+        max_batch_size=batch_bytes,
+        linger_ms=0 if batch_bytes == 1 else 5,
+        acks="all",
     )
     await producer.start()
     size = count = 0

@@ -107,6 +107,15 @@ def _is_local(settings: Settings) -> bool:
     return settings.broker_profile == "local"
 
 
+# Producer batches on the Kafka profile. A snapshot is ~2.4 KB (30 posts): Kafka's default 16 KB
+# batch holds six, and a reader's cost goes with the number of batches. Measured on the local
+# broker, reading 1.09 M snapshots took 45-56 s in 16 KB batches, 23-24 s in 256 KB ones (and
+# 186-227 s one per batch); 1 MB batches were no faster. 256 KB stays well under the broker's
+# default 1 MB message size limit.
+KAFKA_BATCH_BYTES: Final = 256 * 1024
+KAFKA_LINGER_MS: Final = 10
+
+
 def producer_config(settings: Settings) -> dict[str, Any]:
     """kafka-python `KafkaProducer` keyword arguments for the broker profile."""
     config: dict[str, Any] = {
@@ -126,7 +135,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         # One record per batch: the first record always fits, no second one does.
         config |= {"batch_size": 0, "linger_ms": 0}
     else:
-        config |= {"batch_size": 16384, "linger_ms": 5}
+        config |= {"batch_size": KAFKA_BATCH_BYTES, "linger_ms": KAFKA_LINGER_MS}
     return config
 
 
