@@ -88,11 +88,13 @@ class TopicReader:
                 pending.add(tp)
         while pending:
             fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=FETCH_RECORDS)
-            chunk: list[ConsumerRecord] = []
-            for tp, records in fetched.items():
-                chunk.extend(r for r in records if r.offset < ends[tp])
+            # Whole fetches, as services.common.streams.read_topic (records past the end
+            # offsets included: the local broker under-reports them for batched partitions).
+            chunk = [r for records in fetched.values() for r in records]
             if chunk:
                 yield chunk
             for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
+                position = await consumer.position(tp)
+                if position >= ends[tp]:
                     pending.discard(tp)
+                    self.ends[tp.partition] = position  # what was read, exactly

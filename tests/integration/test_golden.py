@@ -16,7 +16,13 @@ import redis
 
 from services.common.clock import utcnow
 from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS
-from services.common.kafka import create_topics, end_offsets, make_producer
+from services.common.kafka import (
+    KAFKA_BATCH_BYTES,
+    KAFKA_LINGER_MS,
+    create_topics,
+    end_offsets,
+    make_producer,
+)
 from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.reference import compute_standings
 from services.common.settings import Settings
@@ -144,5 +150,48 @@ def test_streaming_equals_batch_on_the_golden_log_despite_three_crashes(
     rebuild = ServiceProcess(["rebuild"], env, tmp_path / "rebuild.log").start()
     assert rebuild.wait(300) == 0, rebuild.log()[-3000:]
     current, editions = standings_from_redis(settings.redis_url)
+    assert current == expected.current, _differences(current, expected.current)
+    assert editions == expected.editions
+
+
+def test_rebuild_of_a_log_written_in_large_batches_equals_batch(
+    broker: TansuBroker, redis_server: RedisServer, tmp_path: Path
+):
+    """The topic as the Kafka-profile collector writes it (batches of up to 256 KB): on the
+    local broker its end offsets come out short (the last batch's first offset + 1), yet the
+    rebuild reads every record and lands exactly where `replay --batch` does."""
+    settings = Settings(
+        _env_file=None,
+        kafka_bootstrap=broker.bootstrap,
+        topic_prefix=f"g{uuid.uuid4().hex[:10]}-",
+        redis_url=f"{redis_server.url.rsplit('/', 1)[0]}/6",
+        run_dir=tmp_path / "run",
+    )
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    log = generate(11, 12_000, end=utcnow() - timedelta(minutes=10))
+    assert all(report.ok for report in create_topics(settings))
+    producer = make_producer(
+        settings, batch_size=KAFKA_BATCH_BYTES, linger_ms=KAFKA_LINGER_MS, enable_idempotence=False
+    )
+    for record in log.final_accounts():
+        key = record["id"].encode()
+        producer.send(settings.topic(TOPIC_ACCOUNTS), key=key, value=orjson.dumps(record))
+    for event in log.metrics:
+        key = f"instagram:{event['handle']}".encode()
+        producer.send(settings.topic(TOPIC_METRICS), key=key, value=orjson.dumps(event))
+    producer.flush()
+    producer.close()
+    assert sum(end_offsets(settings, TOPIC_METRICS).values()) < len(log.metrics)  # batched
+
+    rebuild = ServiceProcess(["rebuild"], service_env(settings), tmp_path / "rebuild.log").start()
+    assert rebuild.wait(300) == 0, rebuild.log()[-3000:]
+    assert f"and {len(log.metrics)} snapshots" in rebuild.log()  # every record read
+    current, editions = standings_from_redis(settings.redis_url)
+    log.write(tmp_path)
+    expected = compute_standings(
+        (tmp_path / "metrics.jsonl").read_bytes().splitlines(),
+        account_lines=(tmp_path / "accounts.jsonl").read_bytes().splitlines(),
+        now_ms=int(utcnow().timestamp() * 1000),
+    )
     assert current == expected.current, _differences(current, expected.current)
     assert editions == expected.editions
