@@ -1,9 +1,10 @@
 """The Redis key layout of the derived view (documented in docs/redis.md).
 
 Every key of one category shares the hash tag `{cat:<category>}` so that a standings read or
-write is one script on one Redis Cluster slot. Accounts are tagged per account so they spread
-over the cluster. Members are territory ids (short strings); scores in ranking sorted sets are
-the negated score so that an ascending ZRANGE gives "score descending, id ascending".
+write is one script on one Redis Cluster slot. Account summaries live in bucket hashes (each
+its own tag) that spread over the cluster. Members are territory ids (short strings); scores
+in ranking sorted sets are the negated score so that an ascending ZRANGE gives "score
+descending, id ascending".
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def link_status_key(category: str) -> str:
     return f"{category_tag(category)}:link"
 
 
-# --- accounts (tag per account) ----------------------------------------------------------
+# --- accounts (summaries bucketed by handle; the publisher's link state tagged per account) --
 
 
 def account_tag(platform: str, handle: str) -> str:

@@ -1,16 +1,15 @@
 """What every faust service of the observatory shares: the app, contract topics, dead letters,
-Redis retries, bulk reading of a topic, and a worker that stops within 10 s of SIGTERM."""
+Redis retries, and a worker that stops within 10 s of SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import ConsumerRecord
+from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from prometheus_client import Counter
@@ -157,55 +156,3 @@ def run_worker(app: faust.App, service: str, settings: Settings, log: logging.Lo
             log_stopped(service, log)
 
     Worker(app, loglevel=_FAUST_LEVELS[settings.log_level], quiet=True).execute_from_commandline()
-
-
-async def read_topic(
-    settings: Settings,
-    topic: str,
-    *,
-    fetch: int = 10_000,
-    partitions: Iterable[int] | None = None,
-) -> AsyncIterator[list[ConsumerRecord[Any, Any]]]:
-    """Every record of a topic (or of some of its partitions) up to at least the end offsets
-    seen at the start, in bulk chunks.
-
-    Whole fetches are yielded, records past those end offsets included: on Apache Kafka they
-    were produced during the read (one more write to apply is harmless to an idempotent
-    reader); on the local broker the end offset of a partition written in multi-record
-    batches is its last batch's first offset + 1, and the rest of that batch comes in the same
-    fetch (docs/decisions.md)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_servers,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-        # No short fetch wait here: a bulk reader reads what exists (a full-France topic on
-        # Tansu stalled with 100 ms, docs/operations.md).
-    )
-    await consumer.start()
-    try:
-        name = settings.topic(topic)
-        numbers = sorted(consumer.partitions_for_topic(name) or [])
-        if not numbers:
-            raise RuntimeError(f"topic {name} is missing: run `observatoire topics create`")
-        if partitions is not None:
-            wanted = set(partitions)
-            numbers = [n for n in numbers if n in wanted]
-        if not numbers:
-            return
-        assigned = [TopicPartition(name, p) for p in numbers]
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        ends = await consumer.end_offsets(assigned)
-        pending = {tp for tp in assigned if await consumer.position(tp) < ends[tp]}
-        while pending:
-            fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=fetch)
-            chunk = [r for records in fetched.values() for r in records]
-            if chunk:
-                yield chunk
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-    finally:
-        await consumer.stop()

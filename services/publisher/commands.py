@@ -201,6 +201,7 @@ class CommandExecutor:
             "categories": {c: len(standings) for c, (standings, _) in per_category.items()},
         }
         await self.store.record_published(edition, summary)
+        await self.store.drop_edition_views([edition])
         for delivered in deliveries:
             await self.store.advance_offset(
                 TOPIC_EDITIONS, delivered.partition, delivered.offset + 1

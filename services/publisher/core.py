@@ -27,3 +27,6 @@ class Publisher:
         """Load the recorded state (call after `restore_from_topics`)."""
         await self.ranks.load()
         await self.links.load()
+        # A publication interrupted between recording its edition and dropping the frozen
+        # views (or a view kept by an older version) is cleaned up here.
+        await self.store.drop_edition_views(await self.store.published())

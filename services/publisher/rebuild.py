@@ -28,11 +28,11 @@ from services.common.dead_links import LinkState, apply_snapshot
 from services.common.redis_admin import unlink_keys
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
+from services.common.topic_reader import TopicReader
 from services.common.validation import Rejection, validate_account, validate_metrics
 from services.publisher.links import account_key, dead_link_entry
 from services.publisher.recovery import RecoveryReport, restore_from_topics
 from services.publisher.store import PublisherStore
-from services.publisher.tail import TopicReader
 
 log = logging.getLogger("rebuild.publisher")
 

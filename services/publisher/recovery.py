@@ -33,8 +33,8 @@ from services.common.contracts import (
 from services.common.editions import logged_editions, split_parts
 from services.common.events import CommandResult, EditionPart, Event, RankChange
 from services.common.settings import Settings
+from services.common.topic_reader import TopicReader
 from services.publisher.store import PublisherStore, RankState
-from services.publisher.tail import TopicReader
 
 log = logging.getLogger("publisher.recovery")
 

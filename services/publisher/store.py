@@ -271,6 +271,19 @@ class PublisherStore:
         await self.redis.sadd(rk.FROZEN_MONTHS_KEY, edition)
         return published_at
 
+    async def drop_edition_views(self, editions: Iterable[str]) -> None:
+        """Delete the scorer's frozen views of published months: once an edition is recorded
+        it is served from the publisher's copy (`pub:M:*`), and the view would only hold
+        ~255 bytes per ranked territory per month for nothing. The frozen markers stay (the
+        scorer's scripts check them), so the view is never written again."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for edition in editions:
+                for category in CATEGORY_IDS:
+                    prefix = rk.view_prefix(category, edition)
+                    pipe.unlink(rk.rank_key(prefix), rk.entry_key(prefix))
+                    pipe.srem(rk.edition_months_key(category), edition)
+            await pipe.execute()
+
     async def read_edition_view(
         self, category: str, edition: str
     ) -> list[tuple[str, bytes, str | None]]:

@@ -15,6 +15,7 @@ import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
@@ -24,8 +25,8 @@ from services.common.clock import from_epoch
 from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS, TOPICS_BY_NAME
 from services.common.redis_admin import unlink_keys
 from services.common.settings import Settings
-from services.common.streams import read_topic
 from services.common.territories import Registry, load_registry
+from services.common.topic_reader import read_topic
 from services.common.validation import Rejection, validate_account
 from services.scorer.reduce import LogReducer
 from services.scorer.standings import ACTIVE_SECONDS, StandingsUpdater
@@ -42,6 +43,7 @@ class RebuildReport:
     metrics: int = 0  # snapshot records read
     unexamined: int = 0  # of which superseded by a valid newer one: never validated
     rejected: dict[str, int] = field(default_factory=dict)
+    largest_rss_mb: float = 0.0  # peak resident memory of the process(es) reading the metrics
     seconds: float = 0.0
 
     def reject(self, rejection: Rejection) -> None:
@@ -113,6 +115,7 @@ async def rebuild(
                 progress(TOPIC_ACCOUNTS, len(chunk))
         if workers <= 1:
             await _apply_metrics(settings, updater, report, None, progress)
+            report.largest_rss_mb = _peak_rss_mb()
         else:
             await _apply_metrics_in_processes(settings, workers, report, progress)
         watermark = await store.watermark()
@@ -191,6 +194,7 @@ async def _apply_metrics_in_processes(
                 running -= 1
                 report.metrics += value["metrics"]
                 report.unexamined += value["unexamined"]
+                report.largest_rss_mb = max(report.largest_rss_mb, value["rss_mb"])
                 for reason, count in value["rejected"].items():
                     report.rejected[reason] = report.rejected.get(reason, 0) + count
             else:
@@ -224,6 +228,20 @@ async def _metrics_share(settings: Settings, partitions: list[int], messages: An
     messages.put(
         (
             "done",
-            {"metrics": share.metrics, "unexamined": share.unexamined, "rejected": share.rejected},
+            {
+                "metrics": share.metrics,
+                "unexamined": share.unexamined,
+                "rejected": share.rejected,
+                "rss_mb": _peak_rss_mb(),
+            },
         )
     )
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory, in MiB: `VmHWM` (not getrusage's ru_maxrss,
+    which a spawned process inherits from its parent's peak across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0

@@ -100,6 +100,11 @@ async def test_a_full_ranking_of_over_1000_entries_is_published_in_parts(setting
     assert await redis.zcard(rk.published_rank_key(CATEGORY, "2021-05")) == 1203
     meta = await redis.hgetall(rk.published_meta_key(CATEGORY, "2021-05"))
     assert meta[b"parts"] == b"2" and meta[b"total"] == b"1203"
+    # The scorer's frozen view is dropped once the edition is recorded; the marker stays.
+    view = rk.view_prefix(CATEGORY, "2021-05")
+    assert not await redis.exists(rk.rank_key(view), rk.entry_key(view))
+    assert not await redis.sismember(rk.edition_months_key(CATEGORY), "2021-05")
+    assert await redis.get(rk.edition_frozen_key(CATEGORY, "2021-05")) is not None
 
 
 async def test_automatic_publication_requests_each_due_month_once(settings, redis):

@@ -1,15 +1,22 @@
-"""Read a topic from given offsets up to the end offsets seen when reading starts.
+"""Read a topic (or some of its partitions) from given offsets up to the end offsets seen when
+reading starts: the bulk reader of rebuilds and of the publisher's recovery.
 
-Correct on Apache Kafka; on the local Tansu broker only because every producer of the local
-profile sends one record per batch (Tansu reports the end offset as the last batch's base
-offset + 1: docs/operations.md). An offset beyond a partition's end means the log was
-recreated (a fresh in-memory broker): that partition is read from its beginning.
+Whole fetches are yielded, records past those end offsets included: on Apache Kafka they were
+produced during the read (one more write to apply is harmless to these idempotent readers); on
+the local Tansu broker the end offset of a partition written in multi-record batches is its
+last batch's first offset + 1, and the rest of that batch comes in the same fetch
+(docs/operations.md). `reader.ends` records the position actually read up to. An offset beyond
+a partition's end means the log was recreated (a fresh in-memory broker): that partition is
+read from its beginning.
+
+No short fetch wait here: a bulk reader reads what exists (with 100 ms, a full-France topic on
+Tansu stalled, docs/operations.md).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -17,21 +24,29 @@ from aiokafka.structs import ConsumerRecord
 
 from services.common.settings import Settings
 
-log = logging.getLogger("publisher.tail")
+log = logging.getLogger("topic_reader")
 FETCH_RECORDS = 5_000
 
 
 class TopicReader:
     """`async with TopicReader(settings, topic, start) as reader: async for chunk in reader`;
-    `reader.ends` holds the end offsets read up to (per partition)."""
+    `reader.ends` holds the offsets read up to (per partition)."""
 
     def __init__(
-        self, settings: Settings, topic: str, start: Mapping[int, int] | None = None
+        self,
+        settings: Settings,
+        topic: str,
+        start: Mapping[int, int] | None = None,
+        *,
+        partitions: Iterable[int] | None = None,
+        fetch_records: int = FETCH_RECORDS,
     ) -> None:
         self.name = settings.topic(topic)
         self.start = dict(start or {})
         self.ends: dict[int, int] = {}
         self.restarted: list[int] = []  # partitions read from the beginning (log recreated)
+        self._only = None if partitions is None else set(partitions)
+        self._fetch_records = fetch_records
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_servers,
             enable_auto_commit=False,
@@ -57,12 +72,14 @@ class TopicReader:
 
     async def _chunks(self) -> AsyncIterator[list[ConsumerRecord]]:
         consumer = self._consumer
+        numbers = sorted(consumer.partitions_for_topic(self.name) or [])
+        if not numbers:
+            raise RuntimeError(f"topic {self.name} is missing: run `observatoire topics create`")
         partitions = [
-            TopicPartition(self.name, p)
-            for p in sorted(consumer.partitions_for_topic(self.name) or [])
+            TopicPartition(self.name, p) for p in numbers if self._only is None or p in self._only
         ]
         if not partitions:
-            raise RuntimeError(f"topic {self.name} is missing: run `observatoire topics create`")
+            return
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         self.ends = {tp.partition: ends[tp] for tp in partitions}
@@ -87,9 +104,9 @@ class TopicReader:
             if await consumer.position(tp) < ends[tp]:
                 pending.add(tp)
         while pending:
-            fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=FETCH_RECORDS)
-            # Whole fetches, as services.common.streams.read_topic (records past the end
-            # offsets included: the local broker under-reports them for batched partitions).
+            fetched = await consumer.getmany(
+                *pending, timeout_ms=1000, max_records=self._fetch_records
+            )
             chunk = [r for records in fetched.values() for r in records]
             if chunk:
                 yield chunk
@@ -98,3 +115,17 @@ class TopicReader:
                 if position >= ends[tp]:
                     pending.discard(tp)
                     self.ends[tp.partition] = position  # what was read, exactly
+
+
+async def read_topic(
+    settings: Settings,
+    topic: str,
+    *,
+    fetch: int = 10_000,
+    partitions: Iterable[int] | None = None,
+) -> AsyncIterator[list[ConsumerRecord]]:
+    """Every record of a topic (or of some of its partitions) from the beginning up to (at
+    least) the end offsets seen at the start, in bulk chunks."""
+    async with TopicReader(settings, topic, partitions=partitions, fetch_records=fetch) as reader:
+        async for chunk in reader:
+            yield chunk
