@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import resource
 import sys
 import tempfile
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from bench.common import Prefill, now, prefill, private_stack, raw_consume, rss_mb, world
+from bench.common import Prefill, now, prefill, private_stack, raw_consume, rss_mb
 from services.common.contracts import CATEGORY_IDS
 from services.common.kafka import KAFKA_BATCH_BYTES
 from services.common.settings import Settings
@@ -105,8 +104,9 @@ def run(scenario: str = "standard") -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmpdir, private_stack(Path(tmpdir)) as settings:
         tmp = Path(tmpdir)
         end = now()
-        sim = world(categories, end)
-        filled: Prefill = asyncio.run(prefill(settings, sim, rounds, end, batch_bytes=batch_bytes))
+        filled: Prefill = asyncio.run(
+            prefill(settings, categories, rounds, end, batch_bytes=batch_bytes)
+        )
         _stage("prefill", filled)
         # The baseline's best of three reads (it varies by a third from one read to the
         # next here): the ratios below are then the least flattering.
@@ -123,7 +123,6 @@ def run(scenario: str = "standard") -> dict[str, object]:
         ranked = sum(client.zcard(f"obs:{{cat:{c}}}:cur:rank") for c in CATEGORY_IDS)
         memory = memory_by_group(client)
         _stage("memory", memory)
-        rebuild_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         client.flushdb()
         raw_rate = count / raw_seconds
         rebuild_rate = report.metrics / rebuild_seconds
@@ -148,7 +147,7 @@ def run(scenario: str = "standard") -> dict[str, object]:
                 "seconds": round(rebuild_seconds, 1),
                 "ratio": round(rebuild_rate / raw_rate, 3),
                 "workers": settings.rebuild_workers,
-                "largest_worker_rss_mb": round(rebuild_rss),
+                "largest_worker_rss_mb": round(report.largest_rss_mb),
             },
             "live_one_worker": {
                 "events_per_s": round(live_rate),
