@@ -19,6 +19,7 @@ from bench.common import Prefill, now, prefill, private_stack, raw_consume, rss_
 from services.common.contracts import CATEGORY_IDS
 from services.common.kafka import KAFKA_BATCH_BYTES
 from services.common.settings import Settings
+from services.publisher.rebuild import rebuild_publisher
 from services.scorer.rebuild import rebuild
 from tests.services import ServiceProcess, service_env
 
@@ -120,6 +121,10 @@ def run(scenario: str = "standard") -> dict[str, object]:
         report = asyncio.run(rebuild(settings))
         rebuild_seconds = report.seconds
         _stage("rebuild", report)
+        # `observatoire rebuild` then restores the publisher's facts (link status from every
+        # snapshot, editions, rank changes): timed apart, the scorer's targets are the above.
+        publisher_report = asyncio.run(rebuild_publisher(settings))
+        _stage("publisher rebuild", publisher_report.summary())
         ranked = sum(client.zcard(f"obs:{{cat:{c}}}:cur:rank") for c in CATEGORY_IDS)
         memory = memory_by_group(client)
         _stage("memory", memory)
@@ -149,6 +154,7 @@ def run(scenario: str = "standard") -> dict[str, object]:
                 "workers": settings.rebuild_workers,
                 "largest_worker_rss_mb": round(report.largest_rss_mb),
             },
+            "publisher_rebuild_seconds": round(publisher_report.seconds, 1),
             "live_one_worker": {
                 "events_per_s": round(live_rate),
                 "ratio": round(live_rate / raw_rate, 3),

@@ -12,6 +12,7 @@ Checks, in order, each with its stable reason code (docs/events.md):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeVar
@@ -19,6 +20,7 @@ from typing import Any, Final, TypeVar
 import orjson
 from pydantic import ValidationError
 
+from services.common.clock import edition_of, parse_timestamp
 from services.common.contracts import (
     FUTURE_TOLERANCE_SECONDS,
     MAX_METRICS_PAYLOAD_BYTES,
@@ -58,6 +60,7 @@ REASONS: Final = (
     FUTURE,
 )
 MAX_DETAIL_LENGTH: Final = 300
+_HEX: Final = frozenset("0123456789abcdef")
 # What a pattern means, for details a person can read (the calendar regex is not one).
 _PATTERN_NAMES: Final = {
     TIMESTAMP_PATTERN: "should be a real UTC time written YYYY-MM-DDTHH:MM:SSZ",
@@ -183,3 +186,50 @@ def _json_type(value: object) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= MAX_DETAIL_LENGTH else text[: MAX_DETAIL_LENGTH - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsPeek:
+    """What a first, cheap reading of an `obs.metrics.v1` record gives (not validated)."""
+
+    platform: str
+    handle: str
+    status: str
+    observed_at: str
+    event_id: str
+    epoch: int
+    month: str  # edition month (Europe/Paris)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hour(prefix: str) -> tuple[int, str]:
+    """(epoch, edition month) of a `YYYY-MM-DDTHH` hour (Paris months change on the hour)."""
+    moment = parse_timestamp(f"{prefix}:00:00Z")
+    return int(moment.timestamp()), edition_of(moment)
+
+
+def peek_metrics(raw: bytes) -> MetricsPeek | None:
+    """A first reading of a record: its account, status, time and id, about a tenth of the
+    cost of `validate_metrics` (no schema, no event id check). None when the record does not
+    even read as a snapshot. For valid records the values are those validation accepts (the
+    same bytes through the same parser); rebuilds use it to skip validating records that
+    cannot change their result (services/scorer/reduce.py)."""
+    if len(raw) > MAX_METRICS_PAYLOAD_BYTES:
+        return None
+    try:
+        obj = orjson.loads(raw)
+        platform, handle, status = obj["platform"], obj["handle"], obj["status"]
+        observed_at, event_id = obj["observed_at"], obj["event_id"]
+        if not all(type(v) is str for v in (platform, handle, status, observed_at, event_id)):
+            return None
+        if len(event_id) != 64 or not _HEX.issuperset(event_id):
+            return None
+        if len(observed_at) != 20 or observed_at[13] != ":" or observed_at[16] != ":":
+            return None
+        epoch, month = _hour(observed_at[:13])
+        epoch += int(observed_at[14:16]) * 60 + int(observed_at[17:19])
+        if parse_timestamp(observed_at).timestamp() != epoch:  # shape and calendar
+            return None
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+    return MetricsPeek(platform, handle, status, observed_at, event_id, epoch, month)

@@ -24,12 +24,12 @@ from redis.asyncio import Redis
 
 from services.common import redis_keys as rk
 from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS
-from services.common.dead_links import LinkState, apply_snapshot
 from services.common.redis_admin import unlink_keys
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
 from services.common.topic_reader import TopicReader
-from services.common.validation import Rejection, validate_account, validate_metrics
+from services.common.validation import Rejection, validate_account
+from services.publisher.link_reduce import LinkReducer
 from services.publisher.links import account_key, dead_link_entry
 from services.publisher.recovery import RecoveryReport, restore_from_topics
 from services.publisher.store import PublisherStore
@@ -127,24 +127,17 @@ async def _rebuild_links(
                     report.accounts += 1
             if progress:
                 progress(TOPIC_ACCOUNTS, len(chunk))
-    states: dict[tuple[str, str], LinkState] = defaultdict(LinkState)
+    # Every snapshot counts for link status in log order; only those that can change an
+    # account's state are validated (services/publisher/link_reduce.py).
+    reducer = LinkReducer(report.reject)
     async with TopicReader(settings, TOPIC_METRICS) as reader:
         async for chunk in reader:
             for record in chunk:
-                snap = validate_metrics(record.value, record.timestamp)
-                if isinstance(snap, Rejection):
-                    report.reject(snap)
-                    continue
-                account = (snap.platform, snap.handle)
-                states[account], _ = apply_snapshot(
-                    states[account],
-                    observed_at=snap.observed_at,
-                    event_id=snap.event_id,
-                    status=snap.status,
-                )
-                report.snapshots += 1
+                reducer.add(record.value, record.timestamp)
             if progress:
                 progress(TOPIC_METRICS, len(chunk))
+    states = reducer.finish()
+    report.snapshots += reducer.read
     territories: dict[tuple[str, str], list[str]] = defaultdict(list)
     statuses: dict[str, dict[str, str | None]] = defaultdict(dict)
     await store.set_publisher_accounts(

@@ -24,22 +24,18 @@ which scattered over the heap kept a worker at 2.8 GB where the arena keeps it u
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-import orjson
-
 from services.common.clock import edition_of, parse_timestamp
 from services.common.events import MetricsSnapshot
 from services.common.standings_entry import entry_version
-from services.common.validation import MAX_METRICS_PAYLOAD_BYTES, Rejection, validate_metrics
+from services.common.validation import Rejection, peek_metrics, validate_metrics
 from services.scorer.plan import BatchPlan, plan_batch
 
 HELD_PER_KEY: Final = 16
 HELD_BYTES: Final = 512 * 1024 * 1024
-_HEX: Final = frozenset("0123456789abcdef")
 
 Key = tuple[str, str, str]  # (platform, handle, month)
 Held = tuple[bytes, int, int, int | None]  # (version, start, end in the arena, timestamp)
@@ -49,37 +45,6 @@ Held = tuple[bytes, int, int, int | None]  # (version, start, end in the arena, 
 class _Pending:
     best: bytes | None = None  # version of the newest valid record of the key
     held: list[Held] = field(default_factory=list)
-
-
-@functools.lru_cache(maxsize=4096)
-def _hour(prefix: str) -> tuple[int, str]:
-    """(epoch, edition month) of a `YYYY-MM-DDTHH` hour (Paris months change on the hour)."""
-    moment = parse_timestamp(f"{prefix}:00:00Z")
-    return int(moment.timestamp()), edition_of(moment)
-
-
-def _first_reading(raw: bytes) -> tuple[str, str, str, str, int, str] | None:
-    """(platform, handle, status, event_id, epoch, month) if the record reads as a snapshot,
-    else None (validate it now)."""
-    if len(raw) > MAX_METRICS_PAYLOAD_BYTES:
-        return None
-    try:
-        obj = orjson.loads(raw)
-        platform, handle, status = obj["platform"], obj["handle"], obj["status"]
-        observed_at, event_id = obj["observed_at"], obj["event_id"]
-        if not all(type(v) is str for v in (platform, handle, status, observed_at, event_id)):
-            return None
-        if len(event_id) != 64 or not _HEX.issuperset(event_id):
-            return None
-        if len(observed_at) != 20 or observed_at[13] != ":" or observed_at[16] != ":":
-            return None
-        epoch, month = _hour(observed_at[:13])
-        epoch += int(observed_at[14:16]) * 60 + int(observed_at[17:19])
-        if parse_timestamp(observed_at).timestamp() != epoch:  # shape and calendar
-            return None
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        return None
-    return platform, handle, status, event_id, epoch, month
 
 
 class LogReducer:
@@ -112,19 +77,19 @@ class LogReducer:
     def add(self, raw: bytes | None, timestamp_ms: int | None) -> None:
         """One record of the log (its value and timestamp)."""
         self.read += 1
-        reading = None if raw is None else _first_reading(raw)
-        if raw is None or reading is None:
+        peek = None if raw is None else peek_metrics(raw)
+        if raw is None or peek is None:
             self._validate(raw, timestamp_ms)
             return
-        platform, handle, status, event_id, epoch, month = reading
-        version = entry_version(epoch, event_id)
+        epoch, status = peek.epoch, peek.status
+        version = entry_version(epoch, peek.event_id)
         key: Key | None = None
         if status != "ok":
             if epoch <= self._newest:
                 return
             pending = self._others
         else:
-            key = (platform, handle, month)
+            key = (peek.platform, peek.handle, peek.month)
             found = self._keys.get(key)
             if found is None:
                 pending = self._keys[key] = _Pending()
@@ -167,7 +132,7 @@ class LogReducer:
             if key is not None and snapshot.status == "ok":
                 epoch = int(parse_timestamp(snapshot.observed_at).timestamp())
                 version = entry_version(epoch, snapshot.event_id)
-                month = _hour(snapshot.observed_at[:13])[1]
+                month = edition_of(parse_timestamp(snapshot.observed_at))
                 # The first reading is the validated content (same bytes, same parser);
                 # checked anyway, since dropping the older records relies on it.
                 if key == (snapshot.platform, snapshot.handle, month) and (

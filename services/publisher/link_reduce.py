@@ -1,0 +1,163 @@
+"""Fold a whole `obs.metrics.v1` log into each account's link state, validating little.
+
+The live publisher applies every valid snapshot of an account, in log order, to its link state
+(services/common/dead_links.py `apply_snapshot`): a snapshot counts only if it is newer than the
+last one counted, `error` snapshots never count, an `ok` one resets the state. A rebuild must
+reach the same states, but validating every record (schema, event id) costs about ten times
+reading it. So records are first read cheaply (`peek_metrics`) and held per account; when
+settled, the last record to count is the valid one with the highest position; the state before
+it is the same question asked of the records before it in the log, and an `ok` record ends the
+walk (nothing before it matters). In a healthy account's daily log that is one validation per
+settle; a dead account's run of `not_found` is validated record by record.
+
+Dropped without validation: `error` records, and records not newer than the account's state
+(they cannot count, valid or not). A property test compares the result with validating and
+applying every record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from services.common.dead_links import LinkState, apply_snapshot, position_of
+from services.common.events import MetricsSnapshot
+from services.common.validation import Rejection, peek_metrics, validate_metrics
+
+HELD_PER_ACCOUNT: Final = 16
+HELD_BYTES: Final = 256 * 1024 * 1024
+
+Account = tuple[str, str]  # (platform, handle)
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    position: str
+    start: int  # the record's bytes in the arena
+    end: int
+    timestamp_ms: int | None
+
+
+@dataclass(slots=True)
+class _Account:
+    state: LinkState = field(default_factory=LinkState)
+    held: list[_Held] = field(default_factory=list)  # log order
+
+
+class LinkReducer:
+    """Feed records in log order with `add`; `finish` returns every account's link state."""
+
+    def __init__(
+        self,
+        reject: Callable[[Rejection], None],
+        *,
+        held_per_account: int = HELD_PER_ACCOUNT,
+        held_bytes: int = HELD_BYTES,
+    ) -> None:
+        self.read = 0
+        self.validated = 0
+        self._reject = reject
+        self._per_account = held_per_account
+        self._budget = held_bytes
+        self._arena = bytearray()
+        self._accounts: dict[Account, _Account] = {}
+
+    def add(self, raw: bytes | None, timestamp_ms: int | None) -> None:
+        """One record of the log (its value and timestamp), in log order."""
+        self.read += 1
+        peek = None if raw is None else peek_metrics(raw)
+        if raw is None or peek is None:
+            snapshot = self._validate(raw, timestamp_ms)
+            if snapshot is not None:  # not expected: a valid record always reads
+                account = self._account((snapshot.platform, snapshot.handle))
+                self._settle(account)
+                account.state, _ = apply_snapshot(
+                    account.state,
+                    observed_at=snapshot.observed_at,
+                    event_id=snapshot.event_id,
+                    status=snapshot.status,
+                )
+            return
+        if peek.status not in ("ok", "not_found"):
+            return  # `error` never counts, and any other status is invalid
+        account = self._account((peek.platform, peek.handle))
+        position = position_of(peek.observed_at, peek.event_id)
+        if account.state.position is not None and position <= account.state.position:
+            return
+        start = len(self._arena)
+        self._arena += raw
+        account.held.append(_Held(position, start, len(self._arena), timestamp_ms))
+        if len(account.held) > self._per_account:
+            self._settle(account)
+        if len(self._arena) > self._budget:
+            self._settle_all()
+
+    def finish(self) -> dict[Account, LinkState]:
+        """Every account seen with a snapshot that may count, and its state."""
+        self._settle_all()
+        return {key: account.state for key, account in self._accounts.items()}
+
+    @property
+    def skipped(self) -> int:
+        """Records read but never validated (they could not change a state)."""
+        return self.read - self.validated - sum(len(a.held) for a in self._accounts.values())
+
+    # --- internals ---------------------------------------------------------------------
+    def _account(self, key: Account) -> _Account:
+        account = self._accounts.get(key)
+        if account is None:
+            account = self._accounts[key] = _Account()
+        return account
+
+    def _settle_all(self) -> None:
+        for account in self._accounts.values():
+            if account.held:
+                self._settle(account)
+        self._arena = bytearray()
+
+    def _settle(self, account: _Account) -> None:
+        """The state after the held records, from the account's state; nothing held after."""
+        held, account.held = account.held, []
+        valid: dict[int, MetricsSnapshot | None] = {}
+
+        def snapshot(index: int) -> MetricsSnapshot | None:
+            if index not in valid:
+                item = held[index]
+                raw = bytes(self._arena[item.start : item.end])
+                valid[index] = self._validate(raw, item.timestamp_ms)
+            return valid[index]
+
+        chain: list[MetricsSnapshot] = []  # the records that count, last first
+        end = len(held)
+        floor = account.state.position
+        while True:
+            last = None
+            for index in sorted(range(end), key=lambda i: held[i].position, reverse=True):
+                if floor is not None and held[index].position <= floor:
+                    break
+                found = snapshot(index)
+                if found is not None:
+                    last = (index, found)
+                    break
+            if last is None:
+                break
+            chain.append(last[1])
+            if last[1].status == "ok":
+                break  # an `ok` resets the state: what came before it does not matter
+            end = last[0]
+        for counted in reversed(chain):
+            account.state, _ = apply_snapshot(
+                account.state,
+                observed_at=counted.observed_at,
+                event_id=counted.event_id,
+                status=counted.status,
+            )
+
+    def _validate(self, raw: bytes | None, timestamp_ms: int | None) -> MetricsSnapshot | None:
+        self.validated += 1
+        result = validate_metrics(raw, timestamp_ms)
+        if isinstance(result, Rejection):
+            self._reject(result)
+            return None
+        return result
