@@ -121,13 +121,14 @@ def run(scenario: str = "standard") -> dict[str, object]:
         report = asyncio.run(rebuild(settings))
         rebuild_seconds = report.seconds
         _stage("rebuild", report)
+        ranked = sum(client.zcard(f"obs:{{cat:{c}}}:cur:rank") for c in CATEGORY_IDS)
+        memory = memory_by_group(client)  # the scorer's structures (the target)
+        _stage("memory", memory)
         # `observatoire rebuild` then restores the publisher's facts (link status from every
-        # snapshot, editions, rank changes): timed apart, the scorer's targets are the above.
+        # snapshot, editions, rank changes): timed and measured apart.
         publisher_report = asyncio.run(rebuild_publisher(settings))
         _stage("publisher rebuild", publisher_report.summary())
-        ranked = sum(client.zcard(f"obs:{{cat:{c}}}:cur:rank") for c in CATEGORY_IDS)
-        memory = memory_by_group(client)
-        _stage("memory", memory)
+        publisher_bytes = memory_by_group(client)["all_but_geo"] - memory["all_but_geo"]
         client.flushdb()
         raw_rate = count / raw_seconds
         rebuild_rate = report.metrics / rebuild_seconds
@@ -154,7 +155,10 @@ def run(scenario: str = "standard") -> dict[str, object]:
                 "workers": settings.rebuild_workers,
                 "largest_worker_rss_mb": round(report.largest_rss_mb),
             },
-            "publisher_rebuild_seconds": round(publisher_report.seconds, 1),
+            "publisher_rebuild": {
+                "seconds": round(publisher_report.seconds, 1),
+                "redis_bytes_per_ranked_territory": round(publisher_bytes / max(ranked, 1)),
+            },
             "live_one_worker": {
                 "events_per_s": round(live_rate),
                 "ratio": round(live_rate / raw_rate, 3),

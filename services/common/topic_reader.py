@@ -16,13 +16,16 @@ Tansu stalled, docs/operations.md).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Container, Iterable, Mapping
 from types import TracebackType
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from services.common.contracts import TOPIC_ACCOUNTS
+from services.common.events import AccountRecord
 from services.common.settings import Settings
+from services.common.validation import Rejection, validate_account
 
 log = logging.getLogger("topic_reader")
 FETCH_RECORDS = 5_000
@@ -129,3 +132,27 @@ async def read_topic(
     async with TopicReader(settings, topic, partitions=partitions, fetch_records=fetch) as reader:
         async for chunk in reader:
             yield chunk
+
+
+async def read_account_records(
+    settings: Settings,
+    territories: Container[str],
+    reject: Callable[[Rejection], None],
+    progress: Callable[[str, int], None] | None = None,
+) -> AsyncIterator[list[AccountRecord]]:
+    """`obs.accounts.v1` from the beginning, chunk by chunk: the valid records of known
+    territories, in log order; every other record goes to `reject` with its reason (what both
+    rebuilds do with the mapping)."""
+    async for chunk in read_topic(settings, TOPIC_ACCOUNTS):
+        records = []
+        for record in chunk:
+            result = validate_account(record.value, record.timestamp)
+            if isinstance(result, Rejection):
+                reject(result)
+            elif result.id not in territories:
+                reject(Rejection("unknown_territory", result.id))
+            else:
+                records.append(result)
+        yield records
+        if progress:
+            progress(TOPIC_ACCOUNTS, len(chunk))

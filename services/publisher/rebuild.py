@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from services.common import redis_keys as rk
-from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS
+from services.common.contracts import CATEGORY_IDS, TOPIC_METRICS
 from services.common.redis_admin import unlink_keys
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
-from services.common.topic_reader import TopicReader
-from services.common.validation import Rejection, validate_account
+from services.common.topic_reader import TopicReader, read_account_records
+from services.common.validation import Rejection
 from services.publisher.link_reduce import LinkReducer
 from services.publisher.links import account_key, dead_link_entry
 from services.publisher.recovery import RecoveryReport, restore_from_topics
@@ -114,19 +114,10 @@ async def _rebuild_links(
     progress: Callable[[str, int], None] | None,
 ) -> None:
     handles: dict[str, tuple[str, str | None]] = {}  # territory -> (platform, handle)
-    async with TopicReader(settings, TOPIC_ACCOUNTS) as reader:
-        async for chunk in reader:
-            for record in chunk:
-                result = validate_account(record.value, record.timestamp)
-                if isinstance(result, Rejection):
-                    report.reject(result)
-                elif result.id not in registry:
-                    report.reject(Rejection("unknown_territory", result.id))
-                else:
-                    handles[result.id] = (result.platform, result.handle)
-                    report.accounts += 1
-            if progress:
-                progress(TOPIC_ACCOUNTS, len(chunk))
+    async for records in read_account_records(settings, registry, report.reject, progress):
+        for record in records:
+            handles[record.id] = (record.platform, record.handle)
+        report.accounts += len(records)
     # Every snapshot counts for link status in log order; only those that can change an
     # account's state are validated (services/publisher/link_reduce.py).
     reducer = LinkReducer(report.reject)

@@ -22,12 +22,12 @@ from redis.asyncio import Redis
 
 from services.common import redis_keys as rk
 from services.common.clock import from_epoch
-from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS, TOPICS_BY_NAME
+from services.common.contracts import CATEGORY_IDS, TOPIC_METRICS, TOPICS_BY_NAME
 from services.common.redis_admin import unlink_keys
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
-from services.common.topic_reader import read_topic
-from services.common.validation import Rejection, validate_account
+from services.common.topic_reader import read_account_records, read_topic
+from services.common.validation import Rejection
 from services.scorer.reduce import LogReducer
 from services.scorer.standings import ACTIVE_SECONDS, StandingsUpdater
 from services.scorer.store import ScorerStore, geo_fingerprint
@@ -99,20 +99,9 @@ async def rebuild(
         await store.claim_layout()
         await store.ensure_geo(registry, geo_fingerprint(registry))
         updater = StandingsUpdater(store, registry)
-        async for chunk in read_topic(settings, TOPIC_ACCOUNTS):
-            changes = []
-            for record in chunk:
-                result = validate_account(record.value, record.timestamp)
-                if isinstance(result, Rejection):
-                    report.reject(result)
-                elif result.id not in registry:
-                    report.reject(Rejection("unknown_territory", result.id))
-                else:
-                    changes.append((result.id, result.handle, result.simulated))
-            await updater.apply_accounts(changes)
-            report.accounts += len(changes)
-            if progress:
-                progress(TOPIC_ACCOUNTS, len(chunk))
+        async for records in read_account_records(settings, registry, report.reject, progress):
+            await updater.apply_accounts([(r.id, r.handle, r.simulated) for r in records])
+            report.accounts += len(records)
         if workers <= 1:
             await _apply_metrics(settings, updater, report, None, progress)
             report.largest_rss_mb = _peak_rss_mb()
