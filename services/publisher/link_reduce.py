@@ -3,8 +3,8 @@
 The live publisher applies every valid snapshot of an account, in log order, to its link state
 (services/common/dead_links.py `apply_snapshot`): a snapshot counts only if it is newer than the
 last one counted, `error` snapshots never count, an `ok` one resets the state. A rebuild must
-reach the same states, but validating every record (schema, event id) costs about ten times
-reading it. So records are first read cheaply (`peek_metrics`) and held per account; when
+reach the same states, but validating every record (schema, event id) costs five to seven
+times parsing it. So records are first read cheaply (`peek_metrics`) and held per account; when
 settled, the last record to count is the valid one with the highest position; the state before
 it is the same question asked of the records before it in the log, and an `ok` record ends the
 walk (nothing before it matters). In a healthy account's daily log that is one validation per

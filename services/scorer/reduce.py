@@ -2,7 +2,7 @@
 
 A rebuild keeps, per account and edition month, the newest valid `ok` snapshot, and the newest
 `observed_at` of any valid snapshot (the watermark). Full validation (schema, event id) costs
-about ten times reading a record, and in a log of daily snapshots nearly every record is
+five to seven times parsing a record, and in a log of daily snapshots nearly every record is
 superseded by a later one of the same account and month. So each record is first read for
 its account, `observed_at`, `event_id` and status only, and held; it is validated when it
 might be the answer:
