@@ -25,12 +25,9 @@ scattered over the heap (a full-France worker peaks at ~730 MB, 512 MB of it the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Final
 
-from services.common.clock import edition_of, parse_timestamp
-from services.common.events import MetricsSnapshot
-from services.common.standings_entry import entry_version
+from services.common.standings_entry import entry_version, version_epoch
 from services.common.validation import Rejection, peek_metrics, validate_metrics
 from services.scorer.plan import BatchPlan, plan_batch
 
@@ -39,12 +36,6 @@ HELD_BYTES: Final = 512 * 1024 * 1024
 
 Key = tuple[str, str, str]  # (platform, handle, month)
 Held = tuple[bytes, int, int, int | None]  # (version, start, end in the arena, timestamp)
-
-
-@dataclass(slots=True)
-class _Pending:
-    best: bytes | None = None  # version of the newest valid record of the key
-    held: list[Held] = field(default_factory=list)
 
 
 class LogReducer:
@@ -65,9 +56,8 @@ class LogReducer:
         self._budget = held_bytes
         self._arena = bytearray()
         self._held = 0
-        self._keys: dict[Key, _Pending] = {}
-        self._others = _Pending()  # records not `ok`: they count for the watermark only
-        self._newest = -1  # newest observed_at epoch of a valid record
+        self._keys: dict[Key, list[Held]] = {}
+        self._others: list[Held] = []  # records not `ok`: they count for the watermark only
 
     @property
     def skipped(self) -> int:
@@ -81,28 +71,17 @@ class LogReducer:
         if raw is None or peek is None:
             self._validate(raw, timestamp_ms)
             return
-        epoch, status = peek.epoch, peek.status
-        version = entry_version(epoch, peek.event_id)
-        key: Key | None = None
-        if status != "ok":
-            if epoch <= self._newest:
-                return
-            pending = self._others
-        else:
-            key = (peek.platform, peek.handle, peek.month)
-            found = self._keys.get(key)
-            if found is None:
-                pending = self._keys[key] = _Pending()
-            elif found.best is not None and version <= found.best:
-                return
-            else:
-                pending = found
+        version = entry_version(peek.epoch, peek.event_id)
+        key = (peek.platform, peek.handle, peek.month) if peek.status == "ok" else None
+        if self._superseded(key, version):
+            return
+        held = self._others if key is None else self._keys.setdefault(key, [])
         start = len(self._arena)
         self._arena += raw
-        pending.held.append((version, start, len(self._arena), timestamp_ms))
+        held.append((version, start, len(self._arena), timestamp_ms))
         self._held += 1
-        if len(pending.held) > self._per_key:
-            self._settle(key, pending)
+        if len(held) > self._per_key:
+            self._settle(key, held)
         if len(self._arena) > self._budget:
             self._settle_all()
 
@@ -112,46 +91,41 @@ class LogReducer:
         return self.plan
 
     # --- internals ---------------------------------------------------------------------
+    def _superseded(self, key: Key | None, version: bytes) -> bool:
+        """Whether a record of this version can no longer change the plan: an `ok` one (key:
+        its account and month) when the plan holds a valid one at least as new for the key,
+        another when the watermark (the plan's newest valid time) is not older."""
+        if key is None:
+            newest = self.plan.newest_epoch
+            return newest is not None and version_epoch(version) <= newest
+        winner = self.plan.monthly.get(key)
+        return winner is not None and version <= self.plan.version(winner)
+
     def _settle_all(self) -> None:
-        for key, pending in self._keys.items():
-            if pending.held:
-                self._settle(key, pending)
+        for key, held in self._keys.items():
+            if held:
+                self._settle(key, held)
         self._settle(None, self._others)
         self._arena = bytearray()  # nothing is held any more
         self.plan.forget_replaced()
 
-    def _settle(self, key: Key | None, pending: _Pending) -> None:
-        """Validate held records newest first until one is valid; drop the rest unexamined."""
-        held = sorted(pending.held, key=lambda item: item[0], reverse=True)
-        pending.held = []
-        self._held -= len(held)
-        for _, start, end, timestamp_ms in held:
-            snapshot = self._validate(bytes(self._arena[start:end]), timestamp_ms)
-            if snapshot is None:
-                continue
-            if key is not None and snapshot.status == "ok":
-                epoch = int(parse_timestamp(snapshot.observed_at).timestamp())
-                version = entry_version(epoch, snapshot.event_id)
-                month = edition_of(parse_timestamp(snapshot.observed_at))
-                # The first reading is the validated content (same bytes, same parser);
-                # checked anyway, since dropping the older records relies on it.
-                if key == (snapshot.platform, snapshot.handle, month) and (
-                    pending.best is None or version > pending.best
-                ):
-                    pending.best = version
-                    break
-            elif key is None:
-                break
+    def _settle(self, key: Key | None, held: list[Held]) -> None:
+        """Validate held records newest first until the plan holds one at least as new (a
+        valid one was found); drop the rest unexamined."""
+        ordered = sorted(held, key=lambda item: item[0], reverse=True)
+        held.clear()
+        self._held -= len(ordered)
+        for version, start, end, timestamp_ms in ordered:
+            if self._superseded(key, version):
+                break  # and so are the older ones after it
+            self._validate(bytes(self._arena[start:end]), timestamp_ms)
 
-    def _validate(self, raw: bytes | None, timestamp_ms: int | None) -> MetricsSnapshot | None:
+    def _validate(self, raw: bytes | None, timestamp_ms: int | None) -> None:
         """Validate one record: a rejection is reported, a valid snapshot reduced into the
         plan (which keeps the newest per account and month, and the watermark)."""
         self.validated += 1
         result = validate_metrics(raw, timestamp_ms)
         if isinstance(result, Rejection):
             self._reject(result)
-            return None
-        plan_batch([result], into=self.plan)
-        if self.plan.newest_epoch is not None:
-            self._newest = self.plan.newest_epoch
-        return result
+        else:
+            plan_batch([result], into=self.plan)
