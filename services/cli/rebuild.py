@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.common.contracts import (
     TOPIC_ACCOUNTS,
@@ -64,21 +59,8 @@ def rebuild_command(
         console.print(f"error: {exc}")
         raise typer.Exit(2) from exc
     totals = {t: sum(end_offsets(settings, t).values()) for t in (TOPIC_ACCOUNTS, TOPIC_METRICS)}
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        tasks = {t: bar.add_task(t, total=totals[t]) for t in totals}
-        report = asyncio.run(
-            rebuild(
-                settings,
-                progress=lambda topic, n: _advance(bar, tasks[topic], n),
-                workers=workers,
-            )
-        )
+    with _progress(console, "scorer", totals) as advance:
+        report = asyncio.run(rebuild(settings, progress=advance, workers=workers))
     console.print(
         f"rebuilt from {report.accounts} account records and {report.metrics} snapshots "
         f"({report.unexamined} superseded by a newer valid one, not validated) "
@@ -86,14 +68,30 @@ def rebuild_command(
     )
     from services.publisher.rebuild import rebuild_publisher
 
-    publisher_report = asyncio.run(rebuild_publisher(settings))
+    with _progress(console, "publisher", totals) as advance:
+        publisher_report = asyncio.run(rebuild_publisher(settings, progress=advance))
     console.print(f"rebuilt the {publisher_report.summary()}")
 
 
-def _advance(bar: Progress, task: TaskID, records: int) -> None:
-    """Count records read; the total grows with them when the end offsets came out short (the
-    local broker under-reports them for partitions written in multi-record batches)."""
-    bar.advance(task, records)
-    state = bar.tasks[task]
-    if state.total is not None and state.completed > state.total:
-        bar.update(task, total=state.completed)
+@contextlib.contextmanager
+def _progress(
+    console: Console, who: str, totals: dict[str, int]
+) -> Iterator[Callable[[str, int], None]]:
+    """A bar per topic; yields `advance(topic, records)`. A bar's total grows with the records
+    read when the end offsets came out short (the local broker under-reports them for
+    partitions written in multi-record batches)."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        tasks = {t: bar.add_task(f"{who} {t}", total=total) for t, total in totals.items()}
+        done = dict.fromkeys(totals, 0)
+
+        def advance(topic: str, records: int) -> None:
+            done[topic] += records
+            bar.update(tasks[topic], completed=done[topic], total=max(totals[topic], done[topic]))
+
+        yield advance

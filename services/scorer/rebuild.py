@@ -60,7 +60,7 @@ async def wipe_scorer_view(redis: Redis) -> int:
         f"{rk.category_tag(c)}:{part}"
         for c in CATEGORY_IDS
         for part in ("cur:*", "ed:*", "meta", "geo:*")
-    ] + ["obs:acct:*", "obs:sums:*"]
+    ] + ["obs:sums:*", "obs:acct:*"]  # obs:acct:{…} hashes: account summaries of layout 2
     owned_meta = [
         rk.WATERMARK_KEY,
         rk.MONTHS_KEY,
