@@ -128,18 +128,20 @@ class LinkReducer:
                 valid[index] = self._validate(raw, item.timestamp_ms)
             return valid[index]
 
-        chain: list[MetricsSnapshot] = []  # the records that count, last first
-        end = len(held)
+        # Newest first, and only what is newer than the state: the rest cannot count.
         floor = account.state.position
+        newest_first = [
+            index
+            for index in sorted(range(len(held)), key=lambda i: held[i].position, reverse=True)
+            if floor is None or held[index].position > floor
+        ]
+        chain: list[MetricsSnapshot] = []  # the records that count, last first
+        end = len(held)  # the next one to count came before this one in the log
         while True:
-            last = None
-            for index in sorted(range(end), key=lambda i: held[i].position, reverse=True):
-                if floor is not None and held[index].position <= floor:
-                    break
-                found = snapshot(index)
-                if found is not None:
-                    last = (index, found)
-                    break
+            last = next(
+                ((i, s) for i in newest_first if i < end and (s := snapshot(i)) is not None),
+                None,
+            )
             if last is None:
                 break
             chain.append(last[1])
