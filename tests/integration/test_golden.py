@@ -186,6 +186,7 @@ def test_rebuild_of_a_log_written_in_large_batches_equals_batch(
     rebuild = ServiceProcess(["rebuild"], service_env(settings), tmp_path / "rebuild.log").start()
     assert rebuild.wait(300) == 0, rebuild.log()[-3000:]
     assert f"and {len(log.metrics)} snapshots" in rebuild.log()  # every record read
+    assert f"{len(log.metrics)}/{len(log.metrics)}" in rebuild.log()  # the bar's total grew
     current, editions = standings_from_redis(settings.redis_url)
     log.write(tmp_path)
     expected = compute_standings(

@@ -129,3 +129,18 @@ async def test_automatic_publication_requests_each_due_month_once(settings, redi
     assert set(await redis.hkeys(rk.EDITIONS_KEY)) == {b"2021-05", b"2021-06"}
     june = await redis.zrange(rk.latest_published_rank_key(CATEGORY), 0, -1)
     assert len(june) == 2
+
+
+async def test_a_publisher_starting_drops_views_left_by_an_interrupted_publication(settings, redis):
+    """Recorded as published, yet its frozen view still there (a crash right after recording
+    the edition): the next start drops the view, keeps the marker and an unpublished month."""
+    await edition_view(redis, "2021-05", 3)
+    await edition_view(redis, "2021-06", 3)
+    await redis.set(rk.edition_frozen_key(CATEGORY, "2021-05"), "2021-06-02T08:00:00Z")
+    await redis.hset(rk.EDITIONS_KEY, "2021-05", orjson.dumps({"published_at": "x"}))
+    async with kafka_sender(settings) as send:
+        await Publisher(redis, REGISTRY, send, grace_hours=24).load()
+    may, june = rk.view_prefix(CATEGORY, "2021-05"), rk.view_prefix(CATEGORY, "2021-06")
+    assert not await redis.exists(rk.rank_key(may), rk.entry_key(may))
+    assert await redis.get(rk.edition_frozen_key(CATEGORY, "2021-05")) is not None
+    assert await redis.zcard(rk.rank_key(june)) == 3
