@@ -76,7 +76,8 @@ def collect_command(
     ),
 ) -> None:
     """Collect snapshots into obs.metrics.v1 from the Graph API, a CSV file or the simulator."""
-    from services.collector.main import CollectorUnavailable, run_collector
+    from services.collector.delivery import CollectorUnavailable
+    from services.collector.main import run_collector
 
     console = Console(stderr=True, soft_wrap=True)  # messages stay whole lines (grep-able)
     try:

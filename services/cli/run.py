@@ -172,7 +172,8 @@ def run_command(
         typer.echo(f"error: unknown source {source!r} (sim, graph, csv or none)", err=True)
         raise typer.Exit(2)
     if source in {"graph", "csv"}:
-        from services.collector.main import CollectorUnavailable, check_source
+        from services.collector.delivery import CollectorUnavailable
+        from services.collector.main import check_source
 
         try:
             check_source(settings, source, file)  # refuse now, not in a restart loop

@@ -22,7 +22,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.collector.main import simulated_world
+from services.collector.sim_run import simulated_world
 from services.common.clock import format_timestamp, parse_timestamp, utcnow
 from services.common.kafka import create_topics, read_all
 from services.common.localstack import TansuBroker, free_port

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from services.collector.main import demo_start
+from services.collector.sim_run import demo_start
 from services.collector.simulator import (
     DEFAULT_CATEGORIES,
     RENAME_NOTICED_AFTER,
