@@ -14,9 +14,9 @@ from typing import TypeVar
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
-from services.common import redis_keys as rk
 from services.common.contracts import CATEGORY_IDS, TOPIC_METRICS
 from services.common.settings import Settings
+from services.common.view import keys as rk
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")

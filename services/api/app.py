@@ -10,7 +10,6 @@ from typing import Final
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from redis.asyncio import Redis
 
 from services.api.coalesce import ReadCoalescer, RenderedBodies
 from services.api.command_sender import CommandSender
@@ -39,6 +38,7 @@ from services.api.streams import RankChangeFeed, StreamHub
 from services.api.territory_detail import TerritoryReader
 from services.common.settings import Settings, get_settings
 from services.common.territories import load_registry
+from services.common.view.client import redis_client
 
 # Never rate limited: probes, scrapes and the pages' own assets.
 RATE_LIMIT_EXEMPT: Final = ("/healthz", "/readyz", "/metrics", "/static/")
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, options: ApiOptions | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(settings.redis_url, socket_timeout=5, health_check_interval=30)
+        redis = redis_client(settings, socket_timeout=5, health_check_interval=30)
         hub = StreamHub(
             redis,
             poll_seconds=options.sse_poll_seconds,

@@ -12,10 +12,10 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 
-from services.common import redis_keys as rk
 from services.common.clock import format_timestamp, from_epoch
 from services.common.contracts import CATEGORIES, CATEGORY_IDS
 from services.common.editions import publishable_at
+from services.common.view import keys as rk
 
 
 def _text(value: Any) -> str | None:

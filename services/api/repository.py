@@ -14,8 +14,8 @@ import orjson
 from redis.asyncio import Redis
 
 from services.api import lua
-from services.common import redis_keys as rk
 from services.common.standings_entry import StoredEntry, decode_entry
+from services.common.view import keys as rk
 
 
 class StandingsRow(NamedTuple):

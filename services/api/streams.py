@@ -21,7 +21,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.common import redis_keys as rk
+from services.common.view import keys as rk
 
 log = logging.getLogger("api.streams")
 

@@ -15,10 +15,10 @@ from redis.asyncio import Redis
 
 from services.api import lua
 from services.api.items import breakdown
-from services.common import redis_keys as rk
 from services.common.contracts import CATEGORIES_BY_ID
 from services.common.standings_entry import decode_account_link, decode_entry
 from services.common.territories import KIND_DEPARTEMENT, KIND_REGION, Registry, Territory
+from services.common.view import keys as rk
 
 # The history covers at most this many published editions (the latest ones): ten years.
 MAX_HISTORY: Final = 120

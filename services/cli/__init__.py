@@ -25,7 +25,6 @@ def _register() -> None:
         collect,
         edition,
         handles,
-        publisher_service,
         rebuild,
         replay,
         run,
@@ -39,7 +38,6 @@ def _register() -> None:
     app.add_typer(topics.app, name="topics", help="Kafka topics of the contract.")
     app.add_typer(accounts.app, name="accounts", help="Which account each territory uses.")
     app.add_typer(edition.app, name="edition", help="Monthly editions (the palmarès).")
-    services.app.command("publisher")(publisher_service.publisher)
     app.add_typer(services.app, name="service", help="Run one service (started by `run`).")
     app.command("run")(run.run_command)
     app.command("replay")(replay.replay_command)

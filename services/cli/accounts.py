@@ -11,15 +11,15 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-import redis
 import typer
 
-from services.common import redis_keys as rk
 from services.common.handles import InvalidHandle, normalise_handle
 from services.common.kafka import TopicsNotReady
 from services.common.settings import Settings, get_settings
 from services.common.standings_entry import decode_account_link
 from services.common.territories import load_registry
+from services.common.view import keys as rk
+from services.common.view.client import redis_client
 from services.publisher.client import ask, no_result_message
 
 app = typer.Typer(help="Which account each territory uses.", no_args_is_help=True)
@@ -32,7 +32,7 @@ def _accounts() -> None:
 
 def _scorer_applied(settings: Settings, territory_id: str, handle: str, timeout: float) -> bool:
     """Wait until the scorer's account mapping shows the territory's new handle."""
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings, sync=True)
     deadline = time.monotonic() + timeout
     try:
         while True:

@@ -200,6 +200,12 @@ class Settings(BaseSettings):
         return parsed.hostname or "127.0.0.1", parsed.port or 6379
 
     @property
+    def redis_where(self) -> str:
+        """`host:port` of the view's Redis, for messages (never the URL: it may hold a secret)."""
+        host, port = self.redis_host_port
+        return f"{host}:{port}"
+
+    @property
     def kafka_host_port(self) -> tuple[str, int]:
         host, _, port = self.kafka_servers[0].rpartition(":")
         return host or "127.0.0.1", int(port or 9092)

@@ -126,7 +126,7 @@ def decode_entry(raw: bytes) -> StoredEntry:
     return StoredEntry(version, handle, bool(flags & SIMULATED), summary)
 
 
-# An account's summaries are one value (its field in a bucket hash, services.common.redis_keys
+# An account's summaries are one value (its field in a bucket hash, services.common.view.keys
 # `summaries_key`): for each edition month, `<length><month><version><packed summary>`, the
 # month as 3 bytes (year * 12 + month - 1, big-endian), months in ascending order. The scorer's
 # compare-and-set script rewrites it (services/scorer/lua.py, ACCOUNT_CAS).

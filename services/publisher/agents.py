@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import faust
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_COMMANDS, TOPIC_METRICS
@@ -32,6 +31,7 @@ from services.common.validation import (
     validate_metrics,
     validate_score,
 )
+from services.common.view.client import redis_client
 from services.publisher import metrics as m
 from services.publisher.app import app, settings
 from services.publisher.core import Publisher
@@ -72,7 +72,7 @@ async def publisher() -> Publisher:
     async with _publisher_lock:
         if _publisher is None:
             candidate = Publisher(
-                Redis.from_url(settings.redis_url),
+                redis_client(settings),
                 load_registry(),
                 _send,
                 grace_hours=settings.edition_grace_hours,

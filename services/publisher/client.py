@@ -8,17 +8,17 @@ from datetime import datetime
 from typing import Any, Literal, cast
 
 import orjson
-import redis
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from redis.exceptions import RedisError
 
-from services.common import redis_keys as rk
 from services.common.clock import utcnow
 from services.common.contracts import TOPIC_COMMAND_RESULTS, TOPIC_COMMANDS
 from services.common.events import CommandResult, build_command
 from services.common.kafka import BrokerUnreachable, consumer_config, make_producer
 from services.common.settings import Settings
+from services.common.view import keys as rk
+from services.common.view.client import redis_client
 
 
 def was_answered(stored_result: bytes | str | None) -> bool:
@@ -49,7 +49,7 @@ def new_command(
         command=command, args=args, requested_by=requested_by, requested_at=moment
     )
     try:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
+        client = redis_client(settings, sync=True, socket_timeout=2)
         try:
             stored = client.hget(rk.COMMAND_RESULTS_KEY, built["event_id"])
         finally:

@@ -7,21 +7,23 @@ import asyncio
 import logging
 
 from prometheus_client import start_http_server
-from redis.asyncio import Redis
 
 from services.common.kafka import verify_topics
 from services.common.lifecycle import configure_logging
 from services.common.settings import Settings
 from services.common.streams import run_worker
+from services.common.view.client import redis_client
+from services.common.view.layout import check_view
 from services.publisher.recovery import RecoveryReport, restore_from_topics
 
 SERVICE = "publisher"
 
 
 async def _recover(settings: Settings) -> RecoveryReport:
-    redis = Redis.from_url(settings.redis_url)
+    redis = redis_client(settings)
     try:
         await redis.ping()
+        await check_view(redis, where=settings.redis_where)
         return await restore_from_topics(settings, redis)
     finally:
         await redis.aclose()

@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-from services.common import redis_keys as rk
 from services.common.contracts import CATEGORY_IDS, TOPIC_METRICS
-from services.common.redis_admin import unlink_keys
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
 from services.common.topic_reader import TopicReader, read_account_records
 from services.common.validation import Rejection
+from services.common.view import keys as rk
+from services.common.view.client import redis_client
+from services.common.view.wipe import unlink_keys
 from services.publisher.link_reduce import LinkReducer
 from services.publisher.links import account_key, dead_link_entry
 from services.publisher.recovery import RecoveryReport, restore_from_topics
@@ -95,7 +96,7 @@ async def rebuild_publisher(
     report = PublisherRebuildReport()
     started = time.perf_counter()
     registry = registry or load_registry()
-    redis = Redis.from_url(settings.redis_url)
+    redis = redis_client(settings)
     try:
         await wipe_publisher_view(redis)
         report.recovery = await restore_from_topics(settings, redis, from_start=True)

@@ -11,11 +11,11 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 
-from services.common import redis_keys as rk
 from services.common.clock import from_epoch
 from services.common.contracts import CATEGORY_IDS
 from services.common.dead_links import LinkState
 from services.common.editions import PreviousEdition
+from services.common.view import keys as rk
 from services.publisher import lua
 
 RECENT_EVENTS = 1000  # rank-change events kept per category (ARCHITECTURE: the last 1,000)

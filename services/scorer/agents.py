@@ -14,13 +14,13 @@ from functools import partial
 from typing import Any, TypeVar
 
 import faust
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.common.events import MetricsSnapshot
 from services.common.streams import dead_letter, record_ms, with_redis_retry
 from services.common.territories import load_registry
 from services.common.validation import Rejection, validate_account, validate_metrics
+from services.common.view.client import redis_client
 from services.scorer import metrics as m
 from services.scorer.app import app, settings
 from services.scorer.scores import ScoreEmitter
@@ -43,7 +43,7 @@ def updater() -> StandingsUpdater:
     """The worker's updater, created on first use inside the worker's event loop."""
     global _updater
     if _updater is None:
-        redis = Redis.from_url(settings.redis_url)
+        redis = redis_client(settings)
         _updater = StandingsUpdater(ScorerStore(redis), load_registry())
     return _updater
 

@@ -28,7 +28,7 @@ local function epoch_of(stored)
 end
 """
 
-# KEYS[1] the account's bucket HASH (services.common.redis_keys.summaries_key); ARGV[1] the
+# KEYS[1] the account's bucket HASH (services.common.view.keys.summaries_key); ARGV[1] the
 # account's field (its handle); ARGV[2] the frozen months' 3-byte codes, concatenated; then
 # month records `<month code><version><summary>`. The field holds `<length><record>` per month
 # in month order (services.common.standings_entry). Each month's record is replaced only by a

@@ -5,35 +5,25 @@ from __future__ import annotations
 import asyncio
 
 from prometheus_client import start_http_server
-from redis.asyncio import Redis
 
 from services.common.kafka import verify_topics
 from services.common.lifecycle import configure_logging
-from services.common.redis_keys import LAYOUT_VERSION
 from services.common.settings import Settings
 from services.common.streams import run_worker
 from services.common.territories import load_registry
+from services.common.view.client import redis_client
+from services.common.view.layout import claim_view
 from services.scorer.store import ScorerStore, geo_fingerprint
 
 SERVICE = "scorer"
 
 
-class LayoutMismatch(RuntimeError):
-    """Redis holds a derived view in another layout version than this code's."""
-
-
 async def _prepare_redis(settings: Settings) -> None:
-    redis = Redis.from_url(settings.redis_url)
+    redis = redis_client(settings)
     try:
         await redis.ping()
         store = ScorerStore(redis)
-        found = await store.claim_layout()
-        if found is not None:
-            raise LayoutMismatch(
-                f"Redis at {settings.redis_host_port} holds a view in layout {found}; this "
-                f"scorer writes layout {LAYOUT_VERSION}. Stop the scorer and the publisher, then "
-                "run `observatoire rebuild` (the view is derived from the topics)."
-            )
+        await claim_view(redis, where=settings.redis_where)
         registry = load_registry()
         await store.ensure_geo(registry, geo_fingerprint(registry))
     finally:

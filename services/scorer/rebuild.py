@@ -20,14 +20,16 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services.common import redis_keys as rk
 from services.common.clock import from_epoch
 from services.common.contracts import CATEGORY_IDS, TOPIC_METRICS, TOPICS_BY_NAME
-from services.common.redis_admin import unlink_keys
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
 from services.common.topic_reader import read_account_records, read_topic
 from services.common.validation import Rejection
+from services.common.view import keys as rk
+from services.common.view.client import redis_client
+from services.common.view.layout import claim_view
+from services.common.view.wipe import unlink_keys
 from services.scorer.reduce import LogReducer
 from services.scorer.standings import ACTIVE_SECONDS, StandingsUpdater
 from services.scorer.store import ScorerStore, geo_fingerprint
@@ -68,6 +70,7 @@ async def wipe_scorer_view(redis: Redis) -> int:
         rk.ACCOUNTS_VERSION_KEY,
         rk.GEO_READY_KEY,
         rk.LAYOUT_KEY,
+        rk.METHODOLOGY_KEY,
     ]
     return await unlink_keys(redis, patterns, keys=owned_meta, keep_suffixes=(":link", ":frozen"))
 
@@ -92,11 +95,11 @@ async def rebuild(
     started = time.perf_counter()
     registry = registry or load_registry()
     workers = workers or settings.rebuild_workers
-    redis = Redis.from_url(settings.redis_url)
+    redis = redis_client(settings)
     try:
         await wipe_scorer_view(redis)
         store = ScorerStore(redis)
-        await store.claim_layout()
+        await claim_view(redis, where=settings.redis_where)
         await store.ensure_geo(registry, geo_fingerprint(registry))
         updater = StandingsUpdater(store, registry)
         async for records in read_account_records(settings, registry, report.reject, progress):
@@ -205,7 +208,7 @@ def _metrics_worker(settings: Settings, partitions: list[int], messages: Any) ->
 
 
 async def _metrics_share(settings: Settings, partitions: list[int], messages: Any) -> None:
-    redis = Redis.from_url(settings.redis_url)
+    redis = redis_client(settings)
     try:
         updater = StandingsUpdater(ScorerStore(redis), load_registry())
         share = RebuildReport()

@@ -9,7 +9,6 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from services.common import redis_keys as rk
 from services.common.contracts import CATEGORY_IDS
 from services.common.methodology import SnapshotSummary
 from services.common.standings_entry import (
@@ -20,6 +19,7 @@ from services.common.standings_entry import (
     month_code,
 )
 from services.common.territories import Registry
+from services.common.view import keys as rk
 from services.scorer import lua
 from services.scorer.plan import BatchPlan
 
@@ -209,19 +209,6 @@ class ScorerStore:
             self._mapping = {k.decode(): _link(v) for k, v in raw.items()}
             self._mapping_version = version
         return self._mapping
-
-    # --- layout ----------------------------------------------------------------------------
-    async def claim_layout(self) -> str | None:
-        """Mark an empty view with this code's layout version; a view written in another one
-        is refused (returns the version found): `observatoire rebuild` rewrites it."""
-        found = await self.redis.get(rk.LAYOUT_KEY)
-        if found is not None:
-            text = found.decode() if isinstance(found, bytes) else found
-            return None if text == rk.LAYOUT_VERSION else text
-        if await self.redis.exists(rk.WATERMARK_KEY):
-            return "1"  # written before the layout was recorded
-        await self.redis.set(rk.LAYOUT_KEY, rk.LAYOUT_VERSION)
-        return None
 
     # --- geography -------------------------------------------------------------------------
     async def ensure_geo(self, registry: Registry, fingerprint: str) -> bool:

@@ -253,7 +253,7 @@ def live_api(settings: Settings, options: ApiOptions | None = None) -> Iterator[
 
 
 async def test_the_story_leaves_every_view_the_api_reads(redis_server):
-    from services.common import redis_keys as rk
+    from services.common.view import keys as rk
 
     url = f"{redis_server.url.rsplit('/', 1)[0]}/12"
     story = await tell_story(url)

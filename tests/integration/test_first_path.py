@@ -274,8 +274,8 @@ def _scorer_view(redis_url: str) -> dict[str, object]:
     """Every standings view, entry and version the scorer owns, as comparable data."""
     import redis as redis_sync
 
-    from services.common import redis_keys as rk
     from services.common.contracts import CATEGORY_IDS
+    from services.common.view import keys as rk
 
     client = redis_sync.Redis.from_url(redis_url)
     view: dict[str, object] = {"watermark": client.get(rk.WATERMARK_KEY)}

@@ -11,10 +11,11 @@ from typer.testing import CliRunner
 
 from services.cli import _register, app
 from services.common.clock import format_timestamp, utcnow
+from services.common.contracts import METHODOLOGY_VERSION
 from services.common.events import build_command, build_metrics_event
 from services.common.kafka import create_topics, read_all
-from services.common.redis_keys import LAYOUT_VERSION
 from services.common.settings import Settings
+from services.common.view.layout import LAYOUT_VERSION
 from services.publisher.client import new_command, next_second
 from tests.services import ServiceProcess, service_env, wait_for
 
@@ -98,6 +99,28 @@ def test_scorer_refuses_a_redis_view_of_another_layout_until_rebuilt(
         assert proc.proc is not None and proc.proc.poll() is None
     finally:
         proc.terminate()
+
+
+def test_scorer_refuses_a_view_scored_by_another_methodology_until_rebuilt(
+    settings: Settings, tmp_path, redis_client
+):
+    """Stored entries hold summaries that readers score with the pure methodology: a view
+    recorded as scored by another methodology version is refused at start, naming the command
+    that fixes it; `observatoire rebuild` rewrites it in this code's versions."""
+    assert all(report.ok for report in create_topics(settings))
+    redis_client.mset({"obs:{meta}:layout": LAYOUT_VERSION, "obs:{meta}:methodology": "2"})
+    redis_client.set("obs:{meta}:watermark", "1700000000")
+    env = service_env(settings)
+    proc = ServiceProcess(["service", "scorer"], env, tmp_path / "s.log").start()
+    assert proc.wait(60) == 2
+    log = proc.log()
+    assert "methodology v2" in log and "methodology v1" in log, log
+    assert "observatoire rebuild" in log
+
+    result = CliRunner().invoke(app, ["rebuild"], env=env)
+    assert result.exit_code == 0, result.output
+    assert redis_client.get("obs:{meta}:methodology") == str(METHODOLOGY_VERSION)
+    assert redis_client.get("obs:{meta}:layout") == LAYOUT_VERSION
 
 
 def test_a_retry_of_an_answered_command_in_the_same_second_is_a_new_request(

@@ -9,7 +9,6 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from services.common import redis_keys as rk
 from services.common.clock import to_epoch
 from services.common.contracts import CATEGORY_IDS, TOPIC_EDITIONS
 from services.common.events import Command, EditionPart, build_command
@@ -18,6 +17,7 @@ from services.common.methodology import SnapshotSummary, score_summary
 from services.common.settings import Settings
 from services.common.standings_entry import encode_entry, entry_version
 from services.common.territories import load_registry
+from services.common.view import keys as rk
 from services.publisher.core import Publisher
 from services.publisher.sender import kafka_sender
 

@@ -23,7 +23,6 @@ from typer.testing import CliRunner
 
 from services.cli import accounts as accounts_cli
 from services.cli import edition as edition_cli
-from services.common import redis_keys as rk
 from services.common.clock import to_epoch, utcnow
 from services.common.contracts import (
     CATEGORY_IDS,
@@ -36,6 +35,7 @@ from services.common.kafka import create_topics, make_producer, read_all
 from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.settings import Settings, get_settings
 from services.common.standings_entry import decode_account_link
+from services.common.view import keys as rk
 from services.publisher.client import submit_command, wait_for_result
 from services.publisher.rebuild import rebuild_publisher
 from tests.services import ServiceProcess, service_env, wait_for

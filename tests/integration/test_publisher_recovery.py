@@ -11,11 +11,11 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from services.common import redis_keys as rk
 from services.common.contracts import TOPIC_RANK_CHANGES
 from services.common.kafka import create_topics, read_all
 from services.common.settings import Settings
 from services.common.territories import load_registry
+from services.common.view import keys as rk
 from services.publisher.core import Publisher
 from services.publisher.recovery import restore_from_topics
 from services.publisher.sender import Delivered, kafka_sender

@@ -25,7 +25,6 @@ import redis
 import redis.asyncio
 
 from services.api.repository import StandingsRepository
-from services.common import redis_keys as rk
 from services.common.clock import format_timestamp, to_epoch
 from services.common.contracts import (
     CATEGORIES_BY_ID,
@@ -47,6 +46,7 @@ from services.common.methodology import SnapshotSummary
 from services.common.settings import Settings
 from services.common.standings_entry import encode_entry, entry_version
 from services.common.territories import load_registry
+from services.common.view import keys as rk
 from tests.services import ServiceProcess, service_env, wait_for
 
 INDICATORS = {

@@ -164,7 +164,7 @@ async def test_region_filter_gives_filtered_and_national_ranks(updater, redis):
 
 
 async def test_a_frozen_month_is_never_written_even_by_a_late_first_snapshot(updater, redis):
-    from services.common import redis_keys as rk
+    from services.common.view import keys as rk
 
     await updater.apply_account("dep-32", "gers", False)
     await updater.apply_account("dep-75", "paris", False)
@@ -227,7 +227,7 @@ async def test_inactive_territories_leave_the_ranking_one_by_one_as_the_watermar
 async def test_account_summaries_keep_the_newest_per_month_and_drop_frozen_months(updater, redis):
     """One packed value per account: each month compare-and-set apart, months arriving in any
     order; a frozen month is dropped unless it is the account's newest (its current)."""
-    from services.common import redis_keys as rk
+    from services.common.view import keys as rk
 
     store = updater.store
     for observed_at, followers in [

@@ -9,7 +9,7 @@ from services.api import schemas
 from services.api.deps import RedisDep
 from services.api.params import CommandId
 from services.api.responses import JSON
-from services.common import redis_keys as rk
+from services.common.view import keys as rk
 
 router = APIRouter(prefix="/api/v1", tags=["commands"])
 

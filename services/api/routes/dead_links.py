@@ -12,7 +12,7 @@ from services.api.deps import RedisDep, RegistryDep
 from services.api.params import Limit, Offset
 from services.api.responses import JSON
 from services.api.routes.standings import check_category
-from services.common import redis_keys as rk
+from services.common.view import keys as rk
 
 router = APIRouter(prefix="/api/v1", tags=["dead links"])
 

@@ -26,10 +26,10 @@ from services.api.operator import Operator, OperatorDep
 from services.api.params import Month
 from services.api.responses import JSON
 from services.api.routes.territories import TerritoryId, find_territory
-from services.common import redis_keys as rk
 from services.common.clock import format_timestamp, utcnow
 from services.common.events import build_command
 from services.common.handles import InvalidHandle, normalise_handle
+from services.common.view import keys as rk
 from services.publisher.client import next_second, was_answered
 
 router = APIRouter(prefix="/api/v1", tags=["operator actions"])

@@ -93,9 +93,8 @@ ACCOUNTS_VERSION_KEY: Final = f"{META_TAG}:accounts:version"  # INCR on every ma
 MONTHS_KEY: Final = f"{META_TAG}:months"  # SET of months with any `ok` snapshot
 FROZEN_MONTHS_KEY: Final = f"{META_TAG}:frozen"  # SET of published months (publisher's)
 GEO_READY_KEY: Final = f"{META_TAG}:geo-ready"  # registry fingerprint the geo sets were built from
-LAYOUT_KEY: Final = f"{META_TAG}:layout"  # STRING the layout version the derived view is in
-# 2: binary 37-byte versions, no per-view `seen` set (1: text versions `%010d:<id>|`).
-LAYOUT_VERSION: Final = "3"
+LAYOUT_KEY: Final = f"{META_TAG}:layout"  # STRING the layout version the view is in (layout.py)
+METHODOLOGY_KEY: Final = f"{META_TAG}:methodology"  # STRING the methodology version it is scored by
 
 
 # --- the publisher's facts (docs/redis.md, "Publisher") -------------------------------------
