@@ -90,7 +90,7 @@ async def seed(redis_url: str) -> int:
     redis = Redis.from_url(redis_url)
     try:
         store = ScorerStore(redis)
-        await store.ensure_geo(registry, geo_fingerprint(registry))
+        await store.views.ensure_geo(registry, geo_fingerprint(registry))
         updater = StandingsUpdater(store, registry)
         publisher = Publisher(redis, registry, send, grace_hours=24)
         await publisher.load()

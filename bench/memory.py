@@ -54,7 +54,7 @@ async def _fill(url: str, months: int) -> tuple[int, float]:
     try:
         store = ScorerStore(client)
         await claim_view(client, where=url)
-        await store.ensure_geo(registry, geo_fingerprint(registry))
+        await store.views.ensure_geo(registry, geo_fingerprint(registry))
         updater = StandingsUpdater(store, registry)
         records = list(sim.account_records())
         await updater.apply_accounts([(r["id"], r["handle"], r["simulated"]) for r in records])

@@ -8,28 +8,21 @@ category's slot (services/api/lua.py READ_TERRITORY).
 
 from __future__ import annotations
 
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import orjson
 from redis.asyncio import Redis
 
-from services.api import lua
 from services.api.items import breakdown
 from services.common.contracts import CATEGORIES_BY_ID
-from services.common.standings_entry import decode_account_link, decode_entry
 from services.common.territories import KIND_DEPARTEMENT, KIND_REGION, Registry, Territory
 from services.common.view import keys as rk
+from services.common.view.entries import decode_account_link, decode_entry
+from services.common.view.scripts import reader
+from services.common.view.scripts.reader import TerritoryReply
 
 # The history covers at most this many published editions (the latest ones): ten years.
 MAX_HISTORY: Final = 120
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None or value is False else cast(bytes, value).decode()
-
-
-def _int(value: Any) -> int | None:
-    return None if value is None or value is False else int(float(value))
 
 
 class TerritoryReader:
@@ -38,7 +31,7 @@ class TerritoryReader:
     def __init__(self, redis: Redis, registry: Registry) -> None:
         self.redis = redis
         self.registry = registry
-        self._read = redis.register_script(lua.READ_TERRITORY)
+        self._read = reader.READ_TERRITORY.bind(redis)
 
     def _geo_levels(self, territory: Territory) -> list[tuple[str, str]]:
         """(level, code) of the groups the territory ranks in besides the nation."""
@@ -59,42 +52,22 @@ class TerritoryReader:
             month.decode(): orjson.loads(summary) for month, summary in editions_raw.items()
         }
         months = sorted(editions)[-MAX_HISTORY:]
-        category = territory.category
-        prefix = rk.view_prefix(category, None)
         levels = self._geo_levels(territory)
-        keys = [
-            rk.rank_key(prefix),
-            rk.entry_key(prefix),
-            rk.link_status_key(category),
-            rk.meta_key(category),
-            rk.latest_published_rank_key(category),
-            rk.latest_published_edition_key(category),
-            *(rk.geo_key(category, level, code) for level, code in levels),
-        ]
-        for month in months:
-            keys += [
-                rk.published_rank_key(category, month),
-                rk.published_entry_key(category, month),
-            ]
-        raw = await self._read(keys=keys, args=[territory.id, len(levels), len(months)])
-        nrank, size, entry_raw, link, as_of, before, latest, geo, history = raw
+        reply = await self._read(
+            reader.territory_keys(territory.category, levels, months),
+            [territory.id, len(levels), len(months)],
+        )
         account = None if account_raw is None else decode_account_link(account_raw)
         return self._assemble(
             territory,
-            national_rank=None if nrank is None or nrank is False else int(nrank) + 1,
-            size=int(size),
-            entry_raw=entry_raw if entry_raw else None,
-            link_status=_text(link),
-            as_of=_text(as_of),
-            published_rank=_int(before),
-            latest_edition=_text(latest),
+            reply,
             geo=[
-                (level, code, _int(position), int(total))
-                for (level, code), (position, total) in zip(levels, geo, strict=True)
+                (level, code, rank.position, rank.total)
+                for (level, code), rank in zip(levels, reply.geo, strict=True)
             ],
             history=[
-                (month, editions[month], _int(rank), entry, int(total))
-                for month, (rank, entry, total) in zip(months, history, strict=True)
+                (month, editions[month], point.rank, point.entry, point.total)
+                for month, point in zip(months, reply.history, strict=True)
             ],
             account=account,
         )
@@ -106,22 +79,17 @@ class TerritoryReader:
     def _assemble(
         self,
         territory: Territory,
+        reply: TerritoryReply,
         *,
-        national_rank: int | None,
-        size: int,
-        entry_raw: bytes | None,
-        link_status: str | None,
-        as_of: str | None,
-        published_rank: int | None,
-        latest_edition: str | None,
         geo: list[tuple[str, str, int | None, int]],
         history: list[tuple[str, dict[str, Any], int | None, Any, int]],
         account: tuple[str | None, bool] | None,
     ) -> dict[str, Any]:
+        national_rank, published_rank = reply.national_rank, reply.published_rank
         current: dict[str, Any] | None = None
         handle, simulated = (None, False) if account is None else account
-        if entry_raw is not None:
-            entry = decode_entry(entry_raw)
+        if reply.entry is not None:
+            entry = decode_entry(reply.entry)
             score = entry.score(territory.population)
             handle, simulated = entry.handle, entry.simulated
             current = {
@@ -140,7 +108,7 @@ class TerritoryReader:
         else:
             status = "unranked"
         ranks: dict[str, Any] = {
-            "national": {"rank": national_rank, "total": size},
+            "national": {"rank": national_rank, "total": reply.size},
             "regions": [],
             "departements": [],
         }
@@ -166,12 +134,12 @@ class TerritoryReader:
             "departements": list(territory.departements),
             "handle": handle,
             "simulated": simulated,
-            "link_status": link_status,
+            "link_status": reply.link_status,
             "status": status,
-            "as_of": as_of,
+            "as_of": reply.as_of,
             "ranks": ranks,
             "movement": movement,
-            "movement_since": latest_edition,
+            "movement_since": reply.latest_edition,
             "current": current,
             "history": [
                 _history_point(month, summary, rank, entry, total)
@@ -181,10 +149,9 @@ class TerritoryReader:
 
 
 def _history_point(
-    month: str, summary: dict[str, Any], rank: int | None, entry: Any, total: int
+    month: str, summary: dict[str, Any], rank: int | None, published: Any, total: int
 ) -> dict[str, Any]:
     """One published edition as the territory lived it (rank and followers at publication)."""
-    published = orjson.loads(entry) if entry else None
     followers = None
     if published is not None:
         audience = published["indicators"]["audience"]["value"]

@@ -16,9 +16,8 @@ import typer
 from services.common.handles import InvalidHandle, normalise_handle
 from services.common.kafka import TopicsNotReady
 from services.common.settings import Settings, get_settings
-from services.common.standings_entry import decode_account_link
 from services.common.territories import load_registry
-from services.common.view import keys as rk
+from services.common.view.accounts import read_link
 from services.common.view.client import redis_client
 from services.publisher.client import ask, no_result_message
 
@@ -36,8 +35,8 @@ def _scorer_applied(settings: Settings, territory_id: str, handle: str, timeout:
     deadline = time.monotonic() + timeout
     try:
         while True:
-            raw = client.hget(rk.ACCOUNTS_KEY, territory_id)
-            if raw is not None and decode_account_link(raw)[0] == handle:
+            link = read_link(client, territory_id)
+            if link is not None and link.handle == handle:
                 return True
             if time.monotonic() >= deadline:
                 return False

@@ -49,8 +49,9 @@ from services.common.events import (
     build_command,
     with_event_id,
 )
-from services.common.standings_entry import decode_entry
 from services.common.territories import Registry
+from services.common.view.entries import decode_entry
+from services.common.view.values import EditionRecord
 from services.publisher import metrics as m
 from services.publisher.sender import Sender
 from services.publisher.store import PublisherStore
@@ -92,7 +93,7 @@ class CommandExecutor:
     async def execute(self, command: Command) -> dict[str, Any] | None:
         """Execute a command unless it already has a result; returns the new result."""
         async with self._lock:
-            if await self.store.command_result(command.event_id) is not None:
+            if await self.store.results.of(command.event_id) is not None:
                 log.info("command %s already executed: skipped", command.event_id[:12])
                 return None
             if isinstance(command.args, SetAccountArgs):
@@ -103,8 +104,8 @@ class CommandExecutor:
             result = command_result(command.event_id, status, reason, format_timestamp(utcnow()))
             record = orjson.dumps(result)
             delivered = await self.send(TOPIC_COMMAND_RESULTS, command.event_id.encode(), record)
-            await self.store.save_command_result(command.event_id, record)
-            await self.store.advance_offset(
+            await self.store.results.save(command.event_id, record)
+            await self.store.offsets.advance(
                 TOPIC_COMMAND_RESULTS, delivered.partition, delivered.offset + 1
             )
         m.COMMANDS.labels(command.command, status).inc()
@@ -140,39 +141,39 @@ class CommandExecutor:
     async def _publish(
         self, command: Command, edition: str
     ) -> tuple[Literal["done", "refused"], str | None]:
-        published = await self.store.published()
+        published = await self.store.editions.published()
         decision = publication_decision(
             edition,
-            watermark=await self.store.watermark(),
+            watermark=await self.store.editions.watermark(),
             grace_hours=self.grace_hours,
-            published={month: summary["published_at"] for month, summary in published.items()},
-            months_with_data=await self.store.months_with_data(),
+            published={month: record.published_at for month, record in published.items()},
+            months_with_data=await self.store.editions.months_with_data(),
         )
         if decision.action == "refuse":
             return "refused", decision.reason
         if decision.action == "already_published":
-            summary = published[edition]
-            if summary.get("command_id") == command.event_id:  # recorded, result lost: retold
-                return "done", _published_reason(edition, summary)
+            recorded = published[edition]
+            if recorded.command_id == command.event_id:  # recorded, result lost: retold
+                return "done", _published_reason(edition, recorded)
             return "done", decision.reason
-        summary = await self.publish(edition, command_id=command.event_id)
-        return "done", _published_reason(edition, summary)
+        record = await self.publish(edition, command_id=command.event_id)
+        return "done", _published_reason(edition, record)
 
-    async def publish(self, edition: str, *, command_id: str | None) -> dict[str, Any]:
+    async def publish(self, edition: str, *, command_id: str | None) -> EditionRecord:
         """Freeze and publish a month (the rules already checked); returns its summary."""
-        published_at = await self.store.freeze(edition, format_timestamp(utcnow()))
-        earlier = [month for month in await self.store.published() if month < edition]
+        published_at = await self.store.editions.freeze(edition, format_timestamp(utcnow()))
+        earlier = [month for month in await self.store.editions.published() if month < edition]
         previous_month = max(earlier, default=None)
         per_category: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
         for category in CATEGORY_IDS:
             ranked = [
-                self._ranked_entry(tid, raw, link)
-                for tid, raw, link in await self.store.read_edition_view(category, edition)
+                self._ranked_entry(row.territory_id, row.entry, row.link_status)
+                for row in await self.store.editions.read_edition_view(category, edition)
             ]
             previous = (
                 None
                 if previous_month is None
-                else await self.store.previous_edition(category, previous_month)
+                else await self.store.editions.previous_edition(category, previous_month)
             )
             standings = edition_standings(ranked, previous)
             parts = edition_parts(
@@ -191,23 +192,23 @@ class CommandExecutor:
             )
         )
         for category, (standings, parts) in per_category.items():
-            await self.store.write_published(
+            await self.store.editions.write_published(
                 category, edition, published_at=published_at, parts=len(parts), standings=standings
             )
             m.EDITION_PARTS.labels(category).inc(len(parts))
-        summary = {
-            "published_at": published_at,
-            "command_id": command_id,
-            "categories": {c: len(standings) for c, (standings, _) in per_category.items()},
-        }
-        await self.store.record_published(edition, summary)
-        await self.store.drop_edition_views([edition])
+        record = EditionRecord(
+            published_at=published_at,
+            command_id=command_id,
+            categories={c: len(standings) for c, (standings, _) in per_category.items()},
+        )
+        await self.store.editions.record_published(edition, record)
+        await self.store.editions.drop_edition_views([edition])
         for delivered in deliveries:
-            await self.store.advance_offset(
+            await self.store.offsets.advance(
                 TOPIC_EDITIONS, delivered.partition, delivered.offset + 1
             )
         m.EDITIONS_PUBLISHED.inc()
-        return summary
+        return record
 
     def _ranked_entry(self, territory_id: str, raw: bytes, link: str | None) -> RankedEntry:
         """A stored edition entry with its score and breakdown (recomputed from the summary
@@ -229,13 +230,13 @@ class CommandExecutor:
         Its `requested_at` is the month's due time in event time, so the command of a month
         is always the same event (same id): requesting it again after a restart is a no-op.
         """
-        published = await self.store.published()
+        published = await self.store.editions.published()
         month = auto_publish_candidate(
-            watermark=await self.store.watermark(),
+            watermark=await self.store.editions.watermark(),
             delay_hours=delay_hours,
             grace_hours=self.grace_hours,
             published=published,
-            months_with_data=await self.store.months_with_data(),
+            months_with_data=await self.store.editions.months_with_data(),
         )
         if month is None:
             return None
@@ -248,18 +249,18 @@ class CommandExecutor:
         )
         if command["event_id"] in self._auto_requested:
             return None
-        if await self.store.command_result(command["event_id"]) is not None:
+        if await self.store.results.of(command["event_id"]) is not None:
             return None
         self._auto_requested.add(command["event_id"])
         return command
 
 
-def _published_reason(edition: str, summary: dict[str, Any]) -> str:
-    ranked = sum(summary["categories"].values())
-    filled = sum(1 for count in summary["categories"].values() if count)
+def _published_reason(edition: str, record: EditionRecord) -> str:
+    ranked = sum(record.categories.values())
+    filled = sum(1 for count in record.categories.values() if count)
     return (
-        f"{PUBLISHED} {edition} at {summary['published_at']}: {ranked} ranked territories "
-        f"in {filled} of {len(summary['categories'])} categories"
+        f"{PUBLISHED} {edition} at {record.published_at}: {ranked} ranked territories "
+        f"in {filled} of {len(record.categories)} categories"
     )
 
 

@@ -29,4 +29,4 @@ class Publisher:
         await self.links.load()
         # A publication interrupted between recording its edition and dropping the frozen
         # views (or a view kept by an older version) is cleaned up here.
-        await self.store.drop_edition_views(await self.store.published())
+        await self.store.editions.drop_edition_views(await self.store.editions.published())

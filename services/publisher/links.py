@@ -61,10 +61,10 @@ class LinkTracker:
     async def load(self) -> None:
         """Load the account mapping the publisher has applied so far."""
         self._handles, self._territories = {}, defaultdict(set)
-        for territory_id, handle in (await self.store.publisher_accounts()).items():
+        for territory_id, handle in (await self.store.links.handles()).items():
             if territory_id in self.registry:
                 self._remember(territory_id, handle)
-        m.DEAD_LINKS.set(await self.store.dead_link_count())
+        m.DEAD_LINKS.set(await self.store.links.dead_link_count())
 
     def _remember(self, territory_id: str, handle: str | None) -> None:
         old = self._handles.pop(territory_id, None)
@@ -86,7 +86,7 @@ class LinkTracker:
             )
         events: list[dict] = []
         async with self._lock:
-            states = await self.store.link_states(per_account)
+            states = await self.store.links.states(per_account)
             changed: dict[Account, LinkState] = {}
             territory_status: dict[str, dict[str, str | None]] = defaultdict(dict)
             dead_links: dict[str, bytes | None] = {}
@@ -123,13 +123,13 @@ class LinkTracker:
                     orjson.dumps(event),
                 )
             if changed:
-                await self.store.save_links(
+                await self.store.links.save(
                     territory_status=territory_status, dead_links=dead_links, states=changed
                 )
         for event in events:
             m.DEAD_LINK_EVENTS.labels(event["status"]).inc()
         if dead_links:
-            m.DEAD_LINKS.set(await self.store.dead_link_count())
+            m.DEAD_LINKS.set(await self.store.links.dead_link_count())
         return events
 
     async def apply_account(self, record: AccountRecord) -> bool:
@@ -143,7 +143,7 @@ class LinkTracker:
                 return False
             platform = record.platform
             accounts = [(platform, h) for h in (old, new) if h is not None]
-            states = await self.store.link_states(accounts)
+            states = await self.store.links.states(accounts)
             status = None if new is None else states[(platform, new)].status
             dead_links: dict[str, bytes | None] = {}
             for handle in (old, new):
@@ -156,11 +156,11 @@ class LinkTracker:
                     platform, handle, states[(platform, handle)], territories
                 )
             category = self.registry[territory_id].category
-            await self.store.save_links(
+            await self.store.links.save(
                 territory_status={category: {territory_id: status}},
                 dead_links=dead_links,
                 states={},
             )
-            await self.store.set_publisher_account(territory_id, new)
+            await self.store.links.set_handle(territory_id, new)
             self._remember(territory_id, new)
         return True

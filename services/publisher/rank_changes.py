@@ -26,9 +26,10 @@ from services.common.clock import format_timestamp, utcnow
 from services.common.contracts import CATEGORIES_BY_ID, CATEGORY_IDS, TOPIC_RANK_CHANGES
 from services.common.events import MAX_LIST_ENTRIES
 from services.common.rank_diff import rank_change_event
+from services.common.view.values import PendingRankChange, RankState
 from services.publisher import metrics as m
 from services.publisher.sender import Sender
-from services.publisher.store import PublisherStore, RankState
+from services.publisher.store import PublisherStore
 
 log = logging.getLogger("publisher.rank_changes")
 
@@ -66,7 +67,7 @@ class RankChangeTracker:
     async def load(self) -> None:
         """Load every category's recorded list (after recovery brought Redis up to the topic)."""
         for category in CATEGORY_IDS:
-            self._states[category] = await self.store.rank_state(category)
+            self._states[category] = await self.store.rank_changes.state(category)
             m.RANK_CHANGE_SEQ.labels(category).set(self._states[category].seq)
 
     def state(self, category: str) -> RankState:
@@ -85,7 +86,9 @@ class RankChangeTracker:
         """Publish the category's list if it changed; returns the event produced, if any."""
         async with self._lock:
             state = self._states[category]
-            read = await self.store.read_top(category, published_size(category), state.top)
+            read = await self.store.rank_changes.read_top(
+                category, published_size(category), state.top
+            )
             new_scores: dict[str, float | None] = {**read.previous_scores, **read.scores}
             stamps = [read.as_of, state.at, trigger.newest_observed_at if trigger else None]
             at = max((s for s in stamps if s), default=None) or format_timestamp(utcnow())
@@ -102,11 +105,11 @@ class RankChangeTracker:
                 return None
             scores: dict[str, float | None] = {tid: read.scores[tid] for tid in read.top}
             record = orjson.dumps(event)
-            await self.store.write_rank_pending(
-                category, seq=event["seq"], event_id=event["event_id"], scores=scores
+            await self.store.rank_changes.write_pending(
+                category, PendingRankChange(event["seq"], event["event_id"], scores)
             )
             delivered = await self.send(TOPIC_RANK_CHANGES, category.encode(), record)
-            await self.store.commit_rank_change(
+            await self.store.rank_changes.commit(
                 category,
                 seq=event["seq"],
                 event_id=event["event_id"],
@@ -115,7 +118,7 @@ class RankChangeTracker:
                 scores=scores,
                 record=record,
             )
-            await self.store.advance_offset(
+            await self.store.offsets.advance(
                 TOPIC_RANK_CHANGES, delivered.partition, delivered.offset + 1
             )
             self._states[category] = RankState(

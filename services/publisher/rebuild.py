@@ -132,7 +132,7 @@ async def _rebuild_links(
     report.snapshots += reducer.read
     territories: dict[tuple[str, str], list[str]] = defaultdict(list)
     statuses: dict[str, dict[str, str | None]] = defaultdict(dict)
-    await store.set_publisher_accounts(
+    await store.links.set_handles(
         {tid: handle for tid, (_, handle) in handles.items() if handle is not None}
     )
     for territory_id, (platform, handle) in sorted(handles.items()):
@@ -148,7 +148,7 @@ async def _rebuild_links(
         for account, state in judged.items()
         if state.status == "dead"
     }
-    await store.save_links(territory_status=statuses, dead_links=dead, states=judged)
+    await store.links.save(territory_status=statuses, dead_links=dead, states=judged)
     for state in judged.values():
         assert state.status is not None
         report.links[state.status] = report.links.get(state.status, 0) + 1

@@ -34,7 +34,8 @@ from services.common.editions import logged_editions, split_parts
 from services.common.events import CommandResult, EditionPart, Event, RankChange
 from services.common.settings import Settings
 from services.common.topic_reader import TopicReader
-from services.publisher.store import PublisherStore, RankState
+from services.common.view.values import EditionRecord, RankState
+from services.publisher.store import PublisherStore
 
 log = logging.getLogger("publisher.recovery")
 
@@ -79,11 +80,11 @@ async def restore_from_topics(
 async def _restore_rank_changes(
     settings: Settings, store: PublisherStore, report: RecoveryReport, from_start: bool
 ) -> None:
-    states = {category: await store.rank_state(category) for category in CATEGORY_IDS}
-    pending = {category: await store.rank_pending(category) for category in CATEGORY_IDS}
+    states = {category: await store.rank_changes.state(category) for category in CATEGORY_IDS}
+    pending = {category: await store.rank_changes.pending(category) for category in CATEGORY_IDS}
     # Last score the log told of each territory, per category (for lists restored from it).
     told: dict[str, dict[str, float | None]] = defaultdict(dict)
-    start = {} if from_start else await store.offsets(TOPIC_RANK_CHANGES)
+    start = {} if from_start else await store.offsets.of(TOPIC_RANK_CHANGES)
     async with TopicReader(settings, TOPIC_RANK_CHANGES, start) as reader:
         async for chunk in reader:
             report.count(TOPIC_RANK_CHANGES, len(chunk))
@@ -102,8 +103,8 @@ async def _restore_rank_changes(
                     scores = state.scores if event.event_id == state.event_id else {}
                 else:
                     ahead = pending[category]
-                    if ahead is not None and ahead["event_id"] == event.event_id:
-                        scores = ahead["scores"]
+                    if ahead is not None and ahead.event_id == event.event_id:
+                        scores = ahead.scores
                     else:
                         scores = {
                             tid: changed[tid]
@@ -114,7 +115,7 @@ async def _restore_rank_changes(
                             for tid in event.top
                         }
                 told[category].update(changed)
-                await store.commit_rank_change(
+                await store.rank_changes.commit(
                     category,
                     seq=event.seq,
                     event_id=event.event_id,
@@ -135,12 +136,12 @@ async def _restore_rank_changes(
                     states[category] = RankState(
                         event.seq, event.event_id, event.at, list(event.top), scores
                     )
-        await store.set_offsets(TOPIC_RANK_CHANGES, reader.ends)
+        await store.offsets.set(TOPIC_RANK_CHANGES, reader.ends)
     for category in CATEGORY_IDS:
         ahead = pending[category]
-        if ahead is not None and ahead["seq"] > states[category].seq:
+        if ahead is not None and ahead.seq > states[category].seq:
             # Written ahead, never produced: the next event reuses its seq.
-            await store.drop_rank_pending(category)
+            await store.rank_changes.drop_pending(category)
         report.seq[category] = states[category].seq
 
 
@@ -148,7 +149,7 @@ async def _restore_editions(
     settings: Settings, store: PublisherStore, report: RecoveryReport, from_start: bool
 ) -> None:
     parts: list[dict[str, Any]] = []
-    start = {} if from_start else await store.offsets(TOPIC_EDITIONS)
+    start = {} if from_start else await store.offsets.of(TOPIC_EDITIONS)
     async with TopicReader(settings, TOPIC_EDITIONS, start) as reader:
         async for chunk in reader:
             report.count(TOPIC_EDITIONS, len(chunk))
@@ -159,18 +160,18 @@ async def _restore_editions(
                 # The record as produced (key order, 50 vs 50.0): what Redis held before.
                 parts.append(orjson.loads(record.value))
         logged = logged_editions(parts)
-        published = await store.published()
+        published = await store.editions.published()
         stamps: dict[str, str] = {}
         for part in parts:
             stamps[part["edition"]] = max(stamps.get(part["edition"], ""), part["published_at"])
         for month in sorted(logged.frozen):
-            await store.freeze(month, stamps[month])
+            await store.editions.freeze(month, stamps[month])
         for month in sorted(logged.published):
             if month in published:
                 continue
             categories = logged.published[month]
             for category, (published_at, standings) in categories.items():
-                await store.write_published(
+                await store.editions.write_published(
                     category,
                     month,
                     published_at=published_at,
@@ -178,22 +179,22 @@ async def _restore_editions(
                     standings=standings,
                 )
             published_at = next(iter(categories.values()))[0]
-            await store.record_published(
+            await store.editions.record_published(
                 month,
-                {
-                    "published_at": published_at,
-                    "command_id": None,
-                    "categories": {c: len(s) for c, (_, s) in sorted(categories.items())},
-                },
+                EditionRecord(
+                    published_at=published_at,
+                    command_id=None,
+                    categories={c: len(s) for c, (_, s) in sorted(categories.items())},
+                ),
             )
             report.editions.append(month)
-        await store.set_offsets(TOPIC_EDITIONS, reader.ends)
+        await store.offsets.set(TOPIC_EDITIONS, reader.ends)
 
 
 async def _restore_command_results(
     settings: Settings, store: PublisherStore, report: RecoveryReport, from_start: bool
 ) -> None:
-    start = {} if from_start else await store.offsets(TOPIC_COMMAND_RESULTS)
+    start = {} if from_start else await store.offsets.of(TOPIC_COMMAND_RESULTS)
     async with TopicReader(settings, TOPIC_COMMAND_RESULTS, start) as reader:
         async for chunk in reader:
             report.count(TOPIC_COMMAND_RESULTS, len(chunk))
@@ -201,6 +202,6 @@ async def _restore_command_results(
                 result = _parse(CommandResult, record.value)
                 if result is None or record.value is None:
                     continue
-                await store.save_command_result(result.command_id, record.value)
+                await store.results.save(result.command_id, record.value)
                 report.command_results += 1
-        await store.set_offsets(TOPIC_COMMAND_RESULTS, reader.ends)
+        await store.offsets.set(TOPIC_COMMAND_RESULTS, reader.ends)

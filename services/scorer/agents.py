@@ -105,7 +105,7 @@ async def apply_metrics(stream: Any) -> None:
 async def report_freshness() -> None:
     """Keep the freshness gauge growing while nothing new is applied (a stalled stream)."""
     try:
-        watermark = await updater().store.watermark()
+        watermark = await updater().store.summaries.watermark()
     except (RedisError, OSError):
         m.REDIS_ERRORS.inc()
         return

@@ -25,7 +25,7 @@ async def _prepare_redis(settings: Settings) -> None:
         store = ScorerStore(redis)
         await claim_view(redis, where=settings.redis_where)
         registry = load_registry()
-        await store.ensure_geo(registry, geo_fingerprint(registry))
+        await store.views.ensure_geo(registry, geo_fingerprint(registry))
     finally:
         await redis.aclose()
 

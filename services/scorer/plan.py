@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from services.common.clock import edition_of, parse_timestamp
 from services.common.events import MetricsSnapshot
 from services.common.methodology import SnapshotSummary, summarise_snapshot
-from services.common.standings_entry import entry_version
+from services.common.view.entries import entry_version
 
 AccountKey = tuple[str, str]  # (platform, handle)
 
 
 def version_of(summary: SnapshotSummary) -> bytes:
-    """The compare-and-set version (services.common.standings_entry.entry_version)."""
+    """The compare-and-set version (services.common.view.entries.entry_version)."""
     return entry_version(int(parse_timestamp(summary.observed_at).timestamp()), summary.event_id)
 
 

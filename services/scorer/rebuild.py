@@ -100,7 +100,7 @@ async def rebuild(
         await wipe_scorer_view(redis)
         store = ScorerStore(redis)
         await claim_view(redis, where=settings.redis_where)
-        await store.ensure_geo(registry, geo_fingerprint(registry))
+        await store.views.ensure_geo(registry, geo_fingerprint(registry))
         updater = StandingsUpdater(store, registry)
         async for records in read_account_records(settings, registry, report.reject, progress):
             await updater.apply_accounts([(r.id, r.handle, r.simulated) for r in records])
@@ -110,9 +110,9 @@ async def rebuild(
             report.largest_rss_mb = _peak_rss_mb()
         else:
             await _apply_metrics_in_processes(settings, workers, report, progress)
-        watermark = await store.watermark()
+        watermark = await store.summaries.watermark()
         if watermark is not None:
-            await store.evict_inactive(watermark - ACTIVE_SECONDS, from_epoch(watermark))
+            await store.views.evict_inactive(watermark - ACTIVE_SECONDS, from_epoch(watermark))
     finally:
         await redis.aclose()
     report.seconds = time.perf_counter() - started

@@ -27,8 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from services.common.standings_entry import entry_version, version_epoch
 from services.common.validation import Rejection, peek_metrics, validate_metrics
+from services.common.view.entries import entry_version, version_epoch
 from services.scorer.plan import BatchPlan, plan_batch
 
 HELD_PER_KEY: Final = 16

@@ -16,8 +16,8 @@ from services.common.clock import from_epoch
 from services.common.contracts import METHODOLOGY_VERSION, PLATFORM_INSTAGRAM, SCHEMA_VERSION
 from services.common.events import MetricsSnapshot, with_event_id
 from services.common.methodology import Score, SnapshotSummary, score_summary
-from services.common.standings_entry import decode_entry, encode_entry, version_epoch
 from services.common.territories import Registry, Territory
+from services.common.view.entries import decode_entry, encode_entry, version_epoch
 from services.scorer.plan import BatchPlan, plan_batch, version_of
 from services.scorer.store import AccountLink, EntryWrite, ScorerStore
 
@@ -49,7 +49,7 @@ class StandingsUpdater:
         self._mapping_ref: object = None
 
     async def _territories_by_handle(self) -> tuple[dict[str, list[str]], dict[str, AccountLink]]:
-        mapping = await self.store.mapping()
+        mapping = await self.store.accounts.mapping()
         if mapping is not self._mapping_ref:
             by_handle: dict[str, list[str]] = defaultdict(list)
             for territory_id, link in mapping.items():
@@ -74,11 +74,11 @@ class StandingsUpdater:
         if plan.newest_epoch is None:
             return outcome
         async with self._lock:
-            watermark = await self.store.advance_watermark(plan.newest_epoch)
+            watermark = await self.store.summaries.advance_watermark(plan.newest_epoch)
             outcome.watermark = watermark
             cutoff = watermark - ACTIVE_SECONDS
-            frozen = await self.store.frozen_months()
-            await self.store.save_summaries(plan, frozen)
+            frozen = await self.store.summaries.frozen_months()
+            await self.store.summaries.save(plan, frozen)
             by_handle, mapping = await self._territories_by_handle()
 
             # A summary is scored once per territory, whether it lands in the current view,
@@ -101,7 +101,9 @@ class StandingsUpdater:
                     current[territory.category].append(entry(territory, summary))
                     made[tid] = summary
             for category, writes in current.items():
-                written = await self.store.apply_entries(category, None, writes, cutoff=cutoff)
+                written = await self.store.views.apply_entries(
+                    category, None, writes, cutoff=cutoff
+                )
                 outcome.applied += len(written)
                 for tid, status in written if announce else ():
                     summary = made[tid]
@@ -124,12 +126,12 @@ class StandingsUpdater:
                     territory = self.registry[tid]
                     monthly[(territory.category, month)].append(entry(territory, summary))
             for (category, month), writes in monthly.items():
-                written = await self.store.apply_entries(category, month, writes, cutoff=None)
+                written = await self.store.views.apply_entries(category, month, writes, cutoff=None)
                 outcome.edition_applied += len(written)
 
-            evicted = await self.store.evict_inactive(cutoff, from_epoch(watermark))
+            evicted = await self.store.views.evict_inactive(cutoff, from_epoch(watermark))
             for category, ids in evicted.items() if announce else ():
-                entries = await self.store.entries(category, None, ids)
+                entries = await self.store.views.entries(category, None, ids)
                 for tid, raw in zip(ids, entries, strict=True):
                     if raw is not None:
                         outcome.score_events.append(self._score_event(tid, raw, "inactive"))
@@ -152,24 +154,24 @@ class StandingsUpdater:
         final = {tid: AccountLink(handle, simulated) for tid, handle, simulated in changes}
         events: list[dict] = []
         async with self._lock:
-            mapping = await self.store.mapping()
+            mapping = await self.store.accounts.mapping()
             changed = {tid: link for tid, link in final.items() if mapping.get(tid) != link}
             if not changed:
                 return events
-            watermark = await self.store.watermark()
+            watermark = await self.store.summaries.watermark()
             if watermark is not None:  # before any score (first start, rebuild): nothing to derive
                 events = await self._rederive(changed, watermark - ACTIVE_SECONDS)
-            await self.store.set_accounts(changed)
+            await self.store.accounts.set_accounts(changed)
         return events
 
     async def _rederive(self, changed: dict[str, AccountLink], cutoff: int) -> list[dict]:
-        frozen = await self.store.frozen_months()
-        months = await self.store.months()
+        frozen = await self.store.summaries.frozen_months()
+        months = await self.store.summaries.months()
         for category in {self.registry[tid].category for tid in changed}:
-            months |= await self.store.edition_months(category)
+            months |= await self.store.views.edition_months(category)
         views: list[str | None] = [None, *sorted(months - frozen)]
         handles = {link.handle for link in changed.values() if link.handle is not None}
-        summaries = await self.store.account_summaries(PLATFORM_INSTAGRAM, handles)
+        summaries = await self.store.summaries.of_accounts(PLATFORM_INSTAGRAM, handles)
         writes: dict[tuple[str, str | None], list[EntryWrite]] = defaultdict(list)
         removals: dict[tuple[str, str | None], list[str]] = defaultdict(list)
         for tid, link in changed.items():
@@ -184,11 +186,11 @@ class StandingsUpdater:
                     writes[(territory.category, view)].append(write)
         events: list[dict] = []
         for (category, view), ids in removals.items():
-            removed = await self.store.remove_entries(category, view, ids)
+            removed = await self.store.views.remove_entries(category, view, ids)
             if view is None:
                 events += [self._score_event(tid, raw, "inactive") for tid, raw in removed]
         for (category, view), batch in writes.items():
-            written = await self.store.apply_entries(
+            written = await self.store.views.apply_entries(
                 category, view, batch, cutoff=cutoff if view is None else None, force=True
             )
             if view is None:

@@ -34,7 +34,7 @@ async def _seed(settings: Settings) -> None:
     await redis.flushdb()
     registry = load_registry()
     store = ScorerStore(redis)
-    await store.ensure_geo(registry, "test")
+    await store.views.ensure_geo(registry, "test")
     updater = StandingsUpdater(store, registry)
     snapshots = []
     for tid, handle, followers in [

@@ -166,7 +166,7 @@ async def tell_story(redis_url: str) -> Story:
         await redis.flushdb()
         registry = load_registry()
         store = ScorerStore(redis)
-        await store.ensure_geo(registry, geo_fingerprint(registry))
+        await store.views.ensure_geo(registry, geo_fingerprint(registry))
         story = Story()
         story.updater = StandingsUpdater(store, registry)
         story.publisher = Publisher(redis, registry, story.sent, grace_hours=24)

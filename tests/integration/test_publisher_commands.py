@@ -15,9 +15,9 @@ from services.common.events import Command, EditionPart, build_command
 from services.common.kafka import create_topics, read_all
 from services.common.methodology import SnapshotSummary, score_summary
 from services.common.settings import Settings
-from services.common.standings_entry import encode_entry, entry_version
 from services.common.territories import load_registry
 from services.common.view import keys as rk
+from services.common.view.entries import encode_entry, entry_version
 from services.publisher.core import Publisher
 from services.publisher.sender import kafka_sender
 
@@ -77,7 +77,7 @@ async def test_a_full_ranking_of_over_1000_entries_is_published_in_parts(setting
         publisher = Publisher(redis, REGISTRY, send, grace_hours=24)
         await publisher.load()
         # An interrupted attempt had frozen the month: running again keeps its published_at.
-        await publisher.store.freeze("2021-05", "2021-06-02T08:00:00Z")
+        await publisher.store.editions.freeze("2021-05", "2021-06-02T08:00:00Z")
         result = await publisher.commands.execute(command("2021-05"))
         assert result is not None and result["status"] == "done", result
         assert result["reason"].startswith("published 2021-05 at 2021-06-02T08:00:00Z")

@@ -34,8 +34,8 @@ from services.common.events import EditionPart, RankChange, build_command, build
 from services.common.kafka import create_topics, make_producer, read_all
 from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.settings import Settings, get_settings
-from services.common.standings_entry import decode_account_link
 from services.common.view import keys as rk
+from services.common.view.entries import decode_account_link
 from services.publisher.client import submit_command, wait_for_result
 from services.publisher.rebuild import rebuild_publisher
 from tests.services import ServiceProcess, service_env, wait_for

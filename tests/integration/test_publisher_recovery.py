@@ -64,10 +64,10 @@ async def test_an_event_produced_but_not_recorded_is_taken_from_the_topic(settin
         async def crash(*args: object, **kwargs: object) -> None:
             raise SimulatedCrash
 
-        first.store.commit_rank_change = crash  # type: ignore[method-assign]
+        first.store.rank_changes.commit = crash  # type: ignore[method-assign]
         with pytest.raises(SimulatedCrash):
             await first.ranks.refresh(CATEGORY)
-        assert (await first.store.rank_state(CATEGORY)).seq == 1  # Redis lags the topic
+        assert (await first.store.rank_changes.state(CATEGORY)).seq == 1  # Redis lags the topic
         assert [e["seq"] for e in events_in_topic(settings)] == [1, 2]
 
         report = await restore_from_topics(settings, redis)  # what a restart does
@@ -89,7 +89,7 @@ async def test_an_event_produced_but_not_recorded_is_taken_from_the_topic(settin
     assert (changes["dep-01"]["from_rank"], changes["dep-01"]["to_rank"]) == (3, 1)
     assert changes["dep-01"]["old_score"] == 50.0 and changes["dep-01"]["new_score"] == 70.0
     assert [e["seq"] for e in events_in_topic(settings)] == [1, 2, 3]
-    recent = await second.store.recent_rank_changes(CATEGORY)
+    recent = await second.store.rank_changes.recent(CATEGORY)
     assert [orjson.loads(raw)["seq"] for raw in recent] == [1, 2, 3]
 
 

@@ -44,9 +44,9 @@ from services.common.kafka import create_topics, make_producer, read_all
 from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.methodology import SnapshotSummary
 from services.common.settings import Settings
-from services.common.standings_entry import encode_entry, entry_version
 from services.common.territories import load_registry
 from services.common.view import keys as rk
+from services.common.view.entries import encode_entry, entry_version
 from tests.services import ServiceProcess, service_env, wait_for
 
 INDICATORS = {

@@ -30,7 +30,7 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 async def updater(redis: Redis) -> StandingsUpdater:
     registry = load_registry()
     store = ScorerStore(redis)
-    await store.ensure_geo(registry, "test")
+    await store.views.ensure_geo(registry, "test")
     return StandingsUpdater(store, registry)
 
 
@@ -192,7 +192,7 @@ async def test_equal_observed_at_the_greatest_event_id_wins_among_many(updater, 
         await updater.apply_snapshots([snap])
     page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
     assert page.rows[0].entry.summary.followers == winner.followers
-    held = await updater.store.account_summaries("instagram", ["gers"])
+    held = await updater.store.summaries.of_accounts("instagram", ["gers"])
     assert held["gers"][None].event_id == winner.event_id
     assert held["gers"]["2021-06"].event_id == winner.event_id
 
@@ -220,7 +220,7 @@ async def test_inactive_territories_leave_the_ranking_one_by_one_as_the_watermar
     assert await ranked_after("2021-06-09T00:00:01Z") == {"dep-32", "dep-33"}
     assert await ranked_after("2021-06-19T00:00:01Z") == {"dep-33"}
     # Entries stay (an older event can never come back in); only the ranking drops them.
-    entries = await updater.store.entries("departements", None, ["dep-32", "dep-75"])
+    entries = await updater.store.views.entries("departements", None, ["dep-32", "dep-75"])
     assert all(raw is not None for raw in entries)
 
 
@@ -238,7 +238,7 @@ async def test_account_summaries_keep_the_newest_per_month_and_drop_frozen_month
         ("2021-07-01T00:00:00Z", 2),  # older within July: loses
     ]:
         await updater.apply_snapshots([snapshot("gers", observed_at, followers)])
-    held = (await store.account_summaries("instagram", ["gers"]))["gers"]
+    held = (await store.summaries.of_accounts("instagram", ["gers"]))["gers"]
     assert {m: s.followers for m, s in held.items()} == {
         "2021-05": 50,
         "2021-06": 60,
@@ -248,10 +248,10 @@ async def test_account_summaries_keep_the_newest_per_month_and_drop_frozen_month
     # May and June are published: the next write drops them, never July (the newest).
     await redis.sadd(rk.FROZEN_MONTHS_KEY, "2021-05", "2021-06", "2021-07")
     await updater.apply_snapshots([snapshot("gers", "2021-06-20T00:00:00Z", 65)])
-    held = (await store.account_summaries("instagram", ["gers"]))["gers"]
+    held = (await store.summaries.of_accounts("instagram", ["gers"]))["gers"]
     assert {m: s.followers for m, s in held.items()} == {"2021-07": 70, None: 70}
     # Another account shares nothing with it, whatever its bucket.
     await updater.apply_snapshots([snapshot("paris", "2021-07-03T00:00:00Z", 9)])
-    both = await store.account_summaries("instagram", ["gers", "paris", "nobody"])
+    both = await store.summaries.of_accounts("instagram", ["gers", "paris", "nobody"])
     assert both["paris"][None].followers == 9 and both["gers"][None].followers == 70
     assert both["nobody"] == {}

@@ -15,9 +15,9 @@ from services.api.params import LIST_PARAMETERS, CategoryId, Month, parse_list_q
 from services.api.repository import EditionPage, PublishedPage
 from services.api.responses import JSON
 from services.api.routes.standings import check_category, check_filters, etagged, view_items
-from services.common.standings_entry import decode_account_link
 from services.common.territories import Registry
 from services.common.view import keys as rk
+from services.common.view.entries import decode_account_link
 
 router = APIRouter(prefix="/api/v1", tags=["editions"])
 

@@ -147,7 +147,7 @@ async def current_standings(request: Request, category: CategoryId) -> Response:
         )
         rendered = bodies.get(key, reply)
         if rendered is None:
-            raw = standings_json(scored, category, repository.page_of(reply), limit, offset)
+            raw = standings_json(scored, category, reply.page(), limit, offset)
             rendered = bodies.put(key, reply, raw, etag_of(raw))
             VIEW_READS.labels("yes").inc()
         else:

@@ -31,7 +31,7 @@ def rank_key(prefix: str) -> str:
 
 
 def entry_key(prefix: str) -> str:
-    """HASH territory id -> `<version><entry>` (services/common/standings_entry.py)."""
+    """HASH territory id -> `<version><entry>` (services/common/view/entries.py)."""
     return f"{prefix}:entry"
 
 
@@ -75,7 +75,7 @@ SUMMARY_BUCKETS: Final = 1024
 
 def summaries_key(platform: str, handle: str) -> str:
     """HASH `obs:sums:{<platform>:<bucket>}`, field the handle: the account's summaries, one
-    per edition month, packed (services/common/standings_entry.py, `encode_month_summary`).
+    per edition month, packed (services/common/view/entries.py, `encode_month_summary`).
 
     Accounts share 1,024 buckets per platform rather than a key each: a bucket of ~35
     accounts stays a compact listpack, and the per-key overhead (~90 bytes) is gone. The

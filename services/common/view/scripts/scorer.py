@@ -1,6 +1,6 @@
-"""The scorer's Redis scripts: every write to a standings view is one atomic compare-and-set.
+"""The scorer's scripts: every write to a standings view is one atomic compare-and-set.
 
-A version is 37 bytes (services.common.standings_entry.entry_version): the observed_at epoch
+A version is 37 bytes (services.common.view.entries.entry_version): the observed_at epoch
 (offset, 5 bytes big-endian) then the 32 bytes of the event id, so that comparing versions
 byte by byte is the contract's order: later `observed_at` wins, equal `observed_at` → the
 greater `event_id` wins. Stored values start with their version. Versions are compared with
@@ -9,9 +9,12 @@ greater `event_id` wins. Stored values start with their version. Versions are co
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Any, Final
 
-from services.common.standings_entry import EPOCH_BYTES, EPOCH_OFFSET, VERSION_BYTES
+from services.common.view import keys as rk
+from services.common.view.entries import EPOCH_BYTES, EPOCH_OFFSET, VERSION_BYTES
+from services.common.view.scripts import Script
 
 _OLDER: Final = f"""
 local function older(stored, ver)
@@ -31,10 +34,10 @@ end
 # KEYS[1] the account's bucket HASH (services.common.view.keys.summaries_key); ARGV[1] the
 # account's field (its handle); ARGV[2] the frozen months' 3-byte codes, concatenated; then
 # month records `<month code><version><summary>`. The field holds `<length><record>` per month
-# in month order (services.common.standings_entry). Each month's record is replaced only by a
+# in month order (services.common.view.entries). Each month's record is replaced only by a
 # newer version. Frozen months are dropped, except the newest month (the account's current
 # summary): nothing is derived from them again. Returns how many months were set.
-ACCOUNT_CAS: Final = (
+_ACCOUNT_CAS: Final = (
     _OLDER
     + """
 local function code_number(code)
@@ -92,7 +95,7 @@ return set
 # (id, version, observed epoch, negated score, entry).
 # Returns a flat list of (id, "ranked" | "inactive") for every entry written, or
 # {"frozen"} when the view is frozen.
-APPLY_ENTRIES: Final = (
+_APPLY_ENTRIES: Final = (
     _OLDER
     + """
 if redis.call('EXISTS', KEYS[4]) == 1 then return {'frozen'} end
@@ -133,7 +136,7 @@ return out
 
 # Same KEYS as APPLY_ENTRIES; ARGV: territory ids to drop from the view entirely.
 # Returns a flat list of (id, entry) for the entries removed (none if frozen).
-REMOVE_ENTRIES: Final = """
+_REMOVE_ENTRIES: Final = """
 if redis.call('EXISTS', KEYS[4]) == 1 then return {} end
 local out = {}
 for i = 1, #ARGV do
@@ -154,7 +157,7 @@ return out
 # entries are scanned only when the cutoff has passed `oldest` (a lower bound of their
 # epochs): in a steady stream every ranked territory is recent and the sweep costs nothing;
 # each scan unranks at least the territory that set the bound, or raises the bound.
-EVICT_INACTIVE: Final = (
+_EVICT_INACTIVE: Final = (
     _OLDER
     + """
 local cutoff = tonumber(ARGV[1])
@@ -189,7 +192,7 @@ return out
 )
 
 # KEYS[1] watermark STRING; ARGV[1] candidate epoch. Returns the watermark after the update.
-ADVANCE_WATERMARK: Final = """
+_ADVANCE_WATERMARK: Final = """
 local old = tonumber(redis.call('GET', KEYS[1]) or '-1')
 local new = tonumber(ARGV[1])
 if new > old then
@@ -198,3 +201,59 @@ if new > old then
 end
 return old
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What APPLY_ENTRIES wrote: (territory id, "ranked" | "inactive"), or nothing if frozen."""
+
+    written: list[tuple[str, str]] = field(default_factory=list)
+    frozen: bool = False
+
+
+def _applied(reply: list[bytes]) -> Applied:
+    if reply == [b"frozen"]:
+        return Applied(frozen=True)
+    return Applied([(reply[i].decode(), reply[i + 1].decode()) for i in range(0, len(reply), 2)])
+
+
+def _removed(reply: list[bytes]) -> list[tuple[str, bytes]]:
+    return [(reply[i].decode(), reply[i + 1]) for i in range(0, len(reply), 2)]
+
+
+def _ids(reply: list[bytes]) -> list[str]:
+    return [member.decode() for member in reply]
+
+
+def _int(reply: Any) -> int:
+    return int(reply)
+
+
+def summaries_keys(platform: str, handle: str) -> list[str]:
+    """KEYS of ACCOUNT_CAS."""
+    return [rk.summaries_key(platform, handle)]
+
+
+def view_keys(category: str, edition: str | None) -> list[str]:
+    """KEYS of APPLY_ENTRIES and REMOVE_ENTRIES: one view, its category's meta, its marker."""
+    prefix = rk.view_prefix(category, edition)
+    frozen = rk.edition_frozen_key(category, edition) if edition else f"{prefix}:never-frozen"
+    return [rk.rank_key(prefix), rk.entry_key(prefix), rk.meta_key(category), frozen]
+
+
+def evict_keys(category: str) -> list[str]:
+    """KEYS of EVICT_INACTIVE: the current view and its category's meta."""
+    prefix = rk.view_prefix(category, None)
+    return [rk.rank_key(prefix), rk.entry_key(prefix), rk.meta_key(category)]
+
+
+def watermark_keys() -> list[str]:
+    """KEYS of ADVANCE_WATERMARK."""
+    return [rk.WATERMARK_KEY]
+
+
+ACCOUNT_CAS: Final = Script("account_cas", _ACCOUNT_CAS, _int)  # months set
+APPLY_ENTRIES: Final = Script("apply_entries", _APPLY_ENTRIES, _applied)
+REMOVE_ENTRIES: Final = Script("remove_entries", _REMOVE_ENTRIES, _removed)
+EVICT_INACTIVE: Final = Script("evict_inactive", _EVICT_INACTIVE, _ids)  # ids unranked
+ADVANCE_WATERMARK: Final = Script("advance_watermark", _ADVANCE_WATERMARK, _int)

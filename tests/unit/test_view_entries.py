@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from services.common.clock import from_epoch, parse_timestamp
 from services.common.events import MAX_COUNT
 from services.common.methodology import SnapshotSummary
-from services.common.standings_entry import (
+from services.common.view.entries import (
     VERSION_BYTES,
     decode_account_link,
     decode_entry,

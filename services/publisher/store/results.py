@@ -1,0 +1,23 @@
+"""Command results (`obs:{meta}:command-results`): the publisher's answer to each command."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from services.common.view import keys as rk
+from services.common.view.values import CommandResult
+
+
+class ResultStore:
+    """Reads and writes of command results."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def of(self, command_id: str) -> CommandResult | None:
+        raw = await self.redis.hget(rk.COMMAND_RESULTS_KEY, command_id)
+        return None if raw is None else CommandResult.decode(raw)
+
+    async def save(self, command_id: str, record: bytes) -> None:
+        """Store a result as produced to `obs.command-results.v1`."""
+        await self.redis.hset(rk.COMMAND_RESULTS_KEY, command_id, record)

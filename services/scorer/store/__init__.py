@@ -1,0 +1,38 @@
+"""The scorer's side of Redis, one store per concern (docs/redis.md, "Scorer"):
+
+- `summaries`: account summaries per edition month, the months with data, the watermark and
+  the months the publisher froze;
+- `views`: compare-and-set writes of the standings views, the inactivity sweep, geography;
+- the account mapping, which the API and the CLI read too: services/common/view/accounts.py.
+
+`ScorerStore` holds the three on one client.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from services.common.view.accounts import AccountMapping
+from services.common.view.values import AccountLink
+from services.scorer.store.summaries import SummaryStore
+from services.scorer.store.views import EntryWrite, ViewStore, geo_fingerprint
+
+__all__ = [
+    "AccountLink",
+    "AccountMapping",
+    "EntryWrite",
+    "ScorerStore",
+    "SummaryStore",
+    "ViewStore",
+    "geo_fingerprint",
+]
+
+
+class ScorerStore:
+    """The scorer's stores on one client."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self.summaries = SummaryStore(redis)
+        self.views = ViewStore(redis)
+        self.accounts = AccountMapping(redis)

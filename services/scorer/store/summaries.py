@@ -1,0 +1,92 @@
+"""Account summaries (compare-and-set per edition month), the months with data, the
+watermark and the months the publisher froze."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import cast
+
+from redis.asyncio import Redis
+
+from services.common.methodology import SnapshotSummary
+from services.common.view import keys as rk
+from services.common.view.entries import decode_month_summaries, encode_month_summary, month_code
+from services.common.view.scripts import scorer as scripts
+from services.scorer.plan import BatchPlan
+
+
+class SummaryStore:
+    """The scorer's facts about accounts."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._account_cas = scripts.ACCOUNT_CAS.bind(redis)
+        self._watermark = scripts.ADVANCE_WATERMARK.bind(redis)
+
+    # --- watermark and frozen months ---------------------------------------------------
+    async def advance_watermark(self, epoch: int) -> int:
+        """Raise the global watermark to `epoch` if it is newer; return the watermark."""
+        return await self._watermark(scripts.watermark_keys(), [epoch])
+
+    async def watermark(self) -> int | None:
+        """The global watermark (epoch seconds), None before any event."""
+        raw = await self.redis.get(rk.WATERMARK_KEY)
+        return None if raw is None else int(raw)
+
+    async def frozen_months(self) -> set[str]:
+        """Edition months the publisher has frozen (never written by the scorer)."""
+        return texts(await self.redis.smembers(rk.FROZEN_MONTHS_KEY))
+
+    # --- account summaries -------------------------------------------------------------
+    async def save(self, plan: BatchPlan, frozen: Iterable[str] = ()) -> None:
+        """Compare-and-set every account summary of the batch, per edition month.
+
+        There is no separate current summary: the latest `ok` snapshot of an account is the
+        latest of its newest month (months follow time). Frozen months are dropped from an
+        account's summaries unless newest (docs/redis.md)."""
+        records: dict[tuple[str, str], list[str | bytes]] = {}
+        months = set()
+        for (platform, handle, month), summary in plan.monthly.items():
+            record = encode_month_summary(month, plan.version(summary), summary)
+            records.setdefault((platform, handle), []).append(record)
+            months.add(month)
+        frozen_codes = b"".join(month_code(month) for month in sorted(frozen))
+        # One script call per account, all in one pipeline.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for (platform, handle), args in records.items():
+                await self._account_cas.queue(
+                    pipe, scripts.summaries_keys(platform, handle), [handle, frozen_codes, *args]
+                )
+            if months:
+                pipe.sadd(rk.MONTHS_KEY, *sorted(months))
+            await pipe.execute()
+
+    async def of_accounts(
+        self, platform: str, handles: Iterable[str]
+    ) -> dict[str, dict[str | None, SnapshotSummary]]:
+        """Every stored summary of these accounts: handle -> {None (current) | month: summary}."""
+        handles = sorted(handles)
+        if not handles:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for handle in handles:
+                pipe.hget(rk.summaries_key(platform, handle), handle)
+            replies = await pipe.execute()
+        out: dict[str, dict[str | None, SnapshotSummary]] = {}
+        for handle, raw in zip(handles, replies, strict=True):
+            held: dict[str | None, SnapshotSummary] = {}
+            if raw:
+                months = decode_month_summaries(cast(bytes, raw))
+                held.update(months)
+                held[None] = months[max(months)]
+            out[handle] = held
+        return out
+
+    async def months(self) -> set[str]:
+        """Every month in which some account has an `ok` snapshot."""
+        return texts(await self.redis.smembers(rk.MONTHS_KEY))
+
+
+def texts(members: Iterable[bytes | str]) -> set[str]:
+    """Set members as text."""
+    return {m.decode() if isinstance(m, bytes) else m for m in members}

@@ -1,0 +1,129 @@
+"""The standings views: compare-and-set writes of entries, removals, the inactivity sweep,
+the months with edition entries, and the static geography the filters intersect with."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from redis.asyncio import Redis
+
+from services.common.contracts import CATEGORY_IDS
+from services.common.territories import Registry
+from services.common.view import keys as rk
+from services.common.view.scripts import scorer as scripts
+from services.scorer.store.summaries import texts
+
+SCRIPT_ENTRIES = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class EntryWrite:
+    """One territory's entry for one view, ready for the compare-and-set script."""
+
+    territory_id: str
+    version: bytes
+    epoch: int
+    score: float
+    entry: bytes  # services.common.view.entries.encode_entry
+
+
+class ViewStore:
+    """Atomic, idempotent writes of the standings views."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._apply = scripts.APPLY_ENTRIES.bind(redis)
+        self._remove = scripts.REMOVE_ENTRIES.bind(redis)
+        self._evict = scripts.EVICT_INACTIVE.bind(redis)
+
+    async def apply_entries(
+        self,
+        category: str,
+        edition: str | None,
+        writes: Sequence[EntryWrite],
+        *,
+        cutoff: int | None,
+        force: bool = False,
+    ) -> list[tuple[str, str]]:
+        """Compare-and-set entries into one view; returns (id, ranked|inactive) written."""
+        if not writes:
+            return []
+        if edition is not None:
+            await self.redis.sadd(rk.edition_months_key(category), edition)
+        written: list[tuple[str, str]] = []
+        keys = scripts.view_keys(category, edition)
+        # A script per few thousand entries: a rebuild's whole category never holds Redis
+        # for long (each entry's compare-and-set is atomic on its own).
+        for start in range(0, len(writes), SCRIPT_ENTRIES):
+            args: list[str | bytes | int | float] = ["" if cutoff is None else cutoff, int(force)]
+            for w in writes[start : start + SCRIPT_ENTRIES]:
+                args += [w.territory_id, w.version, w.epoch, -w.score, w.entry]
+            applied = await self._apply(keys, args)
+            if applied.frozen:
+                return written
+            written += applied.written
+        return written
+
+    async def remove_entries(
+        self, category: str, edition: str | None, ids: Iterable[str]
+    ) -> list[tuple[str, bytes]]:
+        """Drop territories from one view entirely; returns the (id, entry) removed."""
+        ids = list(ids)
+        if not ids:
+            return []
+        return await self._remove(scripts.view_keys(category, edition), ids)
+
+    async def entries(
+        self, category: str, edition: str | None, ids: list[str]
+    ) -> list[bytes | None]:
+        """The stored entries of territories in one view (None where absent)."""
+        if not ids:
+            return []
+        found = await self.redis.hmget(rk.entry_key(rk.view_prefix(category, edition)), ids)
+        return cast(list[bytes | None], found)
+
+    async def evict_inactive(self, cutoff: int, as_of: str) -> dict[str, list[str]]:
+        """Unrank, in every category, the territories older than the cutoff."""
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+            for category in CATEGORY_IDS:
+                await self._evict.queue(pipe, scripts.evict_keys(category), [cutoff, as_of])
+            replies = await pipe.execute()
+        evicted = {
+            category: self._evict.decode(reply)
+            for category, reply in zip(CATEGORY_IDS, replies, strict=True)
+        }
+        return {category: ids for category, ids in evicted.items() if ids}
+
+    async def edition_months(self, category: str) -> set[str]:
+        """Months for which this category has edition entries."""
+        return texts(await self.redis.smembers(rk.edition_months_key(category)))
+
+    async def ensure_geo(self, registry: Registry, fingerprint: str) -> bool:
+        """Write the static région/département membership sets once per registry version."""
+        if await self.redis.get(rk.GEO_READY_KEY) == fingerprint.encode():
+            return False
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for category in CATEGORY_IDS:
+                groups: dict[str, list[str]] = {}
+                for t in registry.by_category(category):
+                    for code in t.regions:
+                        groups.setdefault(rk.geo_key(category, "reg", code), []).append(t.id)
+                    for code in t.departements:
+                        groups.setdefault(rk.geo_key(category, "dep", code), []).append(t.id)
+                for key, ids in groups.items():
+                    pipe.delete(key)
+                    pipe.sadd(key, *ids)
+            pipe.set(rk.GEO_READY_KEY, fingerprint)
+            await pipe.execute()
+        return True
+
+
+def geo_fingerprint(registry: Registry) -> str:
+    """A short digest of the registry's membership: the geo sets are rebuilt when it changes."""
+    digest = hashlib.sha256()
+    for t in registry.all():
+        digest.update(f"{t.id}:{','.join(t.regions)}:{','.join(t.departements)};".encode())
+    return digest.hexdigest()[:16]
