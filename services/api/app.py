@@ -13,14 +13,16 @@ from fastapi.staticfiles import StaticFiles
 
 from services.api.coalesce import ReadCoalescer, RenderedBodies
 from services.api.command_sender import CommandSender
-from services.api.edition_index import EditionIndex
 from services.api.errors import install_error_handlers
 from services.api.items import ScoredEntries
 from services.api.middleware import BodySizeLimit, RateLimit, RequestMetrics
 from services.api.operator import token_digest
 from services.api.options import ApiOptions
 from services.api.ratelimit import TokenBuckets
-from services.api.repository import StandingsRepository
+from services.api.read.editions import EditionIndex
+from services.api.read.rank_changes import RankChangeFeed
+from services.api.read.standings import StandingsRepository
+from services.api.read.territory import TerritoryReader
 from services.api.responses import JSON
 from services.api.routes import (
     commands,
@@ -34,8 +36,7 @@ from services.api.routes import (
     standings,
     territories,
 )
-from services.api.streams import RankChangeFeed, StreamHub
-from services.api.territory_detail import TerritoryReader
+from services.api.streams import StreamHub
 from services.common.settings import Settings, get_settings
 from services.common.territories import load_registry
 from services.common.view.client import redis_client

@@ -8,12 +8,13 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 
 from services.api.command_sender import CommandSender
-from services.api.edition_index import EditionIndex
 from services.api.items import ScoredEntries
 from services.api.options import ApiOptions
-from services.api.repository import StandingsRepository
-from services.api.streams import RankChangeFeed, StreamHub
-from services.api.territory_detail import TerritoryReader
+from services.api.read.editions import EditionIndex
+from services.api.read.rank_changes import RankChangeFeed
+from services.api.read.standings import StandingsRepository
+from services.api.read.territory import TerritoryReader
+from services.api.streams import StreamHub
 from services.common.territories import Registry
 
 

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import orjson
 
-from services.api.repository import StandingsRow
+from services.api.read.standings import StandingsRow
 from services.common.methodology import WEIGHTS
 from services.common.territories import Registry, Territory
 

@@ -1,4 +1,5 @@
-"""Request parameters shared by the routes, with their bounds (every request does bounded work)."""
+"""Request parameters shared by the routes: their bounds (every request does bounded work), their
+parsing, and the checks that answer 404/422 on an unknown category, filter or territory."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Annotated, Any, Final
 from fastapi import Path, Query
 
 from services.api.errors import ApiError
-from services.common.contracts import CATEGORY_IDS
+from services.common.contracts import CATEGORIES_BY_ID, CATEGORY_IDS
 from services.common.events import EDITION_PATTERN, EVENT_ID_PATTERN
+from services.common.territories import Registry, Territory
 
 MAX_LIMIT: Final = 500
 MAX_OFFSET: Final = 100_000
@@ -124,3 +126,48 @@ LIST_PARAMETERS: Final[list[dict[str, Any]]] = [
         "schema": {"type": "string", "pattern": "^([0-9]{2}|2[AB]|97[0-9])$"},
     },
 ]
+
+
+def check_category(category: str) -> str:
+    """404 with the valid ids on an unknown category."""
+    if category not in CATEGORIES_BY_ID:
+        raise ApiError(
+            404,
+            "unknown_category",
+            f"unknown category {category!r}; valid: {', '.join(CATEGORIES_BY_ID)}",
+        )
+    return category
+
+
+def check_filters(registry: Registry, region: str | None, departement: str | None) -> None:
+    """422 on a filter code that names no région/département, or on both filters at once."""
+    if region is not None and departement is not None:
+        raise ApiError(422, "invalid_parameter", "use either region or departement, not both")
+    if region is not None and region not in registry.region_codes():
+        raise ApiError(422, "invalid_parameter", f"region: no région with code {region!r}")
+    if departement is not None and departement not in registry.departement_codes():
+        raise ApiError(
+            422, "invalid_parameter", f"departement: no département with code {departement!r}"
+        )
+
+
+TerritoryId = Annotated[
+    str,
+    Path(
+        description="`{kind}-{code}`: reg-76, dep-32, dep-2A, com-75056, epci-200000172.",
+        examples=["dep-32"],
+    ),
+]
+
+
+def find_territory(registry: Registry, territory_id: str) -> Territory:
+    """The territory, or 404 saying what an id looks like."""
+    territory = registry.get(territory_id)
+    if territory is None:
+        raise ApiError(
+            404,
+            "unknown_territory",
+            f"unknown territory {territory_id!r} (ids look like reg-76, dep-32, dep-2A, "
+            "com-75056, epci-200000172)",
+        )
+    return territory

@@ -1,8 +1,6 @@
-"""Rank-change events for the API: the recorded ones (`rc:events`, the last 1,000 of each
-category) and the Server-Sent Events streams that follow them.
+"""The Server-Sent Events streams of rank changes (the reads: services/api/read/rank_changes.py).
 
-The publisher records each event and moves the category's `rc:state` seq in one script, so a
-read of both in one MULTI is consistent. Streams do not poll Redis each: one `StreamHub` per
+Streams do not poll Redis each: one `StreamHub` per
 process polls the seq of the categories someone follows (one pipelined read every
 `poll_seconds`) and wakes their streams, which then read what they have not sent yet.
 """
@@ -15,60 +13,13 @@ import logging
 import weakref
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.common.view import keys as rk
+from services.api.read.rank_changes import last_seqs
 
 log = logging.getLogger("api.streams")
-
-
-@dataclass(frozen=True, slots=True)
-class FeedSlice:
-    """Events after a cursor, with what the category holds: last seq and oldest kept seq."""
-
-    events: list[tuple[int, bytes]]
-    last_seq: int  # the category's last event (0: none yet)
-    oldest_seq: int | None  # the oldest event still kept (None: none kept)
-
-    def missed(self, after_seq: int) -> bool:
-        """Some events after `after_seq` are no longer kept (the reader must reload)."""
-        return (
-            self.oldest_seq is not None
-            and after_seq + 1 < self.oldest_seq
-            and self.last_seq > after_seq
-        )
-
-    def unknown_cursor(self, after_seq: int) -> bool:
-        """The cursor is beyond the last event: it comes from another history (a rebuild)."""
-        return after_seq > self.last_seq
-
-
-class RankChangeFeed:
-    """Reads a category's recorded rank-change events."""
-
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-
-    async def after(self, category: str, after_seq: int, limit: int) -> FeedSlice:
-        """Up to `limit` events with seq > after_seq, in seq order, in one consistent read."""
-        events_key = rk.rank_changes_events_key(category)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrangebyscore(
-                events_key, f"({after_seq}", "+inf", start=0, num=limit, withscores=True
-            )
-            pipe.zrange(events_key, 0, 0, withscores=True)
-            pipe.hget(rk.rank_changes_state_key(category), "seq")
-            found, oldest, seq = await pipe.execute()
-        events = [(int(score), cast(bytes, raw)) for raw, score in found]
-        return FeedSlice(
-            events=events,
-            last_seq=int(seq) if seq is not None else 0,
-            oldest_seq=int(oldest[0][1]) if oldest else None,
-        )
 
 
 class StreamsStopping(Exception):
@@ -190,16 +141,12 @@ class StreamHub:
         while self._followers and not self._stopping:
             categories = list(self._followers)
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for category in categories:
-                        pipe.hget(rk.rank_changes_state_key(category), "seq")
-                    found: list[Any] = await pipe.execute()
+                seqs = await last_seqs(self.redis, categories)
             except (RedisError, OSError) as exc:
                 log.warning("cannot read rank-change state: %s", exc)
             else:
                 changed = False
-                for category, raw in zip(categories, found, strict=True):
-                    seq = int(raw) if raw is not None else 0
+                for category, seq in seqs.items():
                     if seq != self._seq.get(category):
                         self._seq[category] = seq
                         changed = True

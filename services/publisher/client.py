@@ -21,7 +21,7 @@ from services.common.view import keys as rk
 from services.common.view.client import redis_client
 
 
-def was_answered(stored_result: bytes | str | None) -> bool:
+def was_answered(stored_result: object | None) -> bool:
     """Whether the publisher already answered a command (its result in
     `obs:{meta}:command-results`)."""
     return stored_result is not None

@@ -21,6 +21,7 @@ from services.common.contracts import TOPIC_DEAD_LINKS
 from services.common.dead_links import LinkState, SnapshotStatus, apply_snapshots, dead_link_event
 from services.common.events import AccountRecord, MetricsSnapshot
 from services.common.territories import Registry
+from services.common.view.values import DeadLink
 from services.publisher import metrics as m
 from services.publisher.sender import Sender
 from services.publisher.store import PublisherStore
@@ -37,14 +38,7 @@ def dead_link_entry(
     platform: str, handle: str, state: LinkState, territories: Iterable[str]
 ) -> bytes:
     """The dead-links index entry of a dead account."""
-    return orjson.dumps(
-        {
-            "platform": platform,
-            "handle": handle,
-            "since": state.since,
-            "territories": sorted(territories),
-        }
-    )
+    return DeadLink(platform, handle, state.since, sorted(territories)).encode()
 
 
 class LinkTracker:

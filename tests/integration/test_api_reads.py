@@ -21,8 +21,8 @@ from pydantic import SecretStr, ValidationError
 from services.api.app import create_app
 from services.api.coalesce import ReadCoalescer
 from services.api.ratelimit import TokenBuckets
-from services.api.repository import StandingsRepository
-from services.api.streams import FeedSlice
+from services.api.read.rank_changes import FeedSlice
+from services.api.read.standings import StandingsRepository
 from services.common.events import build_command
 from services.common.localstack import RedisServer, free_port
 from services.common.settings import Settings

@@ -24,7 +24,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from services.api.repository import StandingsRepository
+from services.api.read.standings import StandingsRepository
 from services.common.clock import format_timestamp, to_epoch
 from services.common.contracts import (
     CATEGORIES_BY_ID,

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from services.api.repository import StandingsRepository
+from services.api.read.standings import StandingsRepository
 from services.common.events import MetricsSnapshot, build_metrics_event
 from services.common.settings import Settings
 from services.common.territories import load_registry

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter
 
 from services.api import schemas
 from services.api.deps import RedisDep
 from services.api.params import CommandId
 from services.api.responses import JSON
-from services.common.view import keys as rk
+from services.common.view.results import ResultStore
 
 router = APIRouter(prefix="/api/v1", tags=["commands"])
 
@@ -22,15 +21,14 @@ async def command_status(command_id: CommandId, redis: RedisDep) -> JSON:
     `refused` never change. Any well-formed id without a result reads `pending`: commands
     live in the broker's log, which the API does not read.
     """
-    raw = await redis.hget(rk.COMMAND_RESULTS_KEY, command_id)
-    if raw is None:
+    result = await ResultStore(redis).of(command_id)
+    if result is None:
         return JSON({"command_id": command_id, "status": "pending", "reason": None, "at": None})
-    result = orjson.loads(raw)
     return JSON(
         {
             "command_id": command_id,
-            "status": result["status"],
-            "reason": result.get("reason"),
-            "at": result.get("at"),
+            "status": result.status,
+            "reason": result.reason,
+            "at": result.at,
         }
     )

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Query
 
 from services.api import schemas
 from services.api.deps import RedisDep, RegistryDep
-from services.api.params import Limit, Offset
+from services.api.params import Limit, Offset, check_category
+from services.api.read.links import dead_links as read_dead_links
 from services.api.responses import JSON
-from services.api.routes.standings import check_category
-from services.common.view import keys as rk
 
 router = APIRouter(prefix="/api/v1", tags=["dead links"])
 
@@ -33,22 +31,20 @@ async def dead_links(
     """
     if category is not None:
         check_category(category)
-    raw = cast(dict[bytes, bytes], await redis.hgetall(rk.DEAD_LINKS_KEY))
     items: list[dict[str, Any]] = []
-    for value in raw.values():
-        link = orjson.loads(value)
+    for link in await read_dead_links(redis):
         territories = [
             {"id": tid, "name": registry[tid].name, "category": registry[tid].category}
-            for tid in link.get("territories", [])
+            for tid in link.territories
             if tid in registry
         ]
         if category is not None and not any(t["category"] == category for t in territories):
             continue
         items.append(
             {
-                "platform": link["platform"],
-                "handle": link["handle"],
-                "since": link.get("since"),
+                "platform": link.platform,
+                "handle": link.handle,
+                "since": link.since,
                 "territories": territories,
             }
         )

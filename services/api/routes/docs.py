@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import HTMLResponse
 
-from services.api.routes.pages import HTML_HEADERS
+from services.api.responses import HTML_HEADERS
 
 router = APIRouter(include_in_schema=False)
 

@@ -23,13 +23,12 @@ from services.api.deps import CommandsDep, RedisDep, RegistryDep
 from services.api.errors import ApiError
 from services.api.metrics import OPERATOR_ACTIONS
 from services.api.operator import Operator, OperatorDep
-from services.api.params import Month
+from services.api.params import Month, TerritoryId, find_territory
 from services.api.responses import JSON
-from services.api.routes.territories import TerritoryId, find_territory
 from services.common.clock import format_timestamp, utcnow
 from services.common.events import build_command
 from services.common.handles import InvalidHandle, normalise_handle
-from services.common.view import keys as rk
+from services.common.view.results import ResultStore
 from services.publisher.client import next_second, was_answered
 
 router = APIRouter(prefix="/api/v1", tags=["operator actions"])
@@ -48,7 +47,7 @@ async def _produce(
     event = build_command(command=command, args=args, requested_by="api", requested_at=moment)
     # A retry in the same second as an identical, answered request is a new request
     # (services.publisher.client.new_command).
-    if was_answered(await redis.hget(rk.COMMAND_RESULTS_KEY, event["event_id"])):
+    if was_answered(await ResultStore(redis).of(event["event_id"])):
         await asyncio.sleep(next_second(moment))
         moment = utcnow()
         event = build_command(command=command, args=args, requested_by="api", requested_at=moment)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse
 
+from services.api.bodies import edition_body, view_items
 from services.api.charts import Point, line_chart
 from services.api.deps import (
     EditionsDep,
@@ -22,15 +23,14 @@ from services.api.errors import ApiError
 from services.api.formatting import fr_int, fr_month, fr_month_short, fr_ordinal
 from services.api.items import breakdown as breakdown_lines
 from services.api.items import published_item
-from services.api.params import MAX_LIMIT
-from services.api.routes.editions import edition_body
-from services.api.routes.standings import check_category, check_filters, view_items
-from services.api.routes.territories import find_territory
+from services.api.params import MAX_LIMIT, check_category, check_filters, find_territory
+from services.api.responses import HTML_HEADERS
 from services.api.templating import render
 from services.common.clock import parse_edition
 from services.common.contracts import CATEGORIES_BY_ID, CATEGORY_IDS
 from services.common.methodology import WEIGHTS
 from services.common.territories import Registry
+from services.common.view.accounts import AccountMapping
 
 router = APIRouter(include_in_schema=False)
 
@@ -48,14 +48,6 @@ INDICATOR_HELP = {
     "activity": "Publications par jour sur 30 jours.",
     "audience": "Nombre d’abonnés.",
     "ratio": "Abonnés divisés par abonnements.",
-}
-# The pages load nothing from elsewhere; the policy makes the browser hold them to it.
-HTML_HEADERS = {
-    "Cache-Control": "no-cache",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
 }
 PageCode = Annotated[str | None, Query(max_length=3)]
 PageEdition = Annotated[str | None, Query(max_length=7)]
@@ -163,7 +155,14 @@ async def standings_page(
                 404, "unknown_edition", f"Aucune édition {fr_month(edition)} : pas de données."
             )
         body = await edition_body(
-            redis, registry, scored, category, edition, edition_page, limit=size, offset=0
+            AccountMapping(redis),
+            registry,
+            scored,
+            category,
+            edition,
+            edition_page,
+            limit=size,
+            offset=0,
         )
         seq = None
     stream = None

@@ -27,11 +27,10 @@ from services.api.errors import ApiError
 from services.api.metrics import STREAM_EVENTS, STREAMS
 from services.api.middleware import client_of
 from services.api.options import ApiOptions
-from services.api.params import MAX_EVENTS
+from services.api.params import MAX_EVENTS, check_category
+from services.api.read.rank_changes import RankChangeFeed
 from services.api.responses import JSON
-from services.api.routes.standings import check_category
 from services.api.streams import (
-    RankChangeFeed,
     StreamHub,
     StreamsStopping,
     sse_event,

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
-
-import orjson
 from fastapi import APIRouter, Request, Response
 
 from services.api import schemas
+from services.api.bodies import standings_json
 from services.api.coalesce import ReadCoalescer, RenderedBodies
-from services.api.errors import ApiError
+from services.api.etag import etag_of, etagged_bytes
 from services.api.items import ScoredEntries
 from services.api.metrics import VIEW_READS
-from services.api.params import LIST_PARAMETERS, CategoryId, parse_list_query
-from services.api.repository import StandingsPage, StandingsRepository
+from services.api.params import (
+    LIST_PARAMETERS,
+    CategoryId,
+    check_category,
+    check_filters,
+    parse_list_query,
+)
+from services.api.read.standings import StandingsRepository
 from services.api.responses import JSON
-from services.common.contracts import CATEGORIES, CATEGORIES_BY_ID
-from services.common.territories import Registry
+from services.common.contracts import CATEGORIES
 
 router = APIRouter(prefix="/api/v1", tags=["standings"])
 
@@ -33,86 +35,6 @@ async def list_categories() -> JSON:
             ]
         }
     )
-
-
-def check_category(category: str) -> str:
-    """404 with the valid ids on an unknown category."""
-    if category not in CATEGORIES_BY_ID:
-        raise ApiError(
-            404,
-            "unknown_category",
-            f"unknown category {category!r}; valid: {', '.join(CATEGORIES_BY_ID)}",
-        )
-    return category
-
-
-def check_filters(registry: Registry, region: str | None, departement: str | None) -> None:
-    """422 on a filter code that names no région/département, or on both filters at once."""
-    if region is not None and departement is not None:
-        raise ApiError(422, "invalid_parameter", "use either region or departement, not both")
-    if region is not None and region not in registry.region_codes():
-        raise ApiError(422, "invalid_parameter", f"region: no région with code {region!r}")
-    if departement is not None and departement not in registry.departement_codes():
-        raise ApiError(
-            422, "invalid_parameter", f"departement: no département with code {departement!r}"
-        )
-
-
-def view_items(scored: ScoredEntries, page: StandingsPage, offset: int) -> list[dict[str, Any]]:
-    """The items of a scorer-view page (rank = position in the filtered list)."""
-    return [scored.item(row, position) for position, row in enumerate(page.rows, start=offset + 1)]
-
-
-def etag_of(raw: bytes) -> str:
-    """A strong ETag of a body."""
-    return '"' + hashlib.blake2b(raw, digest_size=12).hexdigest() + '"'
-
-
-def etagged(request: Request, body: dict[str, Any], cache_control: str = "no-cache") -> Response:
-    """Answer with a strong ETag of the body; 304 when the client already has it."""
-    raw = orjson.dumps(body)
-    return etagged_bytes(request, raw, etag_of(raw), cache_control)
-
-
-def etagged_bytes(
-    request: Request, raw: bytes, etag: str, cache_control: str = "no-cache"
-) -> Response:
-    """A JSON body already rendered, with its ETag; 304 when the client already has it."""
-    headers = {"ETag": etag, "Cache-Control": cache_control}
-    if etag in _if_none_match(request):
-        return Response(status_code=304, headers=headers)
-    return Response(raw, media_type="application/json", headers=headers)
-
-
-def _if_none_match(request: Request) -> list[str]:
-    header = request.headers.get("if-none-match")
-    if not header:
-        return []
-    if header.strip() == "*":
-        return ["*"]
-    return [tag.strip().removeprefix("W/") for tag in header.split(",")]
-
-
-def standings_json(
-    scored: ScoredEntries, category: str, page: StandingsPage, limit: int, offset: int
-) -> bytes:
-    """The live standings body, assembled from memoised item JSON."""
-    head = orjson.dumps(
-        {
-            "category": category,
-            "edition": None,
-            "as_of": page.as_of,
-            "total": page.total,
-            "limit": limit,
-            "offset": offset,
-            "movement_since": page.latest_edition,
-            "rank_changes_seq": page.seq or 0,
-        }
-    )
-    items = b",".join(
-        scored.item_json(row, position) for position, row in enumerate(page.rows, start=offset + 1)
-    )
-    return head[:-1] + b',"items":[' + items + b"]}"
 
 
 @router.get(

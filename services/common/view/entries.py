@@ -129,7 +129,7 @@ def decode_entry(raw: bytes) -> StoredEntry:
 # An account's summaries are one value (its field in a bucket hash, services.common.view.keys
 # `summaries_key`): for each edition month, `<length><month><version><packed summary>`, the
 # month as 3 bytes (year * 12 + month - 1, big-endian), months in ascending order. The scorer's
-# compare-and-set script rewrites it (services/scorer/lua.py, ACCOUNT_CAS).
+# compare-and-set script rewrites it (services/common/view/scripts/scorer.py, ACCOUNT_CAS).
 MONTH_CODE_BYTES: Final = 3
 
 

@@ -131,3 +131,34 @@ class CommandResult:
 def decode_editions(raw: Mapping[bytes, bytes]) -> dict[str, EditionRecord]:
     """The editions index as read with HGETALL: month -> its record."""
     return {month.decode(): EditionRecord.decode(value) for month, value in raw.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLink:
+    """A dead account in the dead-links index (`obs:{meta}:dead-links`, JSON): since when it
+    is dead and which territories it serves."""
+
+    platform: str
+    handle: str
+    since: str | None
+    territories: list[str]
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "platform": self.platform,
+                "handle": self.handle,
+                "since": self.since,
+                "territories": sorted(self.territories),
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> DeadLink:
+        value = orjson.loads(raw)
+        return cls(
+            str(value["platform"]),
+            str(value["handle"]),
+            value.get("since"),
+            [str(t) for t in value.get("territories", [])],
+        )

@@ -3,7 +3,7 @@
 - `rank_changes`: the published list's read, its state, write-ahead copies, recent events;
 - `links`: judged links, territory link statuses, the dead-links index, applied handles;
 - `editions`: frozen and published months, their copies, the editions index;
-- `results`: command results;
+- `results`: command results (services/common/view/results.py: the API and the CLI read them);
 - `offsets`: how far each of the publisher's own topics is reflected in Redis.
 
 `PublisherStore` holds them all on one client.
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from services.common.view.results import ResultStore
 from services.publisher.store.editions import EditionStore
 from services.publisher.store.links import LinkStore
 from services.publisher.store.offsets import OffsetStore
 from services.publisher.store.rank_changes import RECENT_EVENTS, RankChangeStore, TopRead
-from services.publisher.store.results import ResultStore
 
 __all__ = [
     "RECENT_EVENTS",

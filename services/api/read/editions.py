@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import orjson
 from redis.asyncio import Redis
 
 from services.common.clock import format_timestamp, from_epoch
 from services.common.contracts import CATEGORIES, CATEGORY_IDS
 from services.common.editions import publishable_at
 from services.common.view import keys as rk
+from services.common.view.values import EditionRecord, decode_editions
 
 
 def _text(value: Any) -> str | None:
@@ -29,13 +29,13 @@ class EditionIndex:
         self.redis = redis
         self.grace_hours = grace_hours
 
-    async def _global(self) -> tuple[dict[str, dict[str, Any]], set[str], str | None]:
+    async def _global(self) -> tuple[dict[str, EditionRecord], set[str], str | None]:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(rk.EDITIONS_KEY)
             pipe.smembers(rk.MONTHS_KEY)
             pipe.get(rk.WATERMARK_KEY)
             published_raw, months_raw, watermark_raw = await pipe.execute()
-        published = {cast(bytes, m).decode(): orjson.loads(s) for m, s in published_raw.items()}
+        published = decode_editions(published_raw)
         months = {cast(bytes, m).decode() for m in months_raw}
         watermark = None if watermark_raw is None else from_epoch(int(watermark_raw))
         return published, months, watermark
@@ -63,9 +63,9 @@ class EditionIndex:
                 {
                     "edition": month,
                     "status": "published" if summary else "provisional",
-                    "published_at": summary["published_at"] if summary else None,
+                    "published_at": summary.published_at if summary else None,
                     "publishable_at": self._publishable_at(month),
-                    "categories": summary["categories"] if summary else None,
+                    "categories": summary.categories if summary else None,
                     "url": f"/api/v1/editions/{month}",
                 }
             )
@@ -122,8 +122,8 @@ class EditionIndex:
         return {
             "edition": month,
             "status": status,
-            "published_at": summary["published_at"] if summary else None,
-            "command_id": summary.get("command_id") if summary else None,
+            "published_at": summary.published_at if summary else None,
+            "command_id": summary.command_id if summary else None,
             "publishable_at": self._publishable_at(month),
             "watermark": watermark,
             "categories": categories,

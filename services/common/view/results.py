@@ -1,7 +1,11 @@
-"""Command results (`obs:{meta}:command-results`): the publisher's answer to each command."""
+"""Command results (`obs:{meta}:command-results`): the publisher's answer to each command,
+written by the publisher, read by the API and the CLI while they wait for an answer."""
 
 from __future__ import annotations
 
+from typing import cast
+
+import redis as sync_redis
 from redis.asyncio import Redis
 
 from services.common.view import keys as rk
@@ -21,3 +25,9 @@ class ResultStore:
     async def save(self, command_id: str, record: bytes) -> None:
         """Store a result as produced to `obs.command-results.v1`."""
         await self.redis.hset(rk.COMMAND_RESULTS_KEY, command_id, record)
+
+
+def read_result(client: sync_redis.Redis, command_id: str) -> CommandResult | None:
+    """A command's result, read with a synchronous client (the CLI)."""
+    raw = client.hget(rk.COMMAND_RESULTS_KEY, command_id)
+    return None if raw is None else CommandResult.decode(cast(bytes | str, raw))

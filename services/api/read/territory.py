@@ -3,23 +3,23 @@ why (the five-indicator breakdown), its link status, and its history per publish
 
 Two reads: the global list of published editions and the territory's account (one pipeline on
 the `{meta}` slot), then everything about the territory's category in one script on the
-category's slot (services/api/lua.py READ_TERRITORY).
+category's slot (services/common/view/scripts/reader.py READ_TERRITORY).
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-import orjson
 from redis.asyncio import Redis
 
 from services.api.items import breakdown
 from services.common.contracts import CATEGORIES_BY_ID
 from services.common.territories import KIND_DEPARTEMENT, KIND_REGION, Registry, Territory
 from services.common.view import keys as rk
-from services.common.view.entries import decode_account_link, decode_entry
+from services.common.view.entries import decode_entry
 from services.common.view.scripts import reader
 from services.common.view.scripts.reader import TerritoryReply
+from services.common.view.values import AccountLink, EditionRecord, decode_editions
 
 # The history covers at most this many published editions (the latest ones): ten years.
 MAX_HISTORY: Final = 120
@@ -48,16 +48,14 @@ class TerritoryReader:
             pipe.hgetall(rk.EDITIONS_KEY)
             pipe.hget(rk.ACCOUNTS_KEY, territory.id)
             editions_raw, account_raw = await pipe.execute()
-        editions = {
-            month.decode(): orjson.loads(summary) for month, summary in editions_raw.items()
-        }
+        editions = decode_editions(editions_raw)
         months = sorted(editions)[-MAX_HISTORY:]
         levels = self._geo_levels(territory)
         reply = await self._read(
             reader.territory_keys(territory.category, levels, months),
             [territory.id, len(levels), len(months)],
         )
-        account = None if account_raw is None else decode_account_link(account_raw)
+        account = None if account_raw is None else AccountLink.decode(account_raw)
         return self._assemble(
             territory,
             reply,
@@ -82,12 +80,14 @@ class TerritoryReader:
         reply: TerritoryReply,
         *,
         geo: list[tuple[str, str, int | None, int]],
-        history: list[tuple[str, dict[str, Any], int | None, Any, int]],
-        account: tuple[str | None, bool] | None,
+        history: list[tuple[str, EditionRecord, int | None, Any, int]],
+        account: AccountLink | None,
     ) -> dict[str, Any]:
         national_rank, published_rank = reply.national_rank, reply.published_rank
         current: dict[str, Any] | None = None
-        handle, simulated = (None, False) if account is None else account
+        handle, simulated = (
+            (None, False) if account is None else (account.handle, account.simulated)
+        )
         if reply.entry is not None:
             entry = decode_entry(reply.entry)
             score = entry.score(territory.population)
@@ -149,7 +149,7 @@ class TerritoryReader:
 
 
 def _history_point(
-    month: str, summary: dict[str, Any], rank: int | None, published: Any, total: int
+    month: str, record: EditionRecord, rank: int | None, published: Any, total: int
 ) -> dict[str, Any]:
     """One published edition as the territory lived it (rank and followers at publication)."""
     followers = None
@@ -158,7 +158,7 @@ def _history_point(
         followers = None if audience is None else int(audience)
     return {
         "edition": month,
-        "published_at": summary.get("published_at"),
+        "published_at": record.published_at,
         "rank": rank,
         "total": total,
         "score": None if published is None else published["score"],
