@@ -20,16 +20,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
-
-from services.common.contracts import CATEGORY_IDS, TOPIC_METRICS
+from services.common.contracts import TOPIC_METRICS
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
 from services.common.topic_reader import TopicReader, read_account_records
 from services.common.validation import Rejection
-from services.common.view import keys as rk
 from services.common.view.client import redis_client
-from services.common.view.wipe import unlink_keys
+from services.common.view.wipe import wipe_publisher_view
 from services.publisher.link_reduce import LinkReducer
 from services.publisher.links import account_key, dead_link_entry
 from services.publisher.recovery import RecoveryReport, restore_from_topics
@@ -61,29 +58,6 @@ class PublisherRebuildReport:
             f"from {self.accounts} account records and {self.snapshots} snapshots "
             f"in {self.seconds:.1f} s"
         )
-
-
-async def wipe_publisher_view(redis: Redis) -> int:
-    """Delete every key the publisher owns."""
-    patterns = [
-        pattern
-        for category in CATEGORY_IDS
-        for pattern in (
-            f"{rk.category_tag(category)}:rc:*",
-            f"{rk.category_tag(category)}:pub:*",
-            f"{rk.category_tag(category)}:ed:*:frozen",
-        )
-    ] + ["obs:acct:*:link"]
-    keys = [rk.link_status_key(category) for category in CATEGORY_IDS]
-    keys += [
-        rk.FROZEN_MONTHS_KEY,
-        rk.EDITIONS_KEY,
-        rk.COMMAND_RESULTS_KEY,
-        rk.DEAD_LINKS_KEY,
-        rk.PUBLISHER_ACCOUNTS_KEY,
-        rk.PUBLISHER_OFFSETS_KEY,
-    ]
-    return await unlink_keys(redis, patterns, keys=keys)
 
 
 async def rebuild_publisher(

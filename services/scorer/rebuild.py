@@ -18,18 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
-
 from services.common.clock import from_epoch
-from services.common.contracts import CATEGORY_IDS, TOPIC_METRICS, TOPICS_BY_NAME
+from services.common.contracts import TOPIC_METRICS, TOPICS_BY_NAME
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
 from services.common.topic_reader import read_account_records, read_topic
 from services.common.validation import Rejection
-from services.common.view import keys as rk
 from services.common.view.client import redis_client
 from services.common.view.layout import claim_view
-from services.common.view.wipe import unlink_keys
+from services.common.view.wipe import wipe_scorer_view
 from services.scorer.reduce import LogReducer
 from services.scorer.standings import ACTIVE_SECONDS, StandingsUpdater
 from services.scorer.store import ScorerStore, geo_fingerprint
@@ -50,29 +47,6 @@ class RebuildReport:
 
     def reject(self, rejection: Rejection) -> None:
         self.rejected[rejection.reason] = self.rejected.get(rejection.reason, 0) + 1
-
-
-async def wipe_scorer_view(redis: Redis) -> int:
-    """Delete every key the scorer owns (standings views, summaries, watermark, mapping).
-
-    The publisher's keys stay: link status, published lists and editions, and the frozen
-    markers (so a rebuild never writes a published month, as live processing never does).
-    """
-    patterns = [
-        f"{rk.category_tag(c)}:{part}"
-        for c in CATEGORY_IDS
-        for part in ("cur:*", "ed:*", "meta", "geo:*")
-    ] + ["obs:sums:*", "obs:acct:*"]  # obs:acct:{…} hashes: account summaries of layout 2
-    owned_meta = [
-        rk.WATERMARK_KEY,
-        rk.MONTHS_KEY,
-        rk.ACCOUNTS_KEY,
-        rk.ACCOUNTS_VERSION_KEY,
-        rk.GEO_READY_KEY,
-        rk.LAYOUT_KEY,
-        rk.METHODOLOGY_KEY,
-    ]
-    return await unlink_keys(redis, patterns, keys=owned_meta, keep_suffixes=(":link", ":frozen"))
 
 
 async def rebuild(

@@ -1,10 +1,14 @@
-"""Bulk deletion of derived keys (used by the rebuilds: Redis is a view, Kafka the record)."""
+"""Bulk deletion of derived keys (used by the rebuilds: Redis is a view, Kafka the record),
+and which keys each writer owns: a rebuild wipes exactly its own."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from redis.asyncio import Redis
+
+from services.common.contracts import CATEGORY_IDS
+from services.common.view import keys as rk
 
 CHUNK = 1000
 
@@ -27,3 +31,49 @@ async def unlink_keys(
     for start in range(0, len(doomed), CHUNK):
         deleted += await redis.unlink(*doomed[start : start + CHUNK])
     return deleted
+
+
+async def wipe_scorer_view(redis: Redis) -> int:
+    """Delete every key the scorer owns (standings views, summaries, watermark, mapping).
+
+    The publisher's keys stay: link status, published lists and editions, and the frozen
+    markers (so a rebuild never writes a published month, as live processing never does).
+    """
+    patterns = [
+        f"{rk.category_tag(c)}:{part}"
+        for c in CATEGORY_IDS
+        for part in ("cur:*", "ed:*", "meta", "geo:*")
+    ] + ["obs:sums:*", "obs:acct:*"]  # obs:acct:{…} hashes: account summaries of layout 2
+    owned_meta = [
+        rk.WATERMARK_KEY,
+        rk.MONTHS_KEY,
+        rk.ACCOUNTS_KEY,
+        rk.ACCOUNTS_VERSION_KEY,
+        rk.GEO_READY_KEY,
+        rk.LAYOUT_KEY,
+        rk.METHODOLOGY_KEY,
+    ]
+    return await unlink_keys(redis, patterns, keys=owned_meta, keep_suffixes=(":link", ":frozen"))
+
+
+async def wipe_publisher_view(redis: Redis) -> int:
+    """Delete every key the publisher owns."""
+    patterns = [
+        pattern
+        for category in CATEGORY_IDS
+        for pattern in (
+            f"{rk.category_tag(category)}:rc:*",
+            f"{rk.category_tag(category)}:pub:*",
+            f"{rk.category_tag(category)}:ed:*:frozen",
+        )
+    ] + ["obs:acct:*:link"]
+    keys = [rk.link_status_key(category) for category in CATEGORY_IDS]
+    keys += [
+        rk.FROZEN_MONTHS_KEY,
+        rk.EDITIONS_KEY,
+        rk.COMMAND_RESULTS_KEY,
+        rk.DEAD_LINKS_KEY,
+        rk.PUBLISHER_ACCOUNTS_KEY,
+        rk.PUBLISHER_OFFSETS_KEY,
+    ]
+    return await unlink_keys(redis, patterns, keys=keys)
