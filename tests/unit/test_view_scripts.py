@@ -1,0 +1,61 @@
+"""Every Lua script of the view: documented, and each call's keys on one Redis Cluster slot."""
+
+from __future__ import annotations
+
+import inspect
+
+from redis.crc import key_slot
+
+from services.common.contracts import CATEGORY_IDS
+from services.common.view.scripts import all_scripts
+from services.common.view.scripts import publisher as publisher_scripts
+from services.common.view.scripts import reader as reader_scripts
+from services.common.view.scripts import scorer as scorer_scripts
+
+
+def _one_slot(keys: list[str]) -> bool:
+    return len({key_slot(key.encode()) for key in keys}) == 1
+
+
+def test_every_script_is_found_and_named_once():
+    names = [script.name for script in all_scripts()]
+    assert len(names) == 13
+    assert len(set(names)) == len(names)
+
+
+def test_every_script_has_a_header_giving_keys_argv_and_reply():
+    for module in (scorer_scripts, publisher_scripts, reader_scripts):
+        source = inspect.getsource(module)
+        for script in all_scripts():
+            constant = f"_{script.name.upper()}: Final"
+            if constant not in source:
+                continue
+            header = source[: source.index(constant)].rsplit('"""', 1)[-1]
+            comment = header[header.rfind("\n\n") :]
+            assert "KEYS" in comment, script.name
+            assert "ARGV" in comment or "Returns" in comment or "reply" in comment, script.name
+
+
+def test_every_call_of_a_category_script_is_on_one_slot():
+    calls: list[list[str]] = []
+    for category in CATEGORY_IDS:
+        for edition in (None, "2021-06"):
+            calls.append(scorer_scripts.view_keys(category, edition))
+            calls.append(reader_scripts.current_keys(category, edition, None))
+        calls.append(scorer_scripts.evict_keys(category))
+        geo = reader_scripts.geo_key(category, "76", None)
+        calls.append(reader_scripts.current_keys(category, None, geo))
+        calls.append(reader_scripts.edition_keys(category, "2021-06", geo))
+        calls.append(reader_scripts.summary_keys(category))
+        calls.append(
+            reader_scripts.territory_keys(
+                category, [("reg", "76"), ("dep", "32")], ["2021-05", "2021-06"]
+            )
+        )
+        calls.append(publisher_scripts.top_keys(category))
+        calls.append(publisher_scripts.rank_change_keys(category))
+        calls.append(publisher_scripts.edition_view_keys(category, "2021-06"))
+    calls.append(scorer_scripts.summaries_keys("instagram", "gersledepartement"))
+    calls.append(scorer_scripts.watermark_keys())
+    calls.append(publisher_scripts.offsets_keys())
+    assert [keys for keys in calls if not _one_slot(keys)] == []
