@@ -78,8 +78,8 @@ async def seed(redis_url: str) -> int:
     """All 101 départements through the scorer and the publisher; returns how many rank."""
     from redis.asyncio import Redis
 
+    from services.common.commands.sender import Delivered
     from services.publisher.core import Publisher
-    from services.publisher.sender import Delivered
     from services.scorer.standings import StandingsUpdater
     from services.scorer.store import ScorerStore, geo_fingerprint
 

@@ -16,10 +16,10 @@ from typing import Any, Final
 import orjson
 
 from services.api.errors import ApiError
+from services.common.commands.sender import Sender, kafka_sender
 from services.common.contracts import TOPIC_COMMANDS
 from services.common.kafka import TopicsNotReady, verify_topics
 from services.common.settings import Settings
-from services.publisher.sender import Sender, kafka_sender
 
 log = logging.getLogger("api.commands")
 

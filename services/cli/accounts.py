@@ -13,13 +13,13 @@ from typing import Annotated
 
 import typer
 
+from services.common.commands.protocol import ask, no_result_message
 from services.common.handles import InvalidHandle, normalise_handle
 from services.common.kafka import TopicsNotReady
 from services.common.settings import Settings, get_settings
 from services.common.territories import load_registry
 from services.common.view.accounts import read_link
 from services.common.view.client import redis_client
-from services.publisher.client import ask, no_result_message
 
 app = typer.Typer(help="Which account each territory uses.", no_args_is_help=True)
 

@@ -12,10 +12,10 @@ from typing import Annotated
 import typer
 
 from services.common.clock import parse_edition
+from services.common.commands.protocol import ask, no_result_message
 from services.common.editions import ALREADY_PUBLISHED
 from services.common.kafka import TopicsNotReady
 from services.common.settings import Settings, get_settings
-from services.publisher.client import ask, no_result_message
 
 app = typer.Typer(help="Monthly editions (the palmarès).", no_args_is_help=True)
 

@@ -130,7 +130,7 @@ class RankedEntry:
     """One ranked territory of a frozen month, in rank order, as the scorer stored it."""
 
     id: str
-    entry: Mapping[str, Any]  # score, observed_at, handle, indicators (the scorer's entry JSON)
+    entry: Mapping[str, Any]  # score, observed_at, handle, indicators (from the stored entry)
     link_status: str | None
 
 

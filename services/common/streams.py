@@ -54,6 +54,7 @@ class App(faust.App):
     """A faust app whose consumer uses the broker profile's fetch max wait (None: faust's)."""
 
     fetch_max_wait_ms: int | None = None
+    settings: Settings | None = None  # what the app was configured from (faust_app)
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
@@ -73,6 +74,7 @@ def faust_app(service: str, settings: Settings) -> faust.App:
         **faust_settings(settings),
     )
     app.fetch_max_wait_ms = fetch_max_wait_ms(settings)
+    app.settings = settings
     return app
 
 
@@ -141,7 +143,18 @@ async def with_redis_retry(
 
 
 def run_worker(app: faust.App, service: str, settings: Settings, log: logging.Logger) -> None:
-    """Run a faust worker in the foreground; SIGTERM/SIGINT arm the shutdown watchdog."""
+    """Run a faust worker in the foreground; SIGTERM/SIGINT arm the shutdown watchdog.
+
+    The app and its agents are built when their module is imported, from the process's
+    settings (`get_settings()`: the environment); a worker asked to run with other settings
+    refuses rather than run half-configured (docs/decisions.md §20)."""
+    configured = getattr(app, "settings", None)
+    if configured is not None and configured != settings:
+        raise ValueError(
+            f"{service}: its faust app was configured from the environment at import and "
+            "differs from the settings given; start it with `observatoire service "
+            f"{service}`, which uses the environment for both"
+        )
 
     class Worker(faust.Worker):
         def _on_sigterm(self) -> None:

@@ -20,6 +20,7 @@ import faust
 import orjson
 from redis.exceptions import RedisError
 
+from services.common.commands.sender import Delivered
 from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_COMMANDS, TOPIC_METRICS
 from services.common.events import MetricsSnapshot
 from services.common.streams import dead_letter, record_ms, with_redis_retry
@@ -36,7 +37,6 @@ from services.publisher import metrics as m
 from services.publisher.app import app, settings
 from services.publisher.core import Publisher
 from services.publisher.rank_changes import Trigger
-from services.publisher.sender import Delivered
 from services.publisher.topics import (
     WRITTEN,
     accounts_topic,

@@ -1,6 +1,7 @@
-"""The publisher's faust app: one object, configured from Settings for the broker profile.
+"""The publisher's faust app: one object, built at import from the process's settings
+(`get_settings()`: the environment), for the broker profile (docs/decisions.md §20).
 
-Like the scorer, state lives in Redis (services/publisher/store.py), not in faust tables;
+Like the scorer, state lives in Redis (services/publisher/store/), not in faust tables;
 faust manages the consumer group (its own, `observatoire-publisher`), offsets and
 rebalances. Run one publisher: rank-change `seq` numbers are assigned by a single writer.
 """

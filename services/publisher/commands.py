@@ -24,6 +24,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from services.common.clock import format_timestamp, utcnow
+from services.common.commands.sender import Sender
 from services.common.contracts import (
     CATEGORY_IDS,
     SCHEMA_VERSION,
@@ -53,7 +54,6 @@ from services.common.territories import Registry
 from services.common.view.entries import decode_entry
 from services.common.view.values import EditionRecord
 from services.publisher import metrics as m
-from services.publisher.sender import Sender
 from services.publisher.store import PublisherStore
 
 log = logging.getLogger("publisher.commands")

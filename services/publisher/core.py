@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from services.common.commands.sender import Sender
 from services.common.territories import Registry
 from services.publisher.commands import CommandExecutor
 from services.publisher.links import LinkTracker
 from services.publisher.rank_changes import RankChangeTracker
-from services.publisher.sender import Sender
 from services.publisher.store import PublisherStore
 
 

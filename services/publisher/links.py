@@ -17,13 +17,13 @@ from collections.abc import Iterable, Sequence
 
 import orjson
 
+from services.common.commands.sender import Sender
 from services.common.contracts import TOPIC_DEAD_LINKS
 from services.common.dead_links import LinkState, SnapshotStatus, apply_snapshots, dead_link_event
 from services.common.events import AccountRecord, MetricsSnapshot
 from services.common.territories import Registry
 from services.common.view.values import DeadLink
 from services.publisher import metrics as m
-from services.publisher.sender import Sender
 from services.publisher.store import PublisherStore
 
 Account = tuple[str, str]  # (platform, handle)

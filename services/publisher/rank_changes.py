@@ -23,12 +23,12 @@ from dataclasses import dataclass
 import orjson
 
 from services.common.clock import format_timestamp, utcnow
+from services.common.commands.sender import Sender
 from services.common.contracts import CATEGORIES_BY_ID, CATEGORY_IDS, TOPIC_RANK_CHANGES
 from services.common.events import MAX_LIST_ENTRIES
 from services.common.rank_diff import rank_change_event
 from services.common.view.values import PendingRankChange, RankState
 from services.publisher import metrics as m
-from services.publisher.sender import Sender
 from services.publisher.store import PublisherStore
 
 log = logging.getLogger("publisher.rank_changes")

@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 from services.api.app import create_app
 from services.api.options import ApiOptions
 from services.common.clock import format_timestamp, parse_timestamp
+from services.common.commands.sender import Delivered
 from services.common.events import (
     AccountRecord,
     Command,
@@ -41,7 +42,6 @@ from services.common.localstack import free_port
 from services.common.settings import Settings
 from services.common.territories import load_registry
 from services.publisher.core import Publisher
-from services.publisher.sender import Delivered
 from services.scorer.standings import StandingsUpdater
 from services.scorer.store import ScorerStore, geo_fingerprint
 

@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.common.clock import to_epoch
+from services.common.commands.sender import kafka_sender
 from services.common.contracts import CATEGORY_IDS, TOPIC_EDITIONS
 from services.common.events import Command, EditionPart, build_command
 from services.common.kafka import create_topics, read_all
@@ -19,7 +20,6 @@ from services.common.territories import load_registry
 from services.common.view import keys as rk
 from services.common.view.entries import encode_entry, entry_version
 from services.publisher.core import Publisher
-from services.publisher.sender import kafka_sender
 
 REGISTRY = load_registry()
 CATEGORY = "petites-villes"

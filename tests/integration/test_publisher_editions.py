@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from services.cli import accounts as accounts_cli
 from services.cli import edition as edition_cli
 from services.common.clock import to_epoch, utcnow
+from services.common.commands.protocol import submit_command, wait_for_result
 from services.common.contracts import (
     CATEGORY_IDS,
     TOPIC_EDITIONS,
@@ -36,7 +37,6 @@ from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.settings import Settings, get_settings
 from services.common.view import keys as rk
 from services.common.view.entries import decode_account_link
-from services.publisher.client import submit_command, wait_for_result
 from services.publisher.rebuild import rebuild_publisher
 from tests.services import ServiceProcess, service_env, wait_for
 

@@ -11,6 +11,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from services.common.commands.sender import Delivered, kafka_sender
 from services.common.contracts import TOPIC_RANK_CHANGES
 from services.common.kafka import create_topics, read_all
 from services.common.settings import Settings
@@ -18,7 +19,6 @@ from services.common.territories import load_registry
 from services.common.view import keys as rk
 from services.publisher.core import Publisher
 from services.publisher.recovery import restore_from_topics
-from services.publisher.sender import Delivered, kafka_sender
 
 CATEGORY = "departements"
 

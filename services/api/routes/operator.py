@@ -8,7 +8,6 @@ logged: what, when, from where. Nothing is produced without a valid token.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any, Literal
 
@@ -25,11 +24,9 @@ from services.api.metrics import OPERATOR_ACTIONS
 from services.api.operator import Operator, OperatorDep
 from services.api.params import Month, TerritoryId, find_territory
 from services.api.responses import JSON
-from services.common.clock import format_timestamp, utcnow
-from services.common.events import build_command
+from services.common.commands.protocol import command_now_async
 from services.common.handles import InvalidHandle, normalise_handle
 from services.common.view.results import ResultStore
-from services.publisher.client import next_second, was_answered
 
 router = APIRouter(prefix="/api/v1", tags=["operator actions"])
 log = logging.getLogger("api.operator")
@@ -43,15 +40,14 @@ async def _produce(
     command: Literal["publish_edition", "set_account"],
     args: dict[str, Any],
 ) -> JSON:
-    moment = utcnow()
-    event = build_command(command=command, args=args, requested_by="api", requested_at=moment)
-    # A retry in the same second as an identical, answered request is a new request
-    # (services.publisher.client.new_command).
-    if was_answered(await ResultStore(redis).of(event["event_id"])):
-        await asyncio.sleep(next_second(moment))
-        moment = utcnow()
-        event = build_command(command=command, args=args, requested_by="api", requested_at=moment)
-    requested_at = format_timestamp(moment)
+    results = ResultStore(redis)
+
+    async def answered(command_id: str) -> bool:
+        return await results.of(command_id) is not None
+
+    # A retry in the same second as an identical, answered request is a new request.
+    event = await command_now_async(command, args, "api", answered)
+    requested_at = event["requested_at"]
     try:
         await commands.submit(event)
     except ApiError:

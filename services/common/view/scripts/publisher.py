@@ -55,7 +55,7 @@ return 1
 """
 
 # KEYS[1] a frozen edition view's rank ZSET, KEYS[2] its entry HASH, KEYS[3] the category's
-# link HASH. Returns {ids in rank order, entry JSONs, link statuses}. HMGET in chunks: Lua's
+# link HASH. Returns {ids in rank order, stored entries, link statuses}. HMGET in chunks: Lua's
 # unpack() stops at a few thousand values and petites-villes ranks tens of thousands.
 _READ_EDITION_VIEW: Final = """
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)

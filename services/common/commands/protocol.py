@@ -1,9 +1,12 @@
 """Ask the publisher something: produce a command to `obs.commands.v1`, wait for its result
-in `obs.command-results.v1` (what the CLI does; the API only produces and serves Redis)."""
+in `obs.command-results.v1` (what the CLI does; the API builds commands with the same rule,
+produces them and serves Redis)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Literal, cast
 
@@ -17,14 +20,15 @@ from services.common.contracts import TOPIC_COMMAND_RESULTS, TOPIC_COMMANDS
 from services.common.events import CommandResult, build_command
 from services.common.kafka import BrokerUnreachable, consumer_config, make_producer
 from services.common.settings import Settings
-from services.common.view import keys as rk
 from services.common.view.client import redis_client
+from services.common.view.results import read_result
+
+CommandName = Literal["publish_edition", "set_account"]
+Requester = Literal["cli", "api", "auto"]
 
 
-def was_answered(stored_result: object | None) -> bool:
-    """Whether the publisher already answered a command (its result in
-    `obs:{meta}:command-results`)."""
-    return stored_result is not None
+Answered = Callable[[str], bool]
+AsyncAnswered = Callable[[str], Awaitable[bool]]
 
 
 def next_second(moment: datetime) -> float:
@@ -32,36 +36,61 @@ def next_second(moment: datetime) -> float:
     return 1.0 - moment.microsecond / 1_000_000
 
 
-def new_command(
-    settings: Settings,
-    *,
-    command: Literal["publish_edition", "set_account"],
-    args: dict[str, Any],
-    requested_by: Literal["cli", "api", "auto"],
+def _built(
+    command: CommandName, args: dict[str, Any], requested_by: Requester, moment: datetime
+) -> dict[str, Any]:
+    return build_command(command=command, args=args, requested_by=requested_by, requested_at=moment)
+
+
+def command_now(
+    command: CommandName, args: dict[str, Any], requested_by: Requester, answered: Answered
 ) -> dict[str, Any]:
     """A command requested now. Its id is its content, timed to the second, so a retry in the
     same second as an identical request would be that request again; when that one was
     already answered (refused: an edition not yet publishable, say; or done), the retry is
     built in the next second and is evaluated anew. A request still pending keeps its id, and
-    a redelivered record is still executed once."""
+    a redelivered record is still executed once (docs/decisions.md §15)."""
     moment = utcnow()
-    built = build_command(
-        command=command, args=args, requested_by=requested_by, requested_at=moment
-    )
-    try:
-        client = redis_client(settings, sync=True, socket_timeout=2)
-        try:
-            stored = client.hget(rk.COMMAND_RESULTS_KEY, built["event_id"])
-        finally:
-            client.close()
-    except (RedisError, OSError):
-        return built  # no view of earlier results: the request as it is
-    if not was_answered(cast(bytes | None, stored)):
+    built = _built(command, args, requested_by, moment)
+    if not answered(built["event_id"]):
         return built
     time.sleep(next_second(moment))
-    return build_command(
-        command=command, args=args, requested_by=requested_by, requested_at=utcnow()
-    )
+    return _built(command, args, requested_by, utcnow())
+
+
+async def command_now_async(
+    command: CommandName, args: dict[str, Any], requested_by: Requester, answered: AsyncAnswered
+) -> dict[str, Any]:
+    """`command_now` for asyncio code (the API): the same rule, waiting without blocking."""
+    moment = utcnow()
+    built = _built(command, args, requested_by, moment)
+    if not await answered(built["event_id"]):
+        return built
+    await asyncio.sleep(next_second(moment))
+    return _built(command, args, requested_by, utcnow())
+
+
+def new_command(
+    settings: Settings,
+    *,
+    command: CommandName,
+    args: dict[str, Any],
+    requested_by: Requester,
+) -> dict[str, Any]:
+    """`command_now`, the earlier results read from Redis (none readable: the request as it
+    is)."""
+
+    def answered(command_id: str) -> bool:
+        try:
+            client = redis_client(settings, sync=True, socket_timeout=2)
+            try:
+                return read_result(client, command_id) is not None
+            finally:
+                client.close()
+        except (RedisError, OSError):
+            return False
+
+    return command_now(command, args, requested_by, answered)
 
 
 def submit_command(settings: Settings, command: dict[str, Any]) -> None:
@@ -115,7 +144,7 @@ def wait_for_result(settings: Settings, command_id: str, timeout: float) -> dict
 def ask(
     settings: Settings,
     *,
-    command: Literal["publish_edition", "set_account"],
+    command: CommandName,
     args: dict[str, Any],
     timeout: float,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
