@@ -68,9 +68,14 @@ def test_a_command_result_reads_the_record_as_produced():
             "event_id": "b" * 64,
         }
     )
-    assert CommandResult.decode(record) == CommandResult(
+    assert CommandResult.decode("a" * 64, record) == CommandResult(
         "a" * 64, "refused", "unknown territory", "2021-07-01T00:00:00Z"
     )
+
+
+def test_a_command_result_takes_its_id_from_the_hash_field():
+    record = orjson.dumps({"status": "done"})
+    assert CommandResult.decode("c" * 64, record) == CommandResult("c" * 64, "done", None, None)
 
 
 def test_rank_state_reads_the_hash_and_an_empty_one_as_nothing_published():

@@ -20,7 +20,7 @@ class ResultStore:
 
     async def of(self, command_id: str) -> CommandResult | None:
         raw = await self.redis.hget(rk.COMMAND_RESULTS_KEY, command_id)
-        return None if raw is None else CommandResult.decode(raw)
+        return None if raw is None else CommandResult.decode(command_id, raw)
 
     async def save(self, command_id: str, record: bytes) -> None:
         """Store a result as produced to `obs.command-results.v1`."""
@@ -30,4 +30,4 @@ class ResultStore:
 def read_result(client: sync_redis.Redis, command_id: str) -> CommandResult | None:
     """A command's result, read with a synchronous client (the CLI)."""
     raw = client.hget(rk.COMMAND_RESULTS_KEY, command_id)
-    return None if raw is None else CommandResult.decode(cast(bytes | str, raw))
+    return None if raw is None else CommandResult.decode(command_id, cast(bytes | str, raw))

@@ -118,10 +118,12 @@ class CommandResult:
     at: str | None
 
     @classmethod
-    def decode(cls, raw: bytes | str) -> CommandResult:
+    def decode(cls, command_id: str, raw: bytes | str) -> CommandResult:
+        """The result stored under `command_id` (the hash field is the id: a record without
+        its own `command_id` still decodes)."""
         value = cast(dict[str, Any], orjson.loads(raw))
         return cls(
-            str(value["command_id"]),
+            command_id,
             value["status"],
             value.get("reason"),
             value.get("at"),
