@@ -9,14 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.common.account_seed import seed_accounts_if_empty
 from services.common.contracts import TOPIC_ACCOUNTS
-from services.common.kafka import (
-    TopicReport,
-    TopicsNotReady,
-    create_topics,
-    seed_accounts_if_empty,
-    topic_is_empty,
-)
+from services.common.kafka import TopicReport, TopicsNotReady, create_topics, topic_is_empty
 from services.common.settings import Settings, get_settings
 
 app = typer.Typer(help="Kafka topics of the contract.", no_args_is_help=True)

@@ -18,7 +18,7 @@ from kafka.errors import KafkaError
 
 from services.common.contracts import TOPIC_ACCOUNTS
 from services.common.events import AccountRecord
-from services.common.kafka import consumer_config
+from services.common.kafka.clients import make_consumer
 from services.common.settings import Settings
 from services.common.validation import Rejection, validate_account
 
@@ -105,9 +105,7 @@ class AccountsFollower:
         while not self._stop.is_set():
             consumer: KafkaConsumer | None = None
             try:
-                consumer = KafkaConsumer(
-                    **consumer_config(self.settings), bootstrap_timeout_ms=3000
-                )
+                consumer = make_consumer(self.settings, bootstrap_timeout_ms=3000)
                 partitions = consumer.partitions_for_topic(topic) or set()
                 if not partitions:
                     raise KafkaError(f"topic {topic} has no partitions (yet)")

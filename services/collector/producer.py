@@ -6,7 +6,6 @@ record goes through the on-disk spool first, so a broker outage or a restart los
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -23,6 +22,7 @@ from services.collector.spool import Spool, SpoolEntry
 from services.common.clock import parse_timestamp, to_epoch, utcnow
 from services.common.contracts import FUTURE_TOLERANCE_SECONDS, TOPIC_ACCOUNTS, TOPIC_METRICS
 from services.common.kafka import BrokerUnreachable, TopicsNotReady, make_producer, verify_topics
+from services.common.kafka.compat import force_close_producer
 from services.common.localstack import port_is_open
 from services.common.settings import Settings
 
@@ -294,10 +294,7 @@ class SpooledProducer:
         except Exception:
             # kafka-python 3.0 flushes before closing and raises when the flush times out,
             # leaving its I/O thread running: force it closed. The records stay spooled.
-            sender = getattr(producer, "_sender", None)
-            with contextlib.suppress(Exception):
-                if sender is not None:
-                    sender.force_close()
+            force_close_producer(producer)
 
     def _set_available(self, available: bool, error: Exception | None) -> None:
         m.BROKER_AVAILABLE.set(1 if available else 0)

@@ -282,14 +282,9 @@ class TansuBroker(LocalProcess):
         ]
 
     def probe(self) -> None:
-        from kafka import KafkaAdminClient
+        from services.common.kafka.clients import probe_admin
 
-        admin = KafkaAdminClient(
-            bootstrap_servers=[self.bootstrap],
-            client_id="obs-localstack-probe",
-            request_timeout_ms=2000,
-            bootstrap_timeout_ms=2000,
-        )
+        admin = probe_admin(self.bootstrap, 2000)
         try:
             admin.list_topics()
         finally:

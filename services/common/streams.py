@@ -1,4 +1,4 @@
-"""What every faust service of the observatory shares: the app, contract topics, dead letters,
+"""What every faust service of the observatory shares: contract topics, dead letters,
 Redis retries, and a worker that stops within 10 s of SIGTERM."""
 
 from __future__ import annotations
@@ -6,19 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import faust
-from aiokafka import AIOKafkaConsumer
-from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from services.common.clock import utcnow
 from services.common.contracts import ALL_TOPICS_BY_NAME
 from services.common.deadletter import dead_letter_record
-from services.common.kafka import faust_settings, fetch_max_wait_ms
 from services.common.lifecycle import arm_shutdown_watchdog, log_stopped
 from services.common.settings import Settings
 from services.common.validation import Rejection
@@ -27,55 +23,6 @@ T = TypeVar("T")
 REDIS_RETRY_MAX_SECONDS = 5.0
 # faust's log levels are crit/error/warn/info/debug (not "warning").
 _FAUST_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error"}
-
-
-class _ConsumerThread(AIOKafkaConsumerThread):
-    """faust's consumer thread with the app's fetch max wait (faust hard-codes 1,500 ms)."""
-
-    def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
-        consumer = super()._create_worker_consumer(transport)
-        wait = getattr(self.app, "fetch_max_wait_ms", None)
-        if wait is not None:
-            # Read by aiokafka when the consumer starts and builds its fetcher (aiokafka 0.14).
-            consumer._fetch_max_wait_ms = wait
-        return consumer
-
-
-class _Consumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> _ConsumerThread:
-        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-
-class _Transport(faust_aiokafka.Transport):
-    Consumer = _Consumer
-
-
-class App(faust.App):
-    """A faust app whose consumer uses the broker profile's fetch max wait (None: faust's)."""
-
-    fetch_max_wait_ms: int | None = None
-    settings: Settings | None = None  # what the app was configured from (faust_app)
-
-    def _new_transport(self) -> Any:
-        return _Transport(self.conf.broker_consumer, self)
-
-
-def faust_app(service: str, settings: Settings) -> faust.App:
-    """The faust app of a service: raw bytes in and out, no web server, no state in the cwd."""
-    datadir = settings.run_dir / f"faust-{service}"
-    datadir.mkdir(parents=True, exist_ok=True)
-    app = App(
-        f"{settings.topic_prefix}observatoire-{service}",
-        value_serializer="raw",
-        key_serializer="raw",
-        autodiscover=False,
-        web_enabled=False,
-        datadir=str(datadir),
-        **faust_settings(settings),
-    )
-    app.fetch_max_wait_ms = fetch_max_wait_ms(settings)
-    app.settings = settings
-    return app
 
 
 def contract_topic(app: faust.App, settings: Settings, name: str) -> faust.TopicT:

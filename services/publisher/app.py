@@ -8,8 +8,8 @@ rebalances. Run one publisher: rank-change `seq` numbers are assigned by a singl
 
 from __future__ import annotations
 
+from services.common.kafka.clients import faust_app
 from services.common.settings import get_settings
-from services.common.streams import faust_app
 
 settings = get_settings()
 app = faust_app("publisher", settings)

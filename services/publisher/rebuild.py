@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.common.contracts import TOPIC_METRICS
+from services.common.kafka.reader import TopicReader, read_account_records
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
-from services.common.topic_reader import TopicReader, read_account_records
 from services.common.validation import Rejection
 from services.common.view.client import redis_client
 from services.common.view.wipe import wipe_publisher_view

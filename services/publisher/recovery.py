@@ -32,8 +32,8 @@ from services.common.contracts import (
 )
 from services.common.editions import logged_editions, split_parts
 from services.common.events import CommandResult, EditionPart, Event, RankChange
+from services.common.kafka.reader import TopicReader
 from services.common.settings import Settings
-from services.common.topic_reader import TopicReader
 from services.common.view.values import EditionRecord, RankState
 from services.publisher.store import PublisherStore
 

@@ -9,8 +9,8 @@ offsets would cut short, see docs/operations.md).
 
 from __future__ import annotations
 
+from services.common.kafka.clients import faust_app
 from services.common.settings import get_settings
-from services.common.streams import faust_app
 
 settings = get_settings()
 app = faust_app("scorer", settings)

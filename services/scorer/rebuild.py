@@ -20,9 +20,9 @@ from typing import Any
 
 from services.common.clock import from_epoch
 from services.common.contracts import TOPIC_METRICS, TOPICS_BY_NAME
+from services.common.kafka.reader import read_account_records, read_topic
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
-from services.common.topic_reader import read_account_records, read_topic
 from services.common.validation import Rejection
 from services.common.view.client import redis_client
 from services.common.view.layout import claim_view

@@ -19,6 +19,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from services.common.contracts import TOPIC_SCORES
+from services.common.kafka.clients import scores_producer
 from services.common.settings import Settings
 
 # A batch's score events for one partition go in one request (events are ~300 bytes).
@@ -31,21 +32,14 @@ class ScoreEmitter:
 
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.topic(TOPIC_SCORES)
-        self._servers = settings.kafka_servers
+        self._settings = settings
         self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()
 
     async def _started(self) -> AIOKafkaProducer:
         async with self._starting:
             if self._producer is None:
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self._servers,
-                    client_id="observatoire-scorer-scores",
-                    acks="all",
-                    linger_ms=LINGER_MS,
-                    max_batch_size=MAX_BATCH_BYTES,
-                    max_request_size=4 * MAX_BATCH_BYTES,
-                )
+                producer = scores_producer(self._settings)
                 await producer.start()
                 self._producer = producer
         return self._producer

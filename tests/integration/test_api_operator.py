@@ -18,11 +18,12 @@ from redis.asyncio import Redis
 from services.api.app import create_app
 from services.common.contracts import TOPIC_COMMANDS
 from services.common.events import Command
-from services.common.kafka import create_topics, read_all
+from services.common.kafka import create_topics
 from services.common.settings import Settings
 from services.common.territories import load_registry
 from services.publisher.core import Publisher
 from tests.integration.test_api_story import RecordingSender
+from tests.kafka_read import read_all
 
 TOKEN = "s3cret-operator-token"
 ACTIONS = [

@@ -34,11 +34,11 @@ from services.common.kafka import (
     faust_settings,
     make_producer,
     producer_config,
-    read_all,
 )
+from services.common.kafka.clients import faust_app
 from services.common.settings import Settings
-from services.common.streams import faust_app
 from services.scorer.scores import ScoreEmitter
+from tests.kafka_read import read_all
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BATCH = 10

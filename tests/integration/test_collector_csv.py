@@ -11,8 +11,9 @@ from pathlib import Path
 import orjson
 
 from services.collector.csv_source import COLUMNS, parse_csv
-from services.common.kafka import create_topics, read_all
+from services.common.kafka import create_topics
 from services.common.settings import Settings
+from tests.kafka_read import read_all
 from tests.services import REPO_ROOT, service_env
 
 

@@ -30,9 +30,10 @@ from services.collector.graph import GraphClient, GraphPolicy
 from services.collector.graph_source import GraphCollector, GraphReport
 from services.collector.scheduler import Schedule
 from services.common.events import build_account_record
-from services.common.kafka import create_topics, make_producer, read_all
+from services.common.kafka import create_topics, make_producer
 from services.common.settings import Settings
 from tests.fakes.graph_api import IG_USER_ID, FakeGraphAPI, fake_graph_api, make_account
+from tests.kafka_read import read_all
 from tests.services import REPO_ROOT, service_env
 
 TOKEN = "EAAGtest0secret0token0one"

@@ -24,10 +24,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.collector.sim_run import simulated_world
 from services.common.clock import format_timestamp, parse_timestamp, utcnow
-from services.common.kafka import create_topics, read_all
+from services.common.kafka import create_topics
 from services.common.localstack import TansuBroker, free_port
 from services.common.settings import Settings
 from tests.fakes.tcp_proxy import TcpProxy
+from tests.kafka_read import read_all
 from tests.services import ServiceProcess, service_env, wait_for
 
 ROUND = re.compile(r"simulator: round (\S+): (\d+) snapshots spooled")

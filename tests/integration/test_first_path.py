@@ -18,10 +18,11 @@ import pytest
 from services.cli.topics import seed_bundled_accounts
 from services.common.clock import format_timestamp, utcnow
 from services.common.events import build_metrics_event
-from services.common.kafka import create_topics, make_producer, read_all
+from services.common.kafka import create_topics, make_producer
 from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.settings import Settings
 from services.common.territories import load_registry
+from tests.kafka_read import read_all
 from tests.services import ServiceProcess, service_env, wait_for
 
 

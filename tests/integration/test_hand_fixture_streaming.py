@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from services.cli.topics import seed_bundled_accounts
 from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_METRICS
-from services.common.kafka import create_topics, make_producer, read_all
+from services.common.kafka import create_topics, make_producer
 from services.common.localstack import free_port
 from services.common.settings import Settings
+from tests.kafka_read import read_all
 from tests.services import (
     ServiceProcess,
     committed_offsets,

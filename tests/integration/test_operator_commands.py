@@ -14,9 +14,10 @@ from services.common.clock import format_timestamp, utcnow
 from services.common.commands.protocol import new_command, next_second
 from services.common.contracts import METHODOLOGY_VERSION
 from services.common.events import build_command, build_metrics_event
-from services.common.kafka import create_topics, read_all
+from services.common.kafka import create_topics
 from services.common.settings import Settings
 from services.common.view.layout import LAYOUT_VERSION
+from tests.kafka_read import read_all
 from tests.services import ServiceProcess, service_env, wait_for
 
 _register()

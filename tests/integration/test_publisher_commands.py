@@ -13,13 +13,14 @@ from services.common.clock import to_epoch
 from services.common.commands.sender import kafka_sender
 from services.common.contracts import CATEGORY_IDS, TOPIC_EDITIONS
 from services.common.events import Command, EditionPart, build_command
-from services.common.kafka import create_topics, read_all
+from services.common.kafka import create_topics
 from services.common.methodology import SnapshotSummary, score_summary
 from services.common.settings import Settings
 from services.common.territories import load_registry
 from services.common.view import keys as rk
 from services.common.view.entries import encode_entry, entry_version
 from services.publisher.core import Publisher
+from tests.kafka_read import read_all
 
 REGISTRY = load_registry()
 CATEGORY = "petites-villes"

@@ -32,12 +32,13 @@ from services.common.contracts import (
     TOPIC_RANK_CHANGES,
 )
 from services.common.events import EditionPart, RankChange, build_command, build_metrics_event
-from services.common.kafka import create_topics, make_producer, read_all
+from services.common.kafka import create_topics, make_producer
 from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.settings import Settings, get_settings
 from services.common.view import keys as rk
 from services.common.view.entries import decode_account_link
 from services.publisher.rebuild import rebuild_publisher
+from tests.kafka_read import read_all
 from tests.services import ServiceProcess, service_env, wait_for
 
 HANDLES = {"dep-01": "pub.alpha", "dep-02": "pub.beta", "dep-03": "pub.gamma"}

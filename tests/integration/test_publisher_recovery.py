@@ -13,12 +13,13 @@ from redis.asyncio import Redis
 
 from services.common.commands.sender import Delivered, kafka_sender
 from services.common.contracts import TOPIC_RANK_CHANGES
-from services.common.kafka import create_topics, read_all
+from services.common.kafka import create_topics
 from services.common.settings import Settings
 from services.common.territories import load_registry
 from services.common.view import keys as rk
 from services.publisher.core import Publisher
 from services.publisher.recovery import restore_from_topics
+from tests.kafka_read import read_all
 
 CATEGORY = "departements"
 

@@ -40,13 +40,14 @@ from services.common.events import (
     build_metrics_event,
     with_event_id,
 )
-from services.common.kafka import create_topics, make_producer, read_all
+from services.common.kafka import create_topics, make_producer
 from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.methodology import SnapshotSummary
 from services.common.settings import Settings
 from services.common.territories import load_registry
 from services.common.view import keys as rk
 from services.common.view.entries import encode_entry, entry_version
+from tests.kafka_read import read_all
 from tests.services import ServiceProcess, service_env, wait_for
 
 INDICATORS = {

@@ -10,16 +10,11 @@ from kafka import KafkaAdminClient
 from rich.console import Console
 
 from services.cli.topics import run_create
+from services.common.account_seed import seed_accounts_if_empty
 from services.common.contracts import ALL_TOPICS, TOPIC_ACCOUNTS, TOPIC_METRICS, TOPIC_SCORES
-from services.common.kafka import (
-    TopicsNotReady,
-    create_topics,
-    read_all,
-    seed_accounts_if_empty,
-    topic_is_empty,
-    verify_topics,
-)
+from services.common.kafka import TopicsNotReady, create_topics, topic_is_empty, verify_topics
 from services.common.settings import Settings
+from tests.kafka_read import read_all
 
 ALL_NAMES = [spec.name for spec in ALL_TOPICS]
 

@@ -6,8 +6,9 @@ import logging
 
 import pytest
 
+from services.common.kafka.clients import faust_app
 from services.common.settings import Settings
-from services.common.streams import faust_app, run_worker
+from services.common.streams import run_worker
 
 
 def test_a_worker_given_other_settings_than_its_app_refuses_to_start(tmp_path):

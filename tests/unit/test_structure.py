@@ -168,3 +168,35 @@ def test_scripts_are_registered_in_the_view_package_only():
         if path != SCRIPTS_MODULE and (lines := _calls(tree, "register_script"))
     }
     assert offenders == {}, f"register Lua through services.common.view.scripts: {offenders}"
+
+
+# --- Kafka clients are built in one module ------------------------------------------------
+KAFKA_CLIENTS_MODULE = "services/common/kafka/clients.py"
+KAFKA_CONSTRUCTORS = {
+    "KafkaProducer",
+    "KafkaConsumer",
+    "KafkaAdminClient",
+    "AIOKafkaProducer",
+    "AIOKafkaConsumer",
+    "App",
+}
+
+
+def _constructed(tree: ast.Module) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if name in KAFKA_CONSTRUCTORS:
+                found.append((node.lineno, name))
+    return found
+
+
+def test_kafka_clients_and_faust_apps_are_built_in_one_module_only():
+    offenders = {
+        path: calls
+        for path, tree in _modules().items()
+        if path != KAFKA_CLIENTS_MODULE and (calls := _constructed(tree))
+    }
+    assert offenders == {}, f"build Kafka clients with services.common.kafka.clients: {offenders}"

@@ -11,14 +11,14 @@ from datetime import datetime
 from typing import Any, Literal, cast
 
 import orjson
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from kafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from services.common.clock import utcnow
 from services.common.contracts import TOPIC_COMMAND_RESULTS, TOPIC_COMMANDS
 from services.common.events import CommandResult, build_command
-from services.common.kafka import BrokerUnreachable, consumer_config, make_producer
+from services.common.kafka import BrokerUnreachable, make_consumer, make_producer
 from services.common.settings import Settings
 from services.common.view.client import redis_client
 from services.common.view.results import read_result
@@ -119,7 +119,7 @@ def wait_for_result(settings: Settings, command_id: str, timeout: float) -> dict
     """
     deadline = time.monotonic() + timeout
     try:
-        consumer = KafkaConsumer(**consumer_config(settings))
+        consumer = make_consumer(settings)
     except KafkaError as exc:
         raise BrokerUnreachable(settings, exc) from exc
     try:

@@ -11,8 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
-
+from services.common.kafka.clients import event_producer
 from services.common.settings import Settings
 
 
@@ -30,11 +29,9 @@ Sender = Callable[[str, bytes, bytes], Awaitable[Delivered]]
 @contextlib.asynccontextmanager
 async def kafka_sender(settings: Settings) -> AsyncIterator[Sender]:
     """A `Sender` over an aiokafka producer configured for the broker profile."""
-    options: dict[str, object] = {"acks": "all"}
-    if settings.broker_profile == "local":
-        # One record per batch: Tansu reports end offsets right only then (docs/operations.md).
-        options |= {"max_batch_size": 1, "linger_ms": 0}
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_servers, **options)
+    # One record per batch on the local profile: Tansu reports end offsets right only then
+    # (docs/operations.md).
+    producer = event_producer(settings)
     await producer.start()
 
     async def send(topic: str, key: bytes, value: bytes) -> Delivered:

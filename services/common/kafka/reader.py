@@ -19,11 +19,12 @@ import logging
 from collections.abc import AsyncIterator, Callable, Container, Iterable, Mapping
 from types import TracebackType
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from services.common.contracts import TOPIC_ACCOUNTS
 from services.common.events import AccountRecord
+from services.common.kafka.clients import bulk_consumer
 from services.common.settings import Settings
 from services.common.validation import Rejection, validate_account
 
@@ -50,13 +51,7 @@ class TopicReader:
         self.restarted: list[int] = []  # partitions read from the beginning (log recreated)
         self._only = None if partitions is None else set(partitions)
         self._fetch_records = fetch_records
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_servers,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_bytes=64 * 1024 * 1024,
-        )
+        self._consumer = bulk_consumer(settings)
 
     async def __aenter__(self) -> TopicReader:
         await self._consumer.start()

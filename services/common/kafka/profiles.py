@@ -1,0 +1,183 @@
+"""The broker profiles as data: for each profile, the options of every kind of client.
+
+Two profiles (`Settings.broker_profile`):
+
+- `local`: Tansu 0.6.0, in memory. Tansu reports the end offset of a partition as the base
+  offset of its last record batch + 1 (two batches of ten records: 11, not 20; see
+  docs/operations.md). Anything that reads "up to the end offset" (faust changelog recovery,
+  a rebuild, lag) stops early unless every batch holds one record, so this profile makes
+  producers send one record per batch (kafka-python `batch_size=0`, aiokafka / faust
+  `max_batch_size=1`) and shortens group timeouts (a first group join on Tansu waits about
+  half the session timeout). `obs.scores.v1` is the exception: produced in batches on both
+  profiles (docs/decisions.md §13).
+- `kafka`: Apache Kafka, batching on, default group timeouts.
+
+`services/common/kafka/clients.py` builds every client from these tables and nothing else:
+bootstrap servers and connection security (`Security`) are merged there into every kind, so
+authenticating the clients is a change to `Security` and its use in `clients.py` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final, Literal
+
+CLIENT_ID: Final = "observatoire"
+BOOTSTRAP_TIMEOUT_MS: Final = 10_000
+
+# Producer batches on the Kafka profile. A snapshot is ~2.4 KB (30 posts): Kafka's default 16 KB
+# batch holds six, and a reader's cost goes with the number of batches. Measured on the local
+# broker, reading 1.09 M snapshots took 45-56 s in 16 KB batches, 23-24 s in 256 KB ones (and
+# 186-227 s one per batch); 1 MB batches were no faster. 256 KB stays well under the broker's
+# default 1 MB message size limit.
+KAFKA_BATCH_BYTES: Final = 256 * 1024
+KAFKA_LINGER_MS: Final = 10
+
+# Measured on Tansu 0.6.0: a fetch that finds no new record is answered only when its max
+# wait has passed, even if records arrive meanwhile (Apache Kafka answers as soon as they do).
+# faust asks for 1,500 ms, which held every record of a steady stream up to 1.5 s; 100 ms keeps
+# the delay short for ten empty fetches a second per idle consumer.
+LOCAL_FETCH_MAX_WAIT_MS: Final = 100
+
+# The scorer's score events: one batched produce per applied batch (docs/decisions.md §13).
+SCORES_BATCH_BYTES: Final = 1024 * 1024
+SCORES_LINGER_MS: Final = 1
+
+
+def _frozen(options: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(options))
+
+
+@dataclass(frozen=True)
+class Security:
+    """How the clients reach the broker. Only `PLAINTEXT` exists today, and adds no option (so
+    every client keeps its library's default); SASL and TLS settings belong here, each with
+    its translation per client kind in `clients.py`."""
+
+    protocol: Literal["PLAINTEXT"] = "PLAINTEXT"
+
+    def kafka_python(self) -> dict[str, Any]:
+        """Options for kafka-python clients (producer, consumer, admin)."""
+        return {}
+
+    def aiokafka(self) -> dict[str, Any]:
+        """Options for aiokafka clients."""
+        return {}
+
+    def faust(self) -> dict[str, Any]:
+        """Options for `faust.App` (its broker credentials)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every client kind's options on one broker profile (bootstrap servers and security are
+    added by `clients.py`)."""
+
+    name: str
+    # kafka-python
+    producer: Mapping[str, Any]
+    consumer: Mapping[str, Any]
+    group_consumer: Mapping[str, Any]  # added to `consumer` when the consumer has a group
+    admin: Mapping[str, Any]
+    # aiokafka
+    event_producer: Mapping[str, Any]  # records whose offsets are read back (commands, events)
+    scores_producer: Mapping[str, Any]  # `obs.scores.v1`, batched
+    bulk_consumer: Mapping[str, Any]  # a whole topic read to its end offsets (rebuilds)
+    # faust
+    faust: Mapping[str, Any]
+    fetch_max_wait_ms: int | None  # faust's consumers' (None: faust's 1,500 ms)
+    # topic administration
+    replication_factor: int  # -1: the broker's default.replication.factor
+    security: Security = field(default_factory=Security)
+
+
+_PRODUCER: Final = {
+    "client_id": CLIENT_ID,
+    "acks": "all",
+    # Tansu 0.6.0 grants kafka-python producer ids (InitProducerId v3+) and checks sequence
+    # numbers (test_broker_profile.py): safe on both profiles. (aiokafka, with InitProducerId
+    # v0 only, cannot be idempotent on Tansu; faust does not ask it to.)
+    "enable_idempotence": True,
+    # Topics are created by `observatoire topics create`, never by a producer's metadata
+    # request. (Tansu 0.6.0 ignores the flag: a producer creates a missing topic with 4
+    # partitions there. Services call `verify_topics` before producing.)
+    "allow_auto_create_topics": False,
+}
+_CONSUMER: Final = {
+    "client_id": CLIENT_ID,
+    "auto_offset_reset": "earliest",  # Kafka is the system of record: start at the start
+    "enable_auto_commit": False,
+    "allow_auto_create_topics": False,
+}
+_ADMIN: Final = {
+    "client_id": f"{CLIENT_ID}-admin",
+    "request_timeout_ms": 15000,
+    "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+}
+_SCORES_PRODUCER: Final = {
+    "client_id": "observatoire-scorer-scores",
+    "acks": "all",
+    "linger_ms": SCORES_LINGER_MS,
+    "max_batch_size": SCORES_BATCH_BYTES,
+    "max_request_size": 4 * SCORES_BATCH_BYTES,
+}
+_BULK_CONSUMER: Final = {
+    "enable_auto_commit": False,
+    "auto_offset_reset": "earliest",
+    "max_partition_fetch_bytes": 8 * 1024 * 1024,
+    "fetch_max_bytes": 64 * 1024 * 1024,
+}
+_FAUST: Final = {
+    "broker_client_id": CLIENT_ID,
+    "producer_acks": -1,
+    "consumer_auto_offset_reset": "earliest",
+}
+
+LOCAL: Final = Profile(
+    name="local",
+    # One record per batch: the first record always fits, no second one does.
+    producer=_frozen(_PRODUCER | {"batch_size": 0, "linger_ms": 0}),
+    consumer=_frozen(_CONSUMER | {"fetch_max_wait_ms": LOCAL_FETCH_MAX_WAIT_MS}),
+    # Measured on Tansu 0.6.0: a first join takes about session_timeout / 2 (3 s here);
+    # kafka-python's defaults (10 s session, 3 s heartbeat, 300 s poll interval) took 23 s.
+    group_consumer=_frozen(
+        {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "max_poll_interval_ms": 30000}
+    ),
+    admin=_frozen(_ADMIN),
+    event_producer=_frozen({"acks": "all", "max_batch_size": 1, "linger_ms": 0}),
+    scores_producer=_frozen(_SCORES_PRODUCER),
+    bulk_consumer=_frozen(_BULK_CONSUMER),
+    faust=_frozen(
+        _FAUST
+        | {
+            # One record per batch, or changelog recovery stops at Tansu's short end offset.
+            "producer_max_batch_size": 1,
+            "producer_linger": 0.0,
+            "broker_session_timeout": 6.0,
+            "broker_heartbeat_interval": 1.0,
+            "broker_rebalance_timeout": 6.0,
+            "topic_replication_factor": 1,
+        }
+    ),
+    fetch_max_wait_ms=LOCAL_FETCH_MAX_WAIT_MS,
+    replication_factor=1,
+)
+
+KAFKA: Final = Profile(
+    name="kafka",
+    producer=_frozen(_PRODUCER | {"batch_size": KAFKA_BATCH_BYTES, "linger_ms": KAFKA_LINGER_MS}),
+    consumer=_frozen(_CONSUMER),
+    group_consumer=_frozen({}),
+    admin=_frozen(_ADMIN),
+    event_producer=_frozen({"acks": "all"}),
+    scores_producer=_frozen(_SCORES_PRODUCER),
+    bulk_consumer=_frozen(_BULK_CONSUMER),
+    faust=_frozen(_FAUST),
+    fetch_max_wait_ms=None,
+    replication_factor=-1,
+)
+
+PROFILES: Final = {profile.name: profile for profile in (LOCAL, KAFKA)}
