@@ -52,6 +52,17 @@ def test_create_topics_creates_every_contract_topic_with_its_partitions(
     verify_topics(settings, ALL_NAMES)
 
 
+def test_create_topics_on_the_local_profile_claims_no_log_append_time(settings: Settings) -> None:
+    # Tansu 0.6.0 accepts message.timestamp.type and ignores it: the local profile neither sets
+    # nor expects it, so `topics create` claims no broker-clock timestamps it does not have.
+    reports = create_topics(settings)
+
+    assert all(report.ok for report in reports), [r.problems for r in reports]
+    metrics = next(r for r in reports if r.name == settings.topic(TOPIC_METRICS))
+    assert metrics.configs_expected == {"retention.ms": "-1", "cleanup.policy": "delete"}
+    assert not any("message.timestamp.type" in r.configs_expected for r in reports)
+
+
 def test_create_topics_is_idempotent(settings: Settings) -> None:
     create_topics(settings)
     again = create_topics(settings)

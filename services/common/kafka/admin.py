@@ -6,16 +6,17 @@ the broker-side name (`settings.topic("obs.metrics.v1")`): the prefix is applied
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import for_code
 
-from services.common.contracts import ALL_TOPICS, TopicSpec
+from services.common.contracts import ALL_TOPICS, CONSUMED_TOPICS, TopicSpec
 from services.common.kafka.clients import admin_client, plain_consumer, profile
 from services.common.kafka.errors import BrokerUnreachable, TopicsNotReady
+from services.common.kafka.profiles import Profile
 from services.common.settings import Settings
 
 __all__ = ["BrokerUnreachable", "TopicsNotReady"]
@@ -47,6 +48,22 @@ class TopicReport:
         """Expected configs the broker did not report (cannot be checked there)."""
         return [k for k in self.configs_expected if k not in self.configs_reported]
 
+    def check_configs(self, reported: Mapping[str, str]) -> None:
+        """Compare the expected configs with what DescribeConfigs reported for this topic.
+
+        Each expected key the broker reports is kept in `configs_reported`; a different value
+        is a problem naming the topic, the key, the broker's value and the expected one. A key
+        the broker does not report stays unverified (`configs_unverified`), not a problem.
+        """
+        for key, wanted in self.configs_expected.items():
+            if key not in reported:
+                continue
+            value = self.configs_reported[key] = reported[key]
+            if value != wanted:
+                self.problems.append(
+                    f"topic {self.name} has {key}={value}, the contract says {wanted}"
+                )
+
 
 def broker_topic(settings: Settings, name: str) -> str:
     """The broker-side name of a topic given by its contract or broker-side name."""
@@ -60,12 +77,22 @@ def contract_name(settings: Settings, name: str) -> str:
     return name[len(prefix) :] if prefix and name.startswith(prefix) else name
 
 
-def topic_configs(spec: TopicSpec) -> dict[str, str]:
-    """The broker configs a contract topic is created with."""
-    return {
+def topic_configs(spec: TopicSpec, table: Profile) -> dict[str, str]:
+    """The broker configs a contract topic is created with (and checked against) on a profile.
+
+    Every topic: `retention.ms` and `cleanup.policy`, from the contract. The topics the services
+    consume (`CONSUMED_TOPICS`; not their dead-letter topics, which no service consumes) also
+    get the profile's `consumed_topic_configs`: `message.timestamp.type=LogAppendTime` on the
+    `kafka` profile, nothing on `local` (Tansu ignores it). `message.timestamp.after.max.ms`
+    is not set: it only bounds CreateTime timestamps (profiles.py says why).
+    """
+    configs = {
         "retention.ms": str(spec.retention_ms),
         "cleanup.policy": "compact" if spec.compacted else "delete",
     }
+    if spec.name in CONSUMED_TOPICS:
+        configs |= table.consumed_topic_configs
+    return configs
 
 
 def _describe_partitions(admin: KafkaAdminClient, names: list[str]) -> dict[str, int | None]:
@@ -100,15 +127,16 @@ def create_topics(settings: Settings, specs: Iterable[TopicSpec] = ALL_TOPICS) -
     never changed: repartitioning moves keys and is an operator's decision).
     """
     specs = list(specs)
+    table = profile(settings)
     reports = {
         settings.topic(spec.name): TopicReport(
             name=settings.topic(spec.name),
             partitions_expected=spec.partitions,
-            configs_expected=topic_configs(spec),
+            configs_expected=topic_configs(spec, table),
         )
         for spec in specs
     }
-    replication = profile(settings).replication_factor
+    replication = table.replication_factor
     with admin_client(settings) as admin:
         existing = _describe_partitions(admin, list(reports))
         to_create = {
@@ -149,14 +177,7 @@ def create_topics(settings: Settings, specs: Iterable[TopicSpec] = ALL_TOPICS) -
                 f"topic {name} has {actual[name]} partitions, "
                 f"the contract says {report.partitions_expected}"
             )
-        reported = configs.get(name, {})
-        for key, wanted in report.configs_expected.items():
-            if key in reported:
-                report.configs_reported[key] = reported[key]
-                if reported[key] != wanted:
-                    report.problems.append(
-                        f"topic {name} has {key}={reported[key]}, the contract says {wanted}"
-                    )
+        report.check_configs(configs.get(name, {}))
     return list(reports.values())
 
 

@@ -12,6 +12,21 @@ Two profiles (`Settings.broker_profile`):
   profiles (docs/decisions.md §13).
 - `kafka`: Apache Kafka, batching on, default group timeouts.
 
+Topic configs that depend on the profile (`Profile.consumed_topic_configs`, added by
+`admin.topic_configs` to the topics the services consume, `contracts.CONSUMED_TOPICS`):
+
+- `kafka`: `message.timestamp.type=LogAppendTime`. The broker stamps every record with its own
+  clock, so validation's `future` rule (observed_at too far ahead of the record timestamp)
+  judges against the broker, and a producer whose clock says 2099 cannot make its record look
+  current. `message.timestamp.after.max.ms` (Kafka 3.6+, KIP-937) is deliberately not set: it
+  bounds a producer's timestamp on CreateTime topics only and is ignored under LogAppendTime,
+  so on the consumed topics it would add nothing, and on a broker older than 3.6 the unknown
+  key would make CreateTopics fail. The produced-only and dead-letter topics keep CreateTime:
+  no service judges their records by timestamp.
+- `local`: nothing. Tansu 0.6.0 accepts `message.timestamp.type` and ignores it (measured: a
+  record sent with a 2099 timestamp to a LogAppendTime topic reads back as CreateTime 2099);
+  setting it would make `topics create` report a protection that does not exist.
+
 `services/common/kafka/clients.py` builds every client from these tables and nothing else:
 bootstrap servers and connection security (`Security`) are merged there into every kind, so
 authenticating the clients is a change to `Security` and its use in `clients.py` only.
@@ -91,6 +106,7 @@ class Profile:
     fetch_max_wait_ms: int | None  # faust's consumers' (None: faust's 1,500 ms)
     # topic administration
     replication_factor: int  # -1: the broker's default.replication.factor
+    consumed_topic_configs: Mapping[str, str]  # added to each consumed topic's configs
     security: Security = field(default_factory=Security)
 
 
@@ -164,6 +180,7 @@ LOCAL: Final = Profile(
     ),
     fetch_max_wait_ms=LOCAL_FETCH_MAX_WAIT_MS,
     replication_factor=1,
+    consumed_topic_configs=_frozen({}),  # Tansu ignores message.timestamp.type
 )
 
 KAFKA: Final = Profile(
@@ -178,6 +195,7 @@ KAFKA: Final = Profile(
     faust=_frozen(_FAUST),
     fetch_max_wait_ms=None,
     replication_factor=-1,
+    consumed_topic_configs=_frozen({"message.timestamp.type": "LogAppendTime"}),
 )
 
 PROFILES: Final = {profile.name: profile for profile in (LOCAL, KAFKA)}
