@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 from services.common.clock import edition_bounds, format_timestamp, parse_edition, parse_timestamp
 from services.common.contracts import CATEGORY_IDS, METHODOLOGY_VERSION, SCHEMA_VERSION
 from services.common.events import with_event_id
+from services.common.watermark import NO_WATERMARK_REASON
 
 PART_SIZE: Final = 1000
 ALREADY_PUBLISHED: Final = "already published"  # the start of a `done` result's reason
@@ -60,7 +61,9 @@ def publication_decision(
         return Decision("already_published", f"{ALREADY_PUBLISHED} at {published[edition]}")
     ready_at = publishable_at(edition, grace_hours)
     if watermark is None:
-        return Decision("refuse", f"edition {edition} has no data: nothing has been observed yet")
+        return Decision(
+            "refuse", f"edition {edition} cannot be published yet: {NO_WATERMARK_REASON}"
+        )
     if parse_timestamp(watermark) < ready_at:
         return Decision(
             "refuse",

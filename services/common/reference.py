@@ -18,7 +18,10 @@ How it reads the log (ARCHITECTURE "Idempotent by construction" and "Methodology
 - the account mapping is the bundled one, then the account records in file order (last
   record per territory wins; `handle: null` means no account); a record naming a territory
   the registry does not know is rejected as `unknown_territory`;
-- the watermark is the newest `observed_at` of the valid metrics events, whatever their status;
+- the watermark is the K-th newest (K = 3) of the accounts' newest `observed_at` over the valid
+  metrics events, whatever their status (an account is `platform:handle`); none while fewer
+  than K accounts have valid events (then nobody is inactive). Computed here by keeping every
+  account's newest time and sorting them, not with the scorer's bounded set;
 - per account the applied `ok` snapshot is the one winning the compare-and-set order (later
   `observed_at`, then greater `event_id`), whatever the order of the log: duplicates and
   late events change nothing they should not; likewise per account and edition month;
@@ -43,6 +46,7 @@ from services.common.methodology import (
     summarise_snapshot,
 )
 from services.common.validation import Rejection, validate_account, validate_metrics
+from services.common.watermark import K
 
 __all__ = ["UNKNOWN_TERRITORY", "ReferenceResult", "compute_standings"]
 
@@ -57,7 +61,7 @@ class ReferenceResult:
 
     current: Standings  # every ranked territory; categories without any omitted
     editions: dict[str, Standings]  # "YYYY-MM" -> standings of that month, as if unpublished
-    watermark: str | None  # newest observed_at of the valid metrics events; None without any
+    watermark: str | None  # K-th newest account time; None while fewer than K accounts
     rejected: list[tuple[int, str, str]]  # (line number, reason, detail) of invalid metrics
     rejected_accounts: list[tuple[int, str, str]] = field(default_factory=list)  # same, accounts
 
@@ -105,13 +109,12 @@ def compute_standings(
             territories_of.setdefault(handle, []).append(registry[territory_id])
 
     current: dict[str, list[tuple[str, float]]] = {}
-    if watermark is not None:
-        for handle, snapshot in latest.items():
-            if not is_active(snapshot.observed_at, watermark):
-                continue
-            for territory in territories_of.get(handle, ()):
-                score = score_summary(summary_of(snapshot), territory.population).score
-                current.setdefault(territory.category, []).append((territory.id, score))
+    for handle, snapshot in latest.items():
+        if watermark is not None and not is_active(snapshot.observed_at, watermark):
+            continue  # without a watermark nobody is inactive
+        for territory in territories_of.get(handle, ()):
+            score = score_summary(summary_of(snapshot), territory.population).score
+            current.setdefault(territory.category, []).append((territory.id, score))
 
     editions: dict[str, dict[str, list[tuple[str, float]]]] = {}
     for (handle, month), snapshot in latest_in_month.items():
@@ -169,7 +172,7 @@ def _read_metrics(
     latest: dict[str, MetricsSnapshot] = {}
     latest_in_month: dict[tuple[str, str], MetricsSnapshot] = {}
     month_of: dict[str, str] = {}  # observed_at -> edition month (many snapshots share one)
-    watermark: str | None = None
+    newest: dict[tuple[str, str], str] = {}  # (platform, handle) -> newest observed_at
     rejected: list[tuple[int, str, str]] = []
     for number, raw in enumerate(metrics_lines, start=1):
         line = raw.strip()
@@ -180,8 +183,10 @@ def _read_metrics(
             rejected.append((number, snapshot.reason, snapshot.detail))
             continue
         observed_at = snapshot.observed_at
-        if watermark is None or observed_at > watermark:  # fixed-width: string order is time
-            watermark = observed_at
+        account = (snapshot.platform, snapshot.handle)
+        held = newest.get(account)
+        if held is None or observed_at > held:  # fixed-width: string order is time
+            newest[account] = observed_at
         if snapshot.status != "ok":
             continue
         handle = snapshot.handle
@@ -193,6 +198,8 @@ def _read_metrics(
         key = (handle, month)
         if _wins(snapshot, latest_in_month.get(key)):
             latest_in_month[key] = snapshot
+    times = sorted(newest.values(), reverse=True)
+    watermark = times[K - 1] if len(times) >= K else None
     return latest, latest_in_month, watermark, rejected
 
 

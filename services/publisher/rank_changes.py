@@ -50,6 +50,16 @@ class Trigger:
             self.oldest_record_time = record_time
 
 
+def event_time(as_of: str | None, last_at: str | None, trigger: Trigger | None) -> str:
+    """A rank-change event's `at`: the category's `as_of` (the watermark it reflects), or,
+    only while there is no watermark, the batch's newest `observed_at`; never before the
+    category's previous event (monotonic per category). A snapshot dated 2099 thus dates no
+    event once a watermark exists: its `observed_at` is not the category's time."""
+    newest = as_of if as_of is not None else (trigger.newest_observed_at if trigger else None)
+    stamps = [s for s in (newest, last_at) if s]
+    return max(stamps) if stamps else format_timestamp(utcnow())
+
+
 def published_size(category: str) -> int:
     """How many territories a category's published list holds at most."""
     return CATEGORIES_BY_ID[category].published_size or MAX_LIST_ENTRIES
@@ -90,8 +100,7 @@ class RankChangeTracker:
                 category, published_size(category), state.top
             )
             new_scores: dict[str, float | None] = {**read.previous_scores, **read.scores}
-            stamps = [read.as_of, state.at, trigger.newest_observed_at if trigger else None]
-            at = max((s for s in stamps if s), default=None) or format_timestamp(utcnow())
+            at = event_time(read.as_of, state.at, trigger)
             event = rank_change_event(
                 category=category,
                 seq=state.seq + 1,

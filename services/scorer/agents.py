@@ -95,23 +95,20 @@ async def apply_metrics(stream: Any) -> None:
         m.SNAPSHOTS_APPLIED.labels("current").inc(outcome.applied)
         m.SNAPSHOTS_APPLIED.labels("edition").inc(outcome.edition_applied)
         m.SNAPSHOTS_IGNORED.inc(outcome.ignored)
-        if outcome.watermark is not None:
-            m.WATERMARK.set(outcome.watermark)
-            m.FRESHNESS.set(time.time() - outcome.watermark)
+        m.WATERMARK.set(outcome.watermark)
         await _publish_scores(outcome.score_events)
 
 
 @app.timer(interval=5.0)
 async def report_freshness() -> None:
-    """Keep the freshness gauge growing while nothing new is applied (a stalled stream)."""
+    """Follow the watermark other workers advance (the freshness gauge is computed at each
+    scrape, so it grows while nothing new is applied)."""
     try:
         watermark = await updater().store.summaries.watermark()
     except (RedisError, OSError):
         m.REDIS_ERRORS.inc()
         return
-    if watermark is not None:
-        m.WATERMARK.set(watermark)
-        m.FRESHNESS.set(time.time() - watermark)
+    m.WATERMARK.set(watermark)
 
 
 @app.agent(accounts_topic)

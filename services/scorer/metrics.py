@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import time
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 EVENTS_CONSUMED = Counter(
     "obs_scorer_events_consumed_total", "Records read from the scorer's topics.", ["topic"]
@@ -29,10 +34,40 @@ APPLY_SECONDS = Histogram(
     "Time to apply one batch to Redis.",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-WATERMARK = Gauge("obs_scorer_watermark_seconds", "Newest observed_at applied (epoch seconds).")
-FRESHNESS = Gauge(
-    "obs_scorer_freshness_seconds", "Wall clock minus the newest applied observed_at."
-)
+
+
+class WatermarkGauges(Collector):
+    """`obs_scorer_watermark_seconds` and `obs_scorer_freshness_seconds` (wall clock minus the
+    watermark, computed at each scrape), both absent while there is no watermark (fewer than
+    K accounts observed): a zero would read as "fresh" or as 1970."""
+
+    def __init__(self) -> None:
+        self.watermark: int | None = None
+
+    def set(self, watermark: int | None) -> None:
+        if watermark is not None:
+            self.watermark = watermark
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(_WATERMARK, _WATERMARK_HELP)
+        yield GaugeMetricFamily(_FRESHNESS, _FRESHNESS_HELP)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        watermark = self.watermark
+        if watermark is None:
+            return
+        yield GaugeMetricFamily(_WATERMARK, _WATERMARK_HELP, value=watermark)
+        yield GaugeMetricFamily(_FRESHNESS, _FRESHNESS_HELP, value=time.time() - watermark)
+
+
+_WATERMARK = "obs_scorer_watermark_seconds"
+_WATERMARK_HELP = "The watermark: the K-th newest account's observed_at (epoch seconds)."
+_FRESHNESS = "obs_scorer_freshness_seconds"
+_FRESHNESS_HELP = "Wall clock minus the watermark (seconds)."
+
+
+WATERMARK = WatermarkGauges()
+REGISTRY.register(WATERMARK)
 REDIS_ERRORS = Counter("obs_scorer_redis_errors_total", "Failed Redis operations (retried).")
 SCORE_EVENTS = Counter(
     "obs_scorer_score_events_total", "Events produced to obs.scores.v1.", ["status"]

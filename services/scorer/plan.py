@@ -13,6 +13,7 @@ from services.common.clock import edition_of, parse_timestamp
 from services.common.events import MetricsSnapshot
 from services.common.methodology import SnapshotSummary, summarise_snapshot
 from services.common.view.entries import entry_version
+from services.common.watermark import NewestAccounts, account_of
 
 AccountKey = tuple[str, str]  # (platform, handle)
 
@@ -24,9 +25,10 @@ def version_of(summary: SnapshotSummary) -> bytes:
 
 @dataclass(slots=True)
 class BatchPlan:
-    """The newest `ok` summaries of a batch, and the newest event time of any status."""
+    """The newest `ok` summaries of a batch, and the K accounts with the newest event time of
+    any status (what the batch brings to the watermark, services/common/watermark.py)."""
 
-    newest_epoch: int | None = None
+    newest: NewestAccounts = field(default_factory=NewestAccounts)
     current: dict[AccountKey, SnapshotSummary] = field(default_factory=dict)
     monthly: dict[tuple[str, str, str], SnapshotSummary] = field(default_factory=dict)
     versions: dict[str, bytes] = field(default_factory=dict)  # event_id -> version
@@ -52,8 +54,7 @@ def plan_batch(snapshots: Iterable[MetricsSnapshot], into: BatchPlan | None = No
     for snap in snapshots:
         moment = parse_timestamp(snap.observed_at)
         epoch = int(moment.timestamp())
-        if plan.newest_epoch is None or epoch > plan.newest_epoch:
-            plan.newest_epoch = epoch
+        plan.newest.add(account_of(snap.platform, snap.handle), epoch)
         if snap.status != "ok":
             continue
         summary = summarise_snapshot(

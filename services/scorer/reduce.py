@@ -1,7 +1,8 @@
 """Reduce a whole `obs.metrics.v1` log to what a rebuild writes, validating only what can win.
 
-A rebuild keeps, per account and edition month, the newest valid `ok` snapshot, and the newest
-`observed_at` of any valid snapshot (the watermark). Full validation (schema, event id) costs
+A rebuild keeps, per account and edition month, the newest valid `ok` snapshot, and the K
+accounts with the newest `observed_at` of any valid snapshot (the watermark's,
+services/common/watermark.py). Full validation (schema, event id) costs
 five to seven times parsing a record, and in a log of daily snapshots nearly every record is
 superseded by a later one of the same account and month. So each record is first read for
 its account, `observed_at`, `event_id` and status only, and held; it is validated when it
@@ -11,11 +12,15 @@ might be the answer:
   older ones are then dropped unexamined, since they cannot win against a valid newer one;
 - a later record older than that valid one is dropped at once;
 - a record that is not `ok` only counts for the watermark: dropped at once when not newer
-  than the newest valid record seen, otherwise held and validated the same way.
+  than the K-th newest account time of the valid records seen (it cannot be among the K
+  newest), otherwise held and validated the same way, newest first, until K accounts are
+  valid above the next one. While fewer than K accounts are valid, every such record is
+  validated.
 
 The result is exactly the eager one (validate everything, then reduce): every record is
 either validated or older than a valid record of its own account and month (or, not `ok`,
-than the watermark); a property test compares both on logs with invalid records. A record
+than the K-th newest valid account time, which only grows); a property test compares both on
+logs with invalid records. A record
 whose first reading fails is validated at once (and rejected). Holding is bounded per key and
 in bytes, so memory stays bounded on any log: held records are copied into one arena (a
 bytearray emptied when everything is settled) rather than kept as the consumer's objects
@@ -94,10 +99,12 @@ class LogReducer:
     def _superseded(self, key: Key | None, version: bytes) -> bool:
         """Whether a record of this version can no longer change the plan: an `ok` one (key:
         its account and month) when the plan holds a valid one at least as new for the key,
-        another when the watermark (the plan's newest valid time) is not older."""
+        another when the plan's K-th newest account time is not older (K accounts already
+        newer or as new: the watermark cannot depend on it). A worker that reads a share of
+        the partitions judges against its own K-th newest, never above the whole log's."""
         if key is None:
-            newest = self.plan.newest_epoch
-            return newest is not None and version_epoch(version) <= newest
+            kth = self.plan.newest.watermark
+            return kth is not None and version_epoch(version) <= kth
         winner = self.plan.monthly.get(key)
         return winner is not None and version <= self.plan.version(winner)
 

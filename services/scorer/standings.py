@@ -11,17 +11,27 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from services.common.clock import from_epoch
 from services.common.contracts import METHODOLOGY_VERSION, PLATFORM_INSTAGRAM, SCHEMA_VERSION
 from services.common.events import MetricsSnapshot, with_event_id
 from services.common.methodology import Score, SnapshotSummary, score_summary
 from services.common.territories import Registry, Territory
-from services.common.view.entries import decode_entry, encode_entry, version_epoch
+from services.common.view.entries import EPOCH_OFFSET, decode_entry, encode_entry, version_epoch
 from services.scorer.plan import BatchPlan, plan_batch, version_of
 from services.scorer.store import AccountLink, EntryWrite, ScorerStore
 
 ACTIVE_SECONDS = 30 * 86400
+# The current view's cutoff while there is no watermark: every entry is ranked (nobody is
+# inactive), and the view still records how old its ranked entries are, so that the first
+# sweep once a watermark exists finds them.
+NO_CUTOFF: Final = -EPOCH_OFFSET
+
+
+def cutoff_of(watermark: int | None) -> int:
+    """The oldest observed_at epoch ranked under this watermark (age <= 30 days)."""
+    return NO_CUTOFF if watermark is None else watermark - ACTIVE_SECONDS
 
 
 @dataclass(slots=True)
@@ -71,12 +81,12 @@ class StandingsUpdater:
     async def apply_plan(self, plan: BatchPlan, *, announce: bool = True) -> BatchOutcome:
         """Apply what a batch (or a whole log, in a rebuild) reduces to."""
         outcome = BatchOutcome()
-        if plan.newest_epoch is None:
+        if not plan.newest:
             return outcome
         async with self._lock:
-            watermark = await self.store.summaries.advance_watermark(plan.newest_epoch)
+            watermark = await self.store.summaries.advance_watermark(plan.newest)
             outcome.watermark = watermark
-            cutoff = watermark - ACTIVE_SECONDS
+            cutoff = cutoff_of(watermark)
             frozen = await self.store.summaries.frozen_months()
             await self.store.summaries.save(plan, frozen)
             by_handle, mapping = await self._territories_by_handle()
@@ -129,6 +139,8 @@ class StandingsUpdater:
                 written = await self.store.views.apply_entries(category, month, writes, cutoff=None)
                 outcome.edition_applied += len(written)
 
+            if watermark is None:
+                return outcome  # nobody is inactive, no category has an `as_of` yet
             evicted = await self.store.views.evict_inactive(cutoff, from_epoch(watermark))
             for category, ids in evicted.items() if announce else ():
                 entries = await self.store.views.entries(category, None, ids)
@@ -158,9 +170,9 @@ class StandingsUpdater:
             changed = {tid: link for tid, link in final.items() if mapping.get(tid) != link}
             if not changed:
                 return events
-            watermark = await self.store.summaries.watermark()
-            if watermark is not None:  # before any score (first start, rebuild): nothing to derive
-                events = await self._rederive(changed, watermark - ACTIVE_SECONDS)
+            if await self.store.summaries.months():  # some `ok` summary exists to derive from
+                watermark = await self.store.summaries.watermark()
+                events = await self._rederive(changed, cutoff_of(watermark))
             await self.store.accounts.set_accounts(changed)
         return events
 

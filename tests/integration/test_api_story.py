@@ -44,6 +44,7 @@ from services.common.territories import load_registry
 from services.publisher.core import Publisher
 from services.scorer.standings import StandingsUpdater
 from services.scorer.store import ScorerStore, geo_fingerprint
+from tests.witnesses import with_witnesses
 
 ACCOUNTS = {
     "dep-32": "gersledepartement",
@@ -150,9 +151,10 @@ class Story:
 
 
 async def apply(story: Story, events: list[dict]) -> None:
-    """One batch through the scorer, then the publisher (links, then the live lists)."""
+    """One batch through the scorer, then the publisher (links, then the live lists). Each
+    batch is corroborated (tests/witnesses.py): time moves to its newest snapshot."""
     assert story.updater is not None and story.publisher is not None
-    snapshots = [MetricsSnapshot.model_validate(event) for event in events]
+    snapshots = [MetricsSnapshot.model_validate(event) for event in with_witnesses(events)]
     await story.updater.apply_snapshots(snapshots)
     await story.publisher.links.apply_snapshots(snapshots)
     for event in await story.publisher.ranks.refresh_all():

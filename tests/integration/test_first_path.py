@@ -279,7 +279,7 @@ def _scorer_view(redis_url: str) -> dict[str, object]:
     from services.common.view import keys as rk
 
     client = redis_sync.Redis.from_url(redis_url)
-    view: dict[str, object] = {"watermark": client.get(rk.WATERMARK_KEY)}
+    view: dict[str, object] = {"watermark": client.zrange(rk.WATERMARK_KEY, 0, -1, withscores=True)}
     for category in CATEGORY_IDS:
         months = sorted(m.decode() for m in client.smembers(rk.edition_months_key(category)))
         view[f"{category}:months"] = months
@@ -295,7 +295,7 @@ def _scorer_view(redis_url: str) -> dict[str, object]:
 def test_rebuild_from_the_topics_restores_exactly_the_live_view(stack):
     settings: Settings = stack["settings"]
     before = _scorer_view(settings.redis_url)
-    assert before["watermark"] is not None and before["departements:months"]
+    assert before["watermark"] and before["departements:months"]
     # One process, then the default two sharing the metrics partitions: the same view.
     for args in (["rebuild", "--workers", "1"], ["rebuild"]):
         log = stack["tmp"] / f"rebuild-{len(args)}.log"

@@ -21,6 +21,7 @@ from services.common.view import keys as rk
 from services.common.view.entries import encode_entry, entry_version
 from services.publisher.core import Publisher
 from tests.kafka_read import read_all
+from tests.witnesses import watermark_set
 
 REGISTRY = load_registry()
 CATEGORY = "petites-villes"
@@ -73,7 +74,7 @@ def command(month: str) -> Command:
 
 async def test_a_full_ranking_of_over_1000_entries_is_published_in_parts(settings, redis):
     await edition_view(redis, "2021-05", 1203)
-    await redis.set(rk.WATERMARK_KEY, to_epoch("2021-06-05T00:00:00Z"))
+    await redis.zadd(rk.WATERMARK_KEY, watermark_set(to_epoch("2021-06-05T00:00:00Z")))
     async with kafka_sender(settings) as send:
         publisher = Publisher(redis, REGISTRY, send, grace_hours=24)
         await publisher.load()
@@ -111,7 +112,7 @@ async def test_a_full_ranking_of_over_1000_entries_is_published_in_parts(setting
 async def test_automatic_publication_requests_each_due_month_once(settings, redis):
     await edition_view(redis, "2021-05", 3)
     await edition_view(redis, "2021-06", 2)
-    await redis.set(rk.WATERMARK_KEY, to_epoch("2021-07-02T21:59:59Z"))
+    await redis.zadd(rk.WATERMARK_KEY, watermark_set(to_epoch("2021-07-02T21:59:59Z")))
     async with kafka_sender(settings) as send:
         publisher = Publisher(redis, REGISTRY, send, grace_hours=24)
         await publisher.load()
@@ -122,7 +123,7 @@ async def test_automatic_publication_requests_each_due_month_once(settings, redi
         assert await publisher.commands.due_auto_command(delay_hours=48) is None  # asked once
         await publisher.commands.execute(Command.model_validate(first))
         assert await publisher.commands.due_auto_command(delay_hours=48) is None  # June not due
-        await redis.set(rk.WATERMARK_KEY, to_epoch("2021-07-02T22:00:00Z"))
+        await redis.zadd(rk.WATERMARK_KEY, watermark_set(to_epoch("2021-07-02T22:00:00Z")))
         second = await publisher.commands.due_auto_command(delay_hours=48)
         assert second is not None and second["args"] == {"edition": "2021-06"}
         result = await publisher.commands.execute(Command.model_validate(second))

@@ -37,9 +37,11 @@ from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.settings import Settings, get_settings
 from services.common.view import keys as rk
 from services.common.view.entries import decode_account_link
+from services.common.view.values import decode_watermark
 from services.publisher.rebuild import rebuild_publisher
 from tests.kafka_read import read_all
 from tests.services import ServiceProcess, service_env, wait_for
+from tests.witnesses import witnesses
 
 HANDLES = {"dep-01": "pub.alpha", "dep-02": "pub.beta", "dep-03": "pub.gamma"}
 MONTHS = ["2021-03", "2021-04", "2021-05", "2021-06"]
@@ -175,11 +177,13 @@ def test_editions_are_published_in_order_with_movement_streaks_and_link_status(s
         snapshot("pub.gamma", "2021-07-03T06:00:00Z", "error"),
         snapshot("pub.gamma", "2021-07-04T06:00:00Z", "not_found"),
         snapshot("pub.alpha", WATERMARK, followers=50_000),
+        *witnesses(WATERMARK),  # the watermark is the 3rd newest account's time
     ]
     produce_metrics(settings, events)
     wait_for(
         lambda: (
-            stack.redis.get(rk.WATERMARK_KEY) == str(to_epoch(WATERMARK)).encode()
+            decode_watermark(stack.redis.zrange(rk.WATERMARK_KEY, 0, -1, withscores=True))
+            == to_epoch(WATERMARK)
             and all(
                 stack.redis.zcard(rk.rank_key(rk.view_prefix("departements", m))) == 3
                 for m in MONTHS

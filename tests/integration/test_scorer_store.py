@@ -13,8 +13,11 @@ from services.api.read.standings import StandingsRepository
 from services.common.events import MetricsSnapshot, build_metrics_event
 from services.common.settings import Settings
 from services.common.territories import load_registry
+from services.common.view import keys as rk
+from services.common.watermark import K, NewestAccounts, kth_newest
 from services.scorer.standings import StandingsUpdater
 from services.scorer.store import ScorerStore
+from tests.witnesses import corroborated, witnesses
 
 
 @pytest.fixture
@@ -64,10 +67,10 @@ async def test_newer_snapshot_wins_and_older_or_duplicate_changes_nothing(update
     await updater.apply_account("dep-32", "gers", False)
     newer = snapshot("gers", "2021-06-30T06:00:00Z", 15000)
     older = snapshot("gers", "2021-06-29T06:00:00Z", 90000)
-    first = await updater.apply_snapshots([newer])
+    first = await updater.apply_snapshots(corroborated([newer]))
     assert first.applied == 1
-    assert (await updater.apply_snapshots([older])).applied == 0
-    assert (await updater.apply_snapshots([newer])).applied == 0  # redelivery
+    assert (await updater.apply_snapshots(corroborated([older]))).applied == 0
+    assert (await updater.apply_snapshots(corroborated([newer]))).applied == 0  # redelivery
     rows = await ranking(redis)
     assert [tid for tid, _ in rows] == ["dep-32"]
     page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
@@ -84,7 +87,7 @@ async def test_equal_observed_at_greatest_event_id_wins_in_any_order(updater, re
         await redis.flushdb()
         await updater.apply_account("dep-32", "gers", False)
         for snap in order:
-            await updater.apply_snapshots([snap])
+            await updater.apply_snapshots(corroborated([snap]))
         page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
         assert page.rows[0].entry.summary.followers == winner.followers
 
@@ -92,23 +95,25 @@ async def test_equal_observed_at_greatest_event_id_wins_in_any_order(updater, re
 async def test_territory_older_than_30_days_behind_the_watermark_is_unranked(updater, redis):
     await updater.apply_account("dep-32", "gers", False)
     await updater.apply_account("dep-75", "paris", False)
-    await updater.apply_snapshots([snapshot("gers", "2021-05-01T00:00:00Z", 500)])
-    await updater.apply_snapshots([snapshot("paris", "2021-05-31T00:00:00Z", 500)])
+    await updater.apply_snapshots(corroborated([snapshot("gers", "2021-05-01T00:00:00Z", 500)]))
+    await updater.apply_snapshots(corroborated([snapshot("paris", "2021-05-31T00:00:00Z", 500)]))
     assert {tid for tid, _ in await ranking(redis)} == {"dep-32", "dep-75"}  # exactly 30 days
-    outcome = await updater.apply_snapshots([snapshot("paris", "2021-05-31T00:00:01Z", 500)])
+    outcome = await updater.apply_snapshots(
+        corroborated([snapshot("paris", "2021-05-31T00:00:01Z", 500)])
+    )
     assert [tid for tid, _ in await ranking(redis)] == ["dep-75"]
     assert {(e["id"], e["status"]) for e in outcome.score_events} >= {("dep-32", "inactive")}
 
 
 async def test_error_snapshot_moves_the_watermark_but_not_the_standings(updater, redis):
     await updater.apply_account("dep-32", "gers", False)
-    await updater.apply_snapshots([snapshot("gers", "2021-06-01T00:00:00Z", 500)])
+    await updater.apply_snapshots(corroborated([snapshot("gers", "2021-06-01T00:00:00Z", 500)]))
     error = MetricsSnapshot.model_validate(
         build_metrics_event(
             handle="gers", observed_at="2021-06-20T00:00:00Z", status="error", source="sim"
         )
     )
-    outcome = await updater.apply_snapshots([error])
+    outcome = await updater.apply_snapshots(corroborated([error]))
     assert outcome.applied == 0
     page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
     assert page.as_of == "2021-06-20T00:00:00Z"
@@ -117,10 +122,12 @@ async def test_error_snapshot_moves_the_watermark_but_not_the_standings(updater,
 
 async def test_handle_change_rederives_current_and_edition_entries_at_once(updater, redis):
     await updater.apply_snapshots(
-        [
-            snapshot("old_handle", "2021-06-10T00:00:00Z", 100),
-            snapshot("new_handle", "2021-06-05T00:00:00Z", 50000),
-        ]
+        corroborated(
+            [
+                snapshot("old_handle", "2021-06-10T00:00:00Z", 100),
+                snapshot("new_handle", "2021-06-05T00:00:00Z", 50000),
+            ]
+        )
     )
     await updater.apply_account("dep-32", "old_handle", False)
     page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
@@ -139,7 +146,9 @@ async def test_shared_account_scores_each_territory_with_its_own_population(upda
     await updater.apply_account("dep-75", "paris_maville", False)
     await updater.apply_account("com-75056", "paris_maville", False)
     await updater.apply_account("dep-32", "paris_maville", False)
-    await updater.apply_snapshots([snapshot("paris_maville", "2021-06-30T06:00:00Z", 200000)])
+    await updater.apply_snapshots(
+        corroborated([snapshot("paris_maville", "2021-06-30T06:00:00Z", 200000)])
+    )
     deps = dict(await ranking(redis))
     cities = dict(await ranking(redis, "grandes-villes"))
     assert set(deps) == {"dep-75", "dep-32"} and set(cities) == {"com-75056"}
@@ -154,7 +163,9 @@ async def test_region_filter_gives_filtered_and_national_ranks(updater, redis):
         ("dep-31", "hautegaronne", 1000),  # Occitanie
     ]:
         await updater.apply_account(tid, handle, False)
-        await updater.apply_snapshots([snapshot(handle, "2021-06-30T06:00:00Z", followers)])
+        await updater.apply_snapshots(
+            corroborated([snapshot(handle, "2021-06-30T06:00:00Z", followers)])
+        )
     page = await StandingsRepository(redis).page(
         "departements", None, offset=0, limit=10, region="76"
     )
@@ -168,13 +179,13 @@ async def test_a_frozen_month_is_never_written_even_by_a_late_first_snapshot(upd
 
     await updater.apply_account("dep-32", "gers", False)
     await updater.apply_account("dep-75", "paris", False)
-    await updater.apply_snapshots([snapshot("gers", "2021-06-10T00:00:00Z", 100)])
+    await updater.apply_snapshots(corroborated([snapshot("gers", "2021-06-10T00:00:00Z", 100)]))
     await redis.set(rk.edition_frozen_key("departements", "2021-06"), "1")
     late = [
         snapshot("gers", "2021-06-20T00:00:00Z", 999),
         snapshot("paris", "2021-06-21T00:00:00Z", 5),
     ]
-    outcome = await updater.apply_snapshots(late)
+    outcome = await updater.apply_snapshots(corroborated(late))
     assert outcome.applied == 2  # the current standings still move
     june = await StandingsRepository(redis).page("departements", "2021-06", offset=0, limit=5)
     assert [r.territory_id for r in june.rows] == ["dep-32"]
@@ -189,7 +200,7 @@ async def test_equal_observed_at_the_greatest_event_id_wins_among_many(updater, 
     winner = max(snaps, key=lambda s: s.event_id)
     random.Random(5).shuffle(snaps)
     for snap in snaps:  # one batch each: every write goes through the compare-and-set
-        await updater.apply_snapshots([snap])
+        await updater.apply_snapshots(corroborated([snap]))
     page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
     assert page.rows[0].entry.summary.followers == winner.followers
     held = await updater.store.summaries.of_accounts("instagram", ["gers"])
@@ -205,13 +216,15 @@ async def test_inactive_territories_leave_the_ranking_one_by_one_as_the_watermar
     for tid, handle in (("dep-32", "gers"), ("dep-75", "paris"), ("dep-13", "bdr")):
         await updater.apply_account(tid, handle, False)
     await updater.apply_account("dep-33", "gironde", False)
-    await updater.apply_snapshots([snapshot("gers", "2021-05-01T00:00:00Z", 500)])
-    await updater.apply_snapshots([snapshot("paris", "2021-05-05T00:00:00Z", 500)])
-    await updater.apply_snapshots([snapshot("bdr", "2021-05-10T00:00:00Z", 500)])
-    await updater.apply_snapshots([snapshot("gers", "2021-05-20T00:00:00Z", 600)])  # refreshed
+    await updater.apply_snapshots(corroborated([snapshot("gers", "2021-05-01T00:00:00Z", 500)]))
+    await updater.apply_snapshots(corroborated([snapshot("paris", "2021-05-05T00:00:00Z", 500)]))
+    await updater.apply_snapshots(corroborated([snapshot("bdr", "2021-05-10T00:00:00Z", 500)]))
+    await updater.apply_snapshots(
+        corroborated([snapshot("gers", "2021-05-20T00:00:00Z", 600)])
+    )  # refreshed
 
     async def ranked_after(moment: str) -> set[str]:
-        await updater.apply_snapshots([snapshot("gironde", moment, 700)])
+        await updater.apply_snapshots(corroborated([snapshot("gironde", moment, 700)]))
         return {tid for tid, _ in await ranking(redis)}
 
     assert await ranked_after("2021-05-31T12:00:00Z") == {"dep-32", "dep-75", "dep-13", "dep-33"}
@@ -237,7 +250,7 @@ async def test_account_summaries_keep_the_newest_per_month_and_drop_frozen_month
         ("2021-06-01T00:00:00Z", 1),  # older within June: loses
         ("2021-07-01T00:00:00Z", 2),  # older within July: loses
     ]:
-        await updater.apply_snapshots([snapshot("gers", observed_at, followers)])
+        await updater.apply_snapshots(corroborated([snapshot("gers", observed_at, followers)]))
     held = (await store.summaries.of_accounts("instagram", ["gers"]))["gers"]
     assert {m: s.followers for m, s in held.items()} == {
         "2021-05": 50,
@@ -247,11 +260,89 @@ async def test_account_summaries_keep_the_newest_per_month_and_drop_frozen_month
     }
     # May and June are published: the next write drops them, never July (the newest).
     await redis.sadd(rk.FROZEN_MONTHS_KEY, "2021-05", "2021-06", "2021-07")
-    await updater.apply_snapshots([snapshot("gers", "2021-06-20T00:00:00Z", 65)])
+    await updater.apply_snapshots(corroborated([snapshot("gers", "2021-06-20T00:00:00Z", 65)]))
     held = (await store.summaries.of_accounts("instagram", ["gers"]))["gers"]
     assert {m: s.followers for m, s in held.items()} == {"2021-07": 70, None: 70}
     # Another account shares nothing with it, whatever its bucket.
-    await updater.apply_snapshots([snapshot("paris", "2021-07-03T00:00:00Z", 9)])
+    await updater.apply_snapshots(corroborated([snapshot("paris", "2021-07-03T00:00:00Z", 9)]))
     both = await store.summaries.of_accounts("instagram", ["gers", "paris", "nobody"])
     assert both["paris"][None].followers == 9 and both["gers"][None].followers == 70
     assert both["nobody"] == {}
+
+
+async def test_no_watermark_until_three_accounts_then_the_first_sweep_finds_old_entries(
+    updater, redis
+):
+    """While fewer than K accounts are observed nobody is inactive and no category has an
+    `as_of`; entries ranked meanwhile are still swept once a watermark exists."""
+    for tid, handle in (("dep-32", "gers"), ("dep-75", "paris"), ("dep-13", "bdr")):
+        await updater.apply_account(tid, handle, False)
+    await updater.apply_snapshots([snapshot("gers", "2021-05-01T00:00:00Z", 500)])
+    outcome = await updater.apply_snapshots([snapshot("paris", "2021-06-15T00:00:00Z", 500)])
+    assert outcome.watermark is None
+    page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+    assert page.as_of is None and {row.territory_id for row in page.rows} == {"dep-32", "dep-75"}
+    # A third account: the 3rd newest is Gers's own time, so Gers is still ranked.
+    outcome = await updater.apply_snapshots([snapshot("bdr", "2021-06-15T00:00:00Z", 500)])
+    assert outcome.watermark == 1619827200  # 2021-05-01T00:00:00Z
+    assert {tid for tid, _ in await ranking(redis)} == {"dep-32", "dep-75", "dep-13"}
+    # A fourth, unused: the 3rd newest is now 2021-06-15, and Gers is 45 days behind it.
+    outcome = await updater.apply_snapshots(
+        [MetricsSnapshot.model_validate(witnesses("2021-06-20T00:00:00Z")[0])]
+    )
+    assert {tid for tid, _ in await ranking(redis)} == {"dep-75", "dep-13"}
+    assert ("dep-32", "inactive") in {(e["id"], e["status"]) for e in outcome.score_events}
+    page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+    assert page.as_of == "2021-06-15T00:00:00Z"
+
+
+async def test_one_account_far_in_the_future_unranks_nobody(updater, redis):
+    for tid, handle in (("dep-32", "gers"), ("dep-75", "paris")):
+        await updater.apply_account(tid, handle, False)
+    await updater.apply_snapshots(
+        [
+            *corroborated([snapshot("gers", "2021-06-01T00:00:00Z", 500)]),
+            snapshot("paris", "2021-06-02T00:00:00Z", 500),
+        ]
+    )
+    before = await ranking(redis)
+    as_of = "2021-06-01T00:00:00Z"  # the 3rd newest: Gers and its two witnesses
+    page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+    assert page.as_of == as_of
+    forged = MetricsSnapshot.model_validate(
+        build_metrics_event(
+            handle="faussaire", observed_at="2099-01-01T00:00:00Z", status="not_found", source="sim"
+        )
+    )
+    outcome = await updater.apply_snapshots([forged])
+    assert outcome.watermark == 1622505600  # still 2021-06-01T00:00:00Z
+    assert await ranking(redis) == before
+    page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+    assert page.as_of == as_of
+
+
+async def test_the_stored_watermark_is_the_k_th_newest_whatever_the_batches(redis):
+    """ADVANCE_WATERMARK (ZADD GT, then trim to K) against the plain computation, on random
+    batches in random orders, on a real redis-server."""
+    store = ScorerStore(redis)
+    rnd = random.Random(12)
+    for _ in range(40):
+        await redis.delete(rk.WATERMARK_KEY)
+        log = [(f"instagram:c{rnd.randrange(6)}", rnd.randrange(1000)) for _ in range(25)]
+        newest: dict[str, int] = {}
+        for account, epoch in log:
+            newest[account] = max(epoch, newest.get(account, epoch))
+        rnd.shuffle(log)
+        got = None
+        while log:
+            size = rnd.randint(1, 6)
+            batch, log = log[:size], log[size:]
+            held = NewestAccounts()
+            for account, epoch in batch:
+                held.add(account, epoch)
+            previous = got
+            got = await store.summaries.advance_watermark(held)
+            assert previous is None or (got is not None and got >= previous)  # never back
+        assert got == kth_newest(newest.values())
+        assert await store.summaries.watermark() == got
+        assert await redis.zcard(rk.WATERMARK_KEY) <= K

@@ -94,14 +94,16 @@ def test_loading_env_example_gives_the_defaults(monkeypatch: pytest.MonkeyPatch)
 # --- metric names ----------------------------------------------------------------------------
 
 
-def _declared_metrics() -> Iterator[MetricWrapperBase]:
+def _declared_metrics() -> Iterator[MetricWrapperBase | scorer_metrics.WatermarkGauges]:
+    """Every metric the services declare: prometheus_client's metrics and the collectors
+    that expose a series only while it has a value (e.g. the scorer's watermark)."""
     for module in (scorer_metrics, collector_metrics, api_metrics, publisher_metrics):
         for value in vars(module).values():
-            if isinstance(value, MetricWrapperBase):
+            if isinstance(value, MetricWrapperBase | scorer_metrics.WatermarkGauges):
                 yield value
 
 
-def _series_names(metric: MetricWrapperBase) -> set[str]:
+def _series_names(metric: MetricWrapperBase | scorer_metrics.WatermarkGauges) -> set[str]:
     """The sample names a metric exposes (counters gain `_total`, histograms `_bucket`...)."""
     names: set[str] = set()
     for family in metric.describe():

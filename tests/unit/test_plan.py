@@ -49,7 +49,7 @@ def test_not_found_and_error_move_the_watermark_but_are_never_summarised():
     plan = plan_batch(
         [snap("a", "2021-06-01T00:00:00Z"), snap("a", "2021-06-05T00:00:00Z", "error")]
     )
-    assert plan.newest_epoch == 1622851200  # 2021-06-05T00:00:00Z
+    assert plan.newest.items() == [("instagram:a", 1622851200)]  # 2021-06-05T00:00:00Z
     assert plan.current[("instagram", "a")].observed_at == "2021-06-01T00:00:00Z"
     assert plan_batch([snap("b", "2021-06-05T00:00:00Z", "not_found")]).current == {}
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from services.common.events import build_metrics_event
 from services.common.validation import Rejection, validate_metrics
+from services.common.watermark import kth_newest
 from services.scorer.plan import plan_batch
 from services.scorer.reduce import LogReducer
 
@@ -32,7 +33,7 @@ RECORD_MS = 1_796_000_000_000  # 2026-11-30: later snapshots are `future` for th
 
 @st.composite
 def records(draw) -> tuple[bytes | None, int | None]:
-    handle = draw(st.sampled_from(["a", "b", "c"]))
+    handle = draw(st.sampled_from(["a", "b", "c", "d", "e"]))  # more than K accounts
     status = draw(st.sampled_from(["ok", "ok", "ok", "not_found", "error"]))
     ok = status == "ok"
     event = build_metrics_event(
@@ -81,7 +82,12 @@ def test_lazy_reduction_equals_validating_everything(log, per_key, budget) -> No
         reducer.add(raw, timestamp)
     lazy = reducer.finish()
 
-    assert lazy.newest_epoch == eager.newest_epoch
+    assert lazy.newest.watermark == eager.newest.watermark
+    newest: dict[str, int] = {}
+    for snapshot in valid:
+        epoch = int(datetime.fromisoformat(snapshot.observed_at).timestamp())
+        newest[snapshot.handle] = max(epoch, newest.get(snapshot.handle, epoch))
+    assert lazy.newest.watermark == kth_newest(newest.values())
     assert lazy.current == eager.current
     assert lazy.monthly == eager.monthly
     # Every record was validated or dropped as superseded; rejections are among the eager ones.

@@ -24,6 +24,7 @@ from services.common.reference import ReferenceResult, compute_standings
 
 NOW = "2021-07-12T06:00:00Z"  # the batch's clock: events more than 300 s after it are refused
 NOW_MS = int(datetime.fromisoformat(NOW).timestamp() * 1000)
+DAY_MS = 86_400_000
 
 
 def post(post_id: str, published_at: str, likes: int, comments: int) -> dict[str, Any]:
@@ -154,6 +155,13 @@ BEAUMONT = ok(
     400,
     [post("b1", "2021-07-03T08:00:00Z", 3, 1)],
 )
+# The watermark is the 3rd newest account time (contract v4): two accounts no territory uses
+# observe at Gers's error time, so the 3rd newest is 2021-07-12T00:00:00Z (GERS_ERROR).
+WITNESS_A = not_ok("temoin_a", "2021-07-12T00:00:00Z", "error")
+WITNESS_B = not_ok("temoin_b", "2021-07-12T00:00:00Z", "not_found")
+# One account whose clock runs ahead (valid: 299 s after the batch's clock, within the 300 s
+# of the `future` rule): the newest of all, yet alone it moves time for nobody.
+AHEAD = not_ok("horloge_en_avance", "2021-07-12T06:04:59Z", "not_found")
 # 301 s after the batch's clock: refused (`future`), so it neither moves the watermark nor
 # revives Isère.
 ISERE_FUTURE = ok("isere.le.departement", "2021-07-12T06:05:01Z", 500, 1000, TWIN_POSTS)
@@ -183,8 +191,11 @@ METRICS_LINES: list[bytes] = [
     line(ARIEGE),  # 15
     line(BEAUMONT),  # 16
     line(GERS_ERROR),  # 17
-    line(ISERE_FUTURE),  # 18: future
-    TAMPERED,  # 19: event_id_mismatch
+    line(WITNESS_A),  # 18
+    line(WITNESS_B),  # 19
+    line(AHEAD),  # 20
+    line(ISERE_FUTURE),  # 21: future
+    TAMPERED,  # 22: event_id_mismatch
 ]
 
 
@@ -288,7 +299,9 @@ def test_fixture_is_what_its_comments_say() -> None:
 
 def test_current_standings_match_the_hand_computation() -> None:
     result = compute()
-    assert result.watermark == "2021-07-12T00:00:00Z"  # the error snapshot, not the future one
+    # The 3rd newest account: Gers's error (with the two witnesses), not the account ahead
+    # of the others, nor the refused future one.
+    assert result.watermark == "2021-07-12T00:00:00Z"
     assert result.current == EXPECTED_CURRENT
     assert list(result.current) == ["regions", "departements", "grandes-villes", "petites-villes"]
 
@@ -303,8 +316,8 @@ def test_invalid_lines_are_reported_with_their_line_numbers() -> None:
     result = compute()
     assert [(number, reason) for number, reason, _ in result.rejected] == [
         (6, "invalid_json"),
-        (18, "future"),
-        (19, "event_id_mismatch"),
+        (21, "future"),
+        (22, "event_id_mismatch"),
     ]
     assert "2021-07-12T06:05:01Z is 301 s after the record timestamp" in result.rejected[1][2]
     assert [(number, reason) for number, reason, _ in result.rejected_accounts] == [
@@ -350,10 +363,37 @@ def test_a_handle_change_rederives_the_territory_from_the_new_account() -> None:
 
 
 def test_not_found_and_error_only_move_the_watermark() -> None:
-    result = compute([line(PARIS_GONE), line(GERS_ERROR)])
-    assert result.watermark == "2021-07-12T00:00:00Z"
+    # Newest per account: Gers 07-12, témoin A 07-12, Paris 07-08: the 3rd is Paris's.
+    result = compute([line(PARIS_GONE), line(GERS_ERROR), line(WITNESS_A)])
+    assert result.watermark == "2021-07-08T00:00:00Z"
     assert result.current == {}
     assert result.editions == {}
+
+
+def test_fewer_than_three_accounts_give_no_watermark_and_nobody_is_inactive() -> None:
+    # Isère is 30 days and a second older than Gers's error: inactive under a watermark of
+    # 2021-07-12, but two accounts are not enough to have one.
+    result = compute([line(ISERE), line(GERS_ERROR), line(GERS_OLD)])
+    assert result.watermark is None
+    assert result.current == {
+        "departements": [
+            {"rank": 1, "id": "dep-32", "score": 51.8566},
+            {"rank": 2, "id": "dep-38", "score": 18.3299},
+        ]
+    }
+
+
+def test_one_account_far_ahead_moves_time_for_nobody() -> None:
+    # Two accounts a year ahead of everyone (the batch's clock is 2022 here, so they are
+    # valid) leave the watermark at the 3rd newest, Gers's error and the witnesses' time.
+    far = [
+        not_ok("horloge_a", "2022-07-01T00:00:00Z", "not_found"),
+        not_ok("horloge_b", "2022-07-02T00:00:00Z", "error"),
+    ]
+    lines = [raw for raw in METRICS_LINES[:19] if raw] + [line(e) for e in far]  # not AHEAD
+    later = compute_standings(lines, account_lines=ACCOUNT_LINES, now_ms=NOW_MS + 366 * DAY_MS)
+    assert later.watermark == "2021-07-12T00:00:00Z"
+    assert later.current == EXPECTED_CURRENT
 
 
 def test_an_empty_log_has_no_watermark_and_no_standings() -> None:
@@ -376,8 +416,8 @@ def _cli() -> typer.Typer:
 
 def test_batch_cli_prints_the_standings_and_reports_bad_lines(tmp_path: Path) -> None:
     metrics = tmp_path / "metrics.jsonl"
-    # Lines 18 and 19 are kept out: the CLI's clock is now, so nothing of 2021 is in the future.
-    metrics.write_bytes(b"\n".join(METRICS_LINES[:17]) + b"\n")
+    # Lines 21 and 22 are kept out: the CLI's clock is now, so nothing of 2021 is in the future.
+    metrics.write_bytes(b"\n".join(METRICS_LINES[:20]) + b"\n")
     accounts = tmp_path / "accounts.jsonl"
     accounts.write_bytes(b"\n".join(ACCOUNT_LINES) + b"\n")
     result = CliRunner().invoke(

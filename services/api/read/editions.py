@@ -15,7 +15,7 @@ from services.common.clock import format_timestamp, from_epoch
 from services.common.contracts import CATEGORIES, CATEGORY_IDS
 from services.common.editions import publishable_at
 from services.common.view import keys as rk
-from services.common.view.values import EditionRecord, decode_editions
+from services.common.view.values import EditionRecord, decode_editions, decode_watermark
 
 
 def _text(value: Any) -> str | None:
@@ -33,11 +33,12 @@ class EditionIndex:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(rk.EDITIONS_KEY)
             pipe.smembers(rk.MONTHS_KEY)
-            pipe.get(rk.WATERMARK_KEY)
+            pipe.zrange(rk.WATERMARK_KEY, 0, -1, withscores=True)
             published_raw, months_raw, watermark_raw = await pipe.execute()
         published = decode_editions(published_raw)
         months = {cast(bytes, m).decode() for m in months_raw}
-        watermark = None if watermark_raw is None else from_epoch(int(watermark_raw))
+        epoch = decode_watermark(watermark_raw)
+        watermark = None if epoch is None else from_epoch(epoch)
         return published, months, watermark
 
     def _publishable_at(self, month: str) -> str:

@@ -87,7 +87,7 @@ def summaries_key(platform: str, handle: str) -> str:
 # --- global facts (one small slot) ---------------------------------------------------------
 
 META_TAG: Final = "obs:{meta}"
-WATERMARK_KEY: Final = f"{META_TAG}:watermark"  # STRING epoch seconds (max observed_at)
+WATERMARK_KEY: Final = f"{META_TAG}:watermark"  # ZSET the K newest accounts -> their newest epoch
 ACCOUNTS_KEY: Final = f"{META_TAG}:accounts"  # HASH territory id -> [handle, simulated] JSON
 ACCOUNTS_VERSION_KEY: Final = f"{META_TAG}:accounts:version"  # INCR on every mapping change
 MONTHS_KEY: Final = f"{META_TAG}:months"  # SET of months with any `ok` snapshot

@@ -16,9 +16,12 @@ from redis.asyncio import Redis
 from services.common.contracts import METHODOLOGY_VERSION
 from services.common.view import keys as rk
 
+# 4: the watermark is the K-th newest account time, stored as a sorted set of the K newest
+# accounts (contract v4; 3: the newest event of all, a string); eligibility judged otherwise
+# means a view of layout 3 may rank territories that are inactive now, or the reverse.
 # 3: binary summaries packed in bucket hashes, no `seen` sets (2: binary 37-byte versions;
 # 1: text versions `%010d:<id>|`).
-LAYOUT_VERSION: Final = "3"
+LAYOUT_VERSION: Final = "4"
 METHODOLOGY: Final = str(METHODOLOGY_VERSION)
 REBUILD_HINT: Final = (
     "Stop the scorer and the publisher, then run `observatoire rebuild` "
@@ -71,10 +74,6 @@ async def claim_view(redis: Redis, where: str) -> None:
             raise ViewMismatch(where, ViewVersions("1", found.methodology))
         await redis.mset({rk.LAYOUT_KEY: LAYOUT_VERSION, rk.METHODOLOGY_KEY: METHODOLOGY})
         return
-    if found.methodology is None and found.layout == LAYOUT_VERSION:
-        # Layout 3 views written before the methodology was recorded were all scored by v1.
-        found = ViewVersions(found.layout, "1")
-        await redis.set(rk.METHODOLOGY_KEY, "1")
     if found != ViewVersions(LAYOUT_VERSION, METHODOLOGY):
         raise ViewMismatch(where, found)
 

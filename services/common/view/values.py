@@ -9,13 +9,14 @@ layout bump in `layout` when old values could not be read by the new decoder.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import orjson
 
 from services.common.view.entries import decode_account_link, encode_account_link
+from services.common.watermark import K
 
 Scores = dict[str, float | None]
 
@@ -164,3 +165,9 @@ class DeadLink:
             value.get("since"),
             [str(t) for t in value.get("territories", [])],
         )
+
+
+def decode_watermark(members: Sequence[Any]) -> int | None:
+    """The watermark from its sorted set as read with `ZRANGE key 0 -1 WITHSCORES` (at most K
+    accounts with their newest epoch): the K-th newest, None while fewer than K are known."""
+    return int(min(float(score) for _, score in members)) if len(members) >= K else None

@@ -16,7 +16,7 @@ from services.common.view import keys as rk
 from services.common.view.scripts import publisher as scripts
 from services.common.view.scripts import text
 from services.common.view.scripts.publisher import ViewRow
-from services.common.view.values import EditionRecord, decode_editions
+from services.common.view.values import EditionRecord, decode_editions, decode_watermark
 
 
 class EditionStore:
@@ -27,9 +27,10 @@ class EditionStore:
         self._read_view = scripts.READ_EDITION_VIEW.bind(redis)
 
     async def watermark(self) -> str | None:
-        """The scorer's global watermark as a timestamp (None before any event)."""
-        raw = await self.redis.get(rk.WATERMARK_KEY)
-        return None if raw is None else from_epoch(int(raw))
+        """The scorer's global watermark as a timestamp (None while fewer than K accounts are
+        known: services/common/watermark.py)."""
+        epoch = decode_watermark(await self.redis.zrange(rk.WATERMARK_KEY, 0, -1, withscores=True))
+        return None if epoch is None else from_epoch(epoch)
 
     async def published(self) -> dict[str, EditionRecord]:
         """Published months -> their record in the editions index."""

@@ -12,6 +12,8 @@ from services.common.methodology import SnapshotSummary
 from services.common.view import keys as rk
 from services.common.view.entries import decode_month_summaries, encode_month_summary, month_code
 from services.common.view.scripts import scorer as scripts
+from services.common.view.values import decode_watermark
+from services.common.watermark import K, NewestAccounts
 from services.scorer.plan import BatchPlan
 
 
@@ -24,14 +26,17 @@ class SummaryStore:
         self._watermark = scripts.ADVANCE_WATERMARK.bind(redis)
 
     # --- watermark and frozen months ---------------------------------------------------
-    async def advance_watermark(self, epoch: int) -> int:
-        """Raise the global watermark to `epoch` if it is newer; return the watermark."""
-        return await self._watermark(scripts.watermark_keys(), [epoch])
+    async def advance_watermark(self, newest: NewestAccounts) -> int | None:
+        """Add a batch's K newest accounts to the global set; return the watermark after it
+        (the K-th newest account time; None while fewer than K accounts are known)."""
+        args: list[str | int] = [K]
+        for account, epoch in newest.items():
+            args += [account, epoch]
+        return await self._watermark(scripts.watermark_keys(), args)
 
     async def watermark(self) -> int | None:
-        """The global watermark (epoch seconds), None before any event."""
-        raw = await self.redis.get(rk.WATERMARK_KEY)
-        return None if raw is None else int(raw)
+        """The global watermark (epoch seconds), None while fewer than K accounts are known."""
+        return decode_watermark(await self.redis.zrange(rk.WATERMARK_KEY, 0, -1, withscores=True))
 
     async def frozen_months(self) -> set[str]:
         """Edition months the publisher has frozen (never written by the scorer)."""

@@ -191,15 +191,20 @@ return out
 """
 )
 
-# KEYS[1] watermark STRING; ARGV[1] candidate epoch. Returns the watermark after the update.
+# KEYS[1] the watermark's ZSET (account -> its newest observed_at epoch; at most K members);
+# ARGV[1] K, then pairs (account `platform:handle`, epoch): a batch's K newest accounts.
+# Each account keeps its newest time (ZADD GT), then only the K newest accounts are kept
+# (services/common/watermark.py says why that is exact). Returns the K-th newest time, or
+# false (nil in Python) while fewer than K accounts are known.
 _ADVANCE_WATERMARK: Final = """
-local old = tonumber(redis.call('GET', KEYS[1]) or '-1')
-local new = tonumber(ARGV[1])
-if new > old then
-  redis.call('SET', KEYS[1], ARGV[1])
-  return new
+local k = tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], 'GT', ARGV[i + 1], ARGV[i])
 end
-return old
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(k + 1))
+if redis.call('ZCARD', KEYS[1]) < k then return false end
+local lowest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return tonumber(lowest[2])
 """
 
 
@@ -229,6 +234,10 @@ def _int(reply: Any) -> int:
     return int(reply)
 
 
+def _optional_int(reply: Any) -> int | None:
+    return None if reply is None else int(reply)
+
+
 def summaries_keys(platform: str, handle: str) -> list[str]:
     """KEYS of ACCOUNT_CAS."""
     return [rk.summaries_key(platform, handle)]
@@ -256,4 +265,4 @@ ACCOUNT_CAS: Final = Script("account_cas", _ACCOUNT_CAS, _int)  # months set
 APPLY_ENTRIES: Final = Script("apply_entries", _APPLY_ENTRIES, _applied)
 REMOVE_ENTRIES: Final = Script("remove_entries", _REMOVE_ENTRIES, _removed)
 EVICT_INACTIVE: Final = Script("evict_inactive", _EVICT_INACTIVE, _ids)  # ids unranked
-ADVANCE_WATERMARK: Final = Script("advance_watermark", _ADVANCE_WATERMARK, _int)
+ADVANCE_WATERMARK: Final = Script("advance_watermark", _ADVANCE_WATERMARK, _optional_int)
