@@ -16,7 +16,8 @@ from services.common.view import keys as rk
 from services.common.view.scripts import publisher as scripts
 from services.common.view.scripts import text
 from services.common.view.scripts.publisher import ViewRow
-from services.common.view.values import EditionRecord, decode_editions, decode_watermark
+from services.common.view.values import EditionRecord, decode_editions
+from services.common.view.watermark import read_watermark
 
 
 class EditionStore:
@@ -29,7 +30,7 @@ class EditionStore:
     async def watermark(self) -> str | None:
         """The scorer's global watermark as a timestamp (None while fewer than K accounts are
         known: services/common/watermark.py)."""
-        epoch = decode_watermark(await self.redis.zrange(rk.WATERMARK_KEY, 0, -1, withscores=True))
+        epoch = await read_watermark(self.redis)
         return None if epoch is None else from_epoch(epoch)
 
     async def published(self) -> dict[str, EditionRecord]:

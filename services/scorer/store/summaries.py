@@ -12,7 +12,7 @@ from services.common.methodology import SnapshotSummary
 from services.common.view import keys as rk
 from services.common.view.entries import decode_month_summaries, encode_month_summary, month_code
 from services.common.view.scripts import scorer as scripts
-from services.common.view.values import decode_watermark
+from services.common.view.watermark import read_watermark
 from services.common.watermark import K, NewestAccounts
 from services.scorer.plan import BatchPlan
 
@@ -36,7 +36,7 @@ class SummaryStore:
 
     async def watermark(self) -> int | None:
         """The global watermark (epoch seconds), None while fewer than K accounts are known."""
-        return decode_watermark(await self.redis.zrange(rk.WATERMARK_KEY, 0, -1, withscores=True))
+        return await read_watermark(self.redis)
 
     async def frozen_months(self) -> set[str]:
         """Edition months the publisher has frozen (never written by the scorer)."""
