@@ -19,6 +19,7 @@ from bench.common import Prefill, now, prefill, private_stack, raw_consume, rss_
 from services.common.contracts import CATEGORY_IDS
 from services.common.kafka import KAFKA_BATCH_BYTES
 from services.common.settings import Settings
+from services.common.view.client import redis_client
 from services.publisher.rebuild import rebuild_publisher
 from services.scorer.rebuild import rebuild
 from tests.services import ServiceProcess, service_env
@@ -117,7 +118,7 @@ def run(scenario: str = "standard") -> dict[str, object]:
         )
         _stage("raw consume", f"{count} events in {raw_seconds:.1f} s")
         assert count == filled.events, (count, filled.events)
-        client = redis.Redis.from_url(settings.redis_url)
+        client = redis_client(settings, sync=True)
         report = asyncio.run(rebuild(settings))
         rebuild_seconds = report.seconds
         _stage("rebuild", report)

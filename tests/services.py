@@ -39,6 +39,10 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         "PYTHONPATH": str(REPO_ROOT),
         "NO_COLOR": "1",
     }
+    if settings.redis_username is not None:
+        env["OBS_REDIS_USERNAME"] = settings.redis_username
+    if settings.redis_password is not None:
+        env["OBS_REDIS_PASSWORD"] = settings.redis_password.get_secret_value()
     return env | extra
 
 

@@ -86,6 +86,7 @@ def run_stack(settings: Settings, source: str, file: Path | None) -> None:
     children: list[Child] = []
     try:
         redis.start()
+        log.info("local Redis on %s %s", settings.redis_where, redis.auth_summary)
         broker.start()
         reports = create_topics(settings)
         if not all(report.ok for report in reports):

@@ -24,6 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, NoReturn, Self
 
+from pydantic import SecretStr
+
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -294,7 +296,10 @@ class TansuBroker(LocalProcess):
 class RedisServer(LocalProcess):
     """redis-server that persists nothing: no RDB snapshots, no AOF, a throwaway directory.
 
-    The local Redis is a view derived from the in-memory broker; it must not outlive it.
+    The local Redis is a view derived from the in-memory broker; it must not outlive it. With a
+    password it requires it (`requirepass`, or an ACL user when a username is given, the
+    default user then off); the password goes into a config file readable by its owner only,
+    never on the command line, where `ps` would show it to every local user.
     """
 
     name = "Redis"
@@ -306,16 +311,38 @@ class RedisServer(LocalProcess):
         *,
         host: str = "127.0.0.1",
         binary: str = "redis-server",
+        username: str | None = None,
+        password: SecretStr | str | None = None,
     ) -> None:
         super().__init__(port, log_path, host=host)
         self.binary = binary
+        self.username = username
+        self.password = SecretStr(password) if isinstance(password, str) else password
+        if username is not None and password is None:
+            raise LocalServiceError("a local Redis user needs a password (OBS_REDIS_PASSWORD)")
         self._dir: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, log_path: Path | str) -> RedisServer:
-        """A Redis on `settings.redis_url`'s address, with the configured binary."""
+        """A Redis on `settings.redis_url`'s address, with the configured binary and credentials."""
         host, port = settings.redis_host_port
-        return cls(port, log_path, host=host, binary=settings.redis_server_binary)
+        return cls(
+            port,
+            log_path,
+            host=host,
+            binary=settings.redis_server_binary,
+            username=settings.redis_username,
+            password=settings.redis_password,
+        )
+
+    @property
+    def auth_summary(self) -> str:
+        """How clients authenticate, for logs (never the secret)."""
+        if self.password is None:
+            return "has no password (set OBS_REDIS_PASSWORD to require one)"
+        if self.username is None or self.username == "default":
+            return "requires a password (requirepass)"
+        return f"requires a password (ACL user {self.username!r}; the default user is off)"
 
     @property
     def url(self) -> str:
@@ -329,9 +356,12 @@ class RedisServer(LocalProcess):
                 "(Debian: `apt-get install redis-server`) or set OBS_REDIS_SERVER_BINARY"
             )
         if self._dir is None:
-            self._dir = tempfile.mkdtemp(prefix="obs-redis-")
+            self._dir = tempfile.mkdtemp(prefix="obs-redis-")  # mode 0700
+        data = Path(self._dir) / "data"
+        data.mkdir(exist_ok=True)
         return [
             binary,
+            str(self._write_config()),  # the secrets; the rest stays visible below
             "--port",
             str(self.port),
             "--bind",
@@ -344,15 +374,46 @@ class RedisServer(LocalProcess):
             "--hash-max-listpack-value",
             "256",
             "--dir",
-            self._dir,
+            str(data),
             "--daemonize",
             "no",
         ]
 
+    def _write_config(self) -> Path:
+        """The config file holding the authentication (mode 0600), in the throwaway directory."""
+        assert self._dir is not None
+        lines = [
+            "# Written by services/common/localstack.py for one run; removed at stop.",
+            # `ps` shows the real command line (this file's path, never a secret), not a title.
+            "set-proc-title no",
+        ]
+        if self.password is not None:
+            secret = self.password.get_secret_value()
+            if self.username is None or self.username == "default":
+                lines.append(f"requirepass {_config_word(secret)}")
+            else:
+                lines += [
+                    "user default off",
+                    f"user {_config_word(self.username)} on {_config_word('>' + secret)} "
+                    "~* &* +@all",
+                ]
+        path = Path(self._dir) / "redis.conf"
+        path.unlink(missing_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as config:
+            config.write("\n".join(lines) + "\n")
+        return path
+
     def probe(self) -> None:
         import redis
 
-        client = redis.Redis(host=self.host, port=self.port, socket_timeout=1.0)
+        client = redis.Redis(
+            host=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password.get_secret_value() if self.password is not None else None,
+            socket_timeout=1.0,
+        )
         try:
             if not client.ping():
                 raise ConnectionError("PING did not answer PONG")
@@ -363,3 +424,12 @@ class RedisServer(LocalProcess):
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+
+def _config_word(value: str) -> str:
+    """`value` as one double-quoted word of a redis.conf line (any byte escaped as `\\xHH`)."""
+    escaped = "".join(
+        chr(byte) if 0x20 <= byte < 0x7F and chr(byte) not in '"\\' else f"\\x{byte:02x}"
+        for byte in value.encode()
+    )
+    return f'"{escaped}"'

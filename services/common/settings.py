@@ -5,10 +5,10 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
-from urllib.parse import urlparse
+from typing import Literal, Self
+from urllib.parse import parse_qsl, unquote, urlencode, urlparse
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.contracts import CATEGORY_IDS
@@ -32,6 +32,9 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         env_ignore_empty=True,  # `OBS_OPERATOR_TOKEN=` means unset, never an empty secret
+        # A settings error must not echo its input: it holds the secrets (and, in a model
+        # validator's error, every raw value at once).
+        hide_input_in_errors=True,
     )
 
     # --- Kafka ---------------------------------------------------------------------------
@@ -46,7 +49,41 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("", description="Prepended to every topic name (test isolation).")
 
     # --- Redis ---------------------------------------------------------------------------
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="The derived view.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description=(
+            "The derived view (redis:// or rediss:// for TLS). Credentials found in it are moved "
+            "to redis_username / redis_password and removed from the stored URL."
+        ),
+    )
+    redis_username: str | None = Field(
+        None, description="ACL user of the view's Redis (unset: the default user)."
+    )
+    redis_password: SecretStr | None = Field(
+        None, description="Password of the view's Redis (unset: none)."
+    )
+
+    @model_validator(mode="after")
+    def _redis_credentials_leave_the_url(self) -> Self:
+        """Move a username or password found in `redis_url` into the secret fields."""
+        url, username, password = split_redis_credentials(self.redis_url)
+        self.redis_url = url
+        if username is not None:
+            if self.redis_username not in (None, username):
+                raise ValueError(
+                    "OBS_REDIS_URL names a user other than OBS_REDIS_USERNAME: give it once "
+                    "(OBS_REDIS_USERNAME, and the URL without credentials)"
+                )
+            self.redis_username = username
+        if password is not None:
+            given = self.redis_password
+            if given is not None and given.get_secret_value() != password:
+                raise ValueError(
+                    "OBS_REDIS_URL holds a password other than OBS_REDIS_PASSWORD: give it once "
+                    "(OBS_REDIS_PASSWORD, and the URL without credentials)"
+                )
+            self.redis_password = SecretStr(password)
+        return self
 
     # --- API -----------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
@@ -55,6 +92,36 @@ class Settings(BaseSettings):
     operator_token: SecretStr | None = Field(None, description="Bearer token for operators.")
     rate_limit_enabled: bool = True
     rate_limit_per_minute: int = Field(600, ge=1, description="Per client, public endpoints.")
+    api_request_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description=(
+            "A connection must deliver each complete request (headers and body) within this "
+            "many seconds of its first byte (of connecting, for the first request), or it is "
+            "closed."
+        ),
+    )
+    api_stalled_reader_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description=(
+            "A response (an event stream included) whose client has stopped reading for this "
+            "long is closed."
+        ),
+    )
+    api_max_connections_per_address: int = Field(
+        64,
+        ge=1,
+        description=(
+            "Open connections from one address (the TCP peer; reverse proxies listed in "
+            "forwarded_allow_ips count only globally); more are closed at once."
+        ),
+    )
+    api_max_connections: int = Field(
+        2048, ge=1, description="Open connections per API process; more are closed at once."
+    )
     forwarded_allow_ips: str = Field(
         "",
         description=(
@@ -179,6 +246,17 @@ class Settings(BaseSettings):
                 ) from None
         return ",".join(entries)
 
+    @field_validator("api_max_connections")
+    @classmethod
+    def _global_cap_above_address_cap(cls, value: int, info: ValidationInfo) -> int:
+        per_address = info.data.get("api_max_connections_per_address")
+        if per_address is not None and value < per_address:
+            raise ValueError(
+                f"api_max_connections ({value}) must be at least "
+                f"api_max_connections_per_address ({per_address})"
+            )
+        return value
+
     @field_validator("topic_prefix")
     @classmethod
     def _prefix_is_safe(cls, value: str) -> str:
@@ -220,6 +298,47 @@ class Settings(BaseSettings):
             return []
         raw = self.graph_tokens.get_secret_value()
         return [SecretStr(t.strip()) for t in raw.split(",") if t.strip()]
+
+
+_URL_CREDENTIALS = ("username", "password")
+
+
+def split_redis_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """`(url without credentials, username, password)` of a Redis URL.
+
+    Credentials are taken from the userinfo (`redis://user:secret@host`, percent-decoded as
+    redis-py does) and from the `username` / `password` query parameters redis-py also reads.
+    A URL without credentials comes back unchanged.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url, None, None
+    ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
+    end = min(ends, default=len(rest))
+    authority, tail = rest[:end], rest[end:]
+    userinfo, at, hostport = authority.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon and secret else None
+        authority = hostport
+    path, question, query = tail.partition("?")
+    fragment = ""
+    if "#" in query:
+        query, _, fragment = query.partition("#")
+        fragment = "#" + fragment
+    if question:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        kept = [(k, v) for k, v in pairs if k not in _URL_CREDENTIALS]
+        if len(kept) != len(pairs):
+            found = dict(pairs)
+            # The userinfo wins, as in redis-py.
+            username = username or found.get("username") or None
+            password = password or found.get("password") or None
+            query = urlencode(kept)
+            question = "?" if kept else ""
+    return f"{scheme}://{authority}{path}{question}{query}{fragment}", username, password
 
 
 @lru_cache(maxsize=1)

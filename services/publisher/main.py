@@ -56,7 +56,7 @@ def run_publisher(settings: Settings) -> None:
     log.info(
         "publisher starting: broker %s, redis %s, metrics :%s, grace %g h, auto-publish %s",
         settings.kafka_bootstrap,
-        settings.redis_host_port,
+        settings.redis_where,
         settings.publisher_metrics_port,
         settings.edition_grace_hours,
         "off" if agents.auto_publish_hours() is None else f"{agents.auto_publish_hours():g} h",

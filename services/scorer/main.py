@@ -44,7 +44,7 @@ def run_scorer(settings: Settings) -> None:
     log.info(
         "scorer starting: broker %s, redis %s, metrics :%s",
         settings.kafka_bootstrap,
-        settings.redis_host_port,
+        settings.redis_where,
         settings.scorer_metrics_port,
     )
 

@@ -10,16 +10,24 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from services.common.localstack import free_port, port_is_open
 from tests.services import REPO_ROOT, wait_for
 
+REDIS_PASSWORD = "e2e-redis-s3cr3t"
+
 
 def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Path):
+    """Through a password-protected Redis: every service authenticates, anonymous clients do not."""
     ports = {name: free_port() for name in ("kafka", "redis", "api", "scorer", "collector")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("OBS_")} | {
         "OBS_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
         "OBS_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+        "OBS_REDIS_PASSWORD": REDIS_PASSWORD,
         "OBS_API_PORT": str(ports["api"]),
         "OBS_SCORER_METRICS_PORT": str(ports["scorer"]),
         "OBS_COLLECTOR_METRICS_PORT": str(ports["collector"]),
@@ -57,6 +65,16 @@ def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Pa
         assert all(item["simulated"] for item in body["items"])
         metrics = httpx.get(f"http://127.0.0.1:{ports['scorer']}/metrics").text
         assert "obs_scorer_entries_applied_total" in metrics
+        anonymous = redis.Redis(port=ports["redis"], protocol=2, retry=Retry(NoBackoff(), 0))
+        with pytest.raises(redis.AuthenticationError, match="Authentication required"):  # NOAUTH
+            anonymous.ping()
+        anonymous.close()
+        publisher_log = tmp_path / "run" / "logs" / "publisher.log"
+        wait_for(  # it starts once its recovery has read (and written) Redis
+            lambda: "publisher starting" in publisher_log.read_text(),
+            timeout=30,
+            what=f"the publisher to start through the password:\n{log_path.read_text()[-3000:]}",
+        )
         print(f"ranked départements served {ready_after:.1f} s after `run` started")
 
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
@@ -71,6 +89,9 @@ def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Pa
     assert took < 10, text[-3000:]
     assert proc.returncode == 0, text[-3000:]
     assert "observatoire stopped" in text
+    assert f"local Redis on 127.0.0.1:{ports['redis']} requires a password" in text
+    logs = [text, *(p.read_text() for p in (tmp_path / "run" / "logs").glob("*.log"))]
+    assert not any(REDIS_PASSWORD in written for written in logs)
     for name, port in ports.items():
         assert not port_is_open("127.0.0.1", port), f"{name} still listening after stop"
     for service in ("scorer", "api", "collector"):
