@@ -1,8 +1,10 @@
 """The `graph` source: observe the accounts of `obs.accounts.v1` through the Graph API.
 
-Follows `obs.accounts.v1` for the handles to observe, then runs the `GraphCollector` under
-the tokens' rate budget; its schedule is kept beside the spool (`SCHEDULE_STATE`) so a
-restart keeps every account's schedule.
+Follows `obs.accounts.v1` for the handles to observe, derives each account's last attempt
+from `obs.metrics.v1` and the spool (services/collector/recent_attempts.py), then runs the
+`GraphCollector` under the tokens' rate budget. The schedule is never saved: a restart
+against the same log goes on where it stopped, one against a new broker observes every
+account at once.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
+from pathlib import Path
 
 from services.collector.accounts_follower import AccountsFollower
 from services.collector.budget import BudgetPool, NoUsableToken
@@ -18,11 +22,15 @@ from services.collector.graph import GraphClient, GraphPolicy
 from services.collector.graph_source import GraphCollector
 from services.collector.producer import SpooledProducer, metrics_key
 from services.collector.progress import Progress
+from services.collector.recent_attempts import RecentAttempts, read_recent_attempts
 from services.collector.scheduler import Schedule
 from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_METRICS
 from services.common.settings import Settings
 
-SCHEDULE_STATE = "graph-schedule.json"
+# Where earlier versions saved the schedule. It outlived the in-memory broker of the local
+# stack, so a second `observatoire run` took every account as observed and collected nothing
+# for a cadence; a file left from them is removed at start.
+OBSOLETE_SCHEDULE_FILES = ("graph-schedule.json", "graph-schedule.tmp")
 
 
 def run_graph(
@@ -67,6 +75,15 @@ def run_graph(
             return count
 
         async def collect() -> None:
+            remove_obsolete_schedule(producer.spool.directory, log)
+            progress.begin("reading what obs.metrics.v1 says was observed recently")
+            recent = await read_recent_attempts(
+                settings,
+                producer.spool,
+                now=time.time(),
+                cadence_seconds=settings.collector_cadence_hours * 3600,
+            )
+            log_recent(recent, log)
             pool = BudgetPool(
                 tokens,
                 calls_per_window=settings.graph_calls_per_hour,
@@ -94,7 +111,7 @@ def run_graph(
                 version=lambda: follower.version,
                 submit=submit,
                 concurrency=settings.collector_concurrency,
-                state_path=producer.spool.directory / SCHEDULE_STATE,
+                recent=recent.attempts,
                 progress=progress,
             )
             try:
@@ -117,3 +134,30 @@ def run_graph(
         return spooled
     finally:
         follower.stop()
+
+
+def remove_obsolete_schedule(directory: Path, log: logging.Logger) -> None:
+    """Delete a schedule file left by an earlier version (the log is the schedule now)."""
+    for name in OBSOLETE_SCHEDULE_FILES:
+        path = directory / name
+        if path.exists():
+            path.unlink()
+            log.info(
+                "graph: removed %s: the schedule is derived from %s at start",
+                path,
+                TOPIC_METRICS,
+            )
+
+
+def log_recent(recent: RecentAttempts, log: logging.Logger) -> None:
+    """Say what the start read to find the accounts observed recently."""
+    log.info(
+        "graph: read %d record(s) of %s (from %s) and %d snapshot(s) waiting in the spool "
+        "in %.1f s: last attempts of %d account(s)",
+        recent.log_records,
+        TOPIC_METRICS,
+        recent.read_from,
+        recent.spooled,
+        recent.seconds,
+        len(recent.attempts),
+    )

@@ -5,6 +5,9 @@ every call) and to the spool (`submit`). An account is taken only when a worker 
 the call itself waits for the budget, so the budget is never exceeded however the work
 grows, and the accounts are served stalest first. The handles to observe come from a
 callable (the `obs.accounts.v1` follower at run time) and are re-read whenever it changes.
+What was observed before this process started (`recent`, read from `obs.metrics.v1` and the
+spool by services/collector/recent_attempts.py) seeds the schedule of every handle, including
+one that appears later; nothing of the schedule is written anywhere.
 """
 
 from __future__ import annotations
@@ -12,27 +15,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import orjson
 
 from services.collector import metrics as m
 from services.collector.budget import NoUsableToken
 from services.collector.graph import GraphClient, Observation
 from services.collector.progress import NullProgress, Progress
-from services.collector.scheduler import Schedule
+from services.collector.scheduler import Attempt, Schedule
 from services.collector.spool import SpoolInterrupted
 
 log = logging.getLogger("collector.graph")
 POLL_SECONDS = 0.2
-SAVE_EVERY_SECONDS = 5.0
 NO_TOKEN_REMINDER_SECONDS = 600.0
 
 
@@ -58,7 +56,7 @@ class GraphCollector:
         concurrency: int = 4,
         version: Callable[[], int] | None = None,
         clock: Callable[[], float] = time.time,
-        state_path: Path | None = None,
+        recent: Mapping[str, Attempt] | None = None,
         progress: Progress | None = None,
     ) -> None:
         self.client = client
@@ -68,18 +66,23 @@ class GraphCollector:
         self.concurrency = concurrency
         self.version = version
         self.clock = clock
-        self.state_path = state_path
+        self.recent = recent or {}
         self.progress = progress or NullProgress()
         self.report = GraphReport()
         self._seen_version: int | None = None
-        self._saved_state = self._load_state()
-        self._dirty = False
-        self._last_save = time.monotonic()
 
     # --- the loop --------------------------------------------------------------------------
     async def run(self, stop: threading.Event, *, once: bool = False) -> GraphReport:
         """Observe until `stop` (with `once`: every account due at the start, then return)."""
         self._sync(force=True)
+        due = len(self.schedule.due(self.clock()))
+        log.info(
+            "graph: %d of %d account(s) observed recently (obs.metrics.v1 and the spool), "
+            "not due yet; %d due now",
+            len(self.schedule) - due,
+            len(self.schedule),
+            due,
+        )
         round_of: set[str] | None = None
         if once:
             round_of = set(self.schedule.due(self.clock()))
@@ -120,14 +123,12 @@ class GraphCollector:
                             self.report.no_usable_token,
                         )
                         next_reminder = time.monotonic() + NO_TOKEN_REMINDER_SECONDS
-                self._save_state()
         finally:
             for task in tasks:
                 task.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            self._save_state(force=True)
         return self.report
 
     def _collect(self, task: asyncio.Task[None]) -> None:
@@ -147,7 +148,6 @@ class GraphCollector:
             self.schedule.release(handle)  # not observed: due again as before
             raise
         self.schedule.record(handle, self.clock(), observation.status)
-        self._dirty = True
         self.report.observed[observation.status] += 1
         self.report.calls += observation.calls
         self.progress.advance()
@@ -161,8 +161,8 @@ class GraphCollector:
             return
         self._seen_version = version
         added, removed = self.schedule.sync(self.handles())
-        if added and self._saved_state:
-            self.schedule.restore(self._saved_state)
+        if added and self.recent:
+            self.schedule.restore(self.recent)
         if added or removed:
             log.info(
                 "graph: %d account(s) to observe (%d new, %d dropped)",
@@ -171,28 +171,3 @@ class GraphCollector:
                 len(removed),
             )
         m.ACCOUNTS_SCHEDULED.set(len(self.schedule))
-
-    # --- state across restarts -------------------------------------------------------------
-    def _load_state(self) -> dict[str, Any]:
-        if self.state_path is None:
-            return {}
-        try:
-            state = orjson.loads(self.state_path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return {}
-        return state if isinstance(state, dict) else {}
-
-    def _save_state(self, *, force: bool = False) -> None:
-        if self.state_path is None or not self._dirty:
-            return
-        if not force and time.monotonic() - self._last_save < SAVE_EVERY_SECONDS:
-            return
-        state = self.schedule.to_json()
-        kept = self._saved_state.get("accounts", {}) if self._saved_state else {}
-        state["accounts"] = {**kept, **state["accounts"]}
-        self._saved_state = state
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(state))
-        os.replace(tmp, self.state_path)
-        self._dirty = False
-        self._last_save = time.monotonic()

@@ -11,15 +11,48 @@ every N grants (N accounts).
 The call budget itself is not decided here (services/collector/budget.py grants calls); the
 collector asks for the next due account only once a call can be made.
 
-Times are wall-clock epoch seconds so that the state survives a restart (`to_json`).
+Times are wall-clock epoch seconds, the time of `observed_at`: at start, the last attempts
+come from the snapshots themselves (`last_attempts`, fed by services/collector/recent_attempts.py
+from `obs.metrics.v1` and the spool), so the schedule never outlives the log it describes.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+
+STATUSES = ("ok", "not_found", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One observation of an account, as a snapshot records it: when, and how it ended."""
+
+    handle: str
+    at: float  # epoch seconds of `observed_at`
+    status: str  # ok, not_found or error
+
+
+def last_attempts(attempts: Iterable[Attempt], *, now: float) -> dict[str, Attempt]:
+    """The newest attempt of each handle; a time ahead of `now` counts as `now`.
+
+    At equal times an `ok` or `not_found` beats an `error`: the account was observed then.
+    """
+    newest: dict[str, Attempt] = {}
+    for attempt in attempts:
+        if attempt.status not in STATUSES:
+            continue
+        if attempt.at > now:  # a clock ahead of ours must not silence an account for long
+            attempt = Attempt(attempt.handle, now, attempt.status)
+        known = newest.get(attempt.handle)
+        if known is None or _recency(attempt) > _recency(known):
+            newest[attempt.handle] = attempt
+    return newest
+
+
+def _recency(attempt: Attempt) -> tuple[float, bool]:
+    return (attempt.at, attempt.status != "error")
 
 
 @dataclass(slots=True)
@@ -113,36 +146,17 @@ class Schedule:
         times = [self.due_at(a) for a in self._accounts.values() if not a.in_flight]
         return min(times, default=None)
 
-    def to_json(self) -> dict[str, Any]:
-        """The state worth keeping across a restart (last attempts and statuses)."""
-        return {
-            "cadence": self.cadence,
-            "accounts": {
-                a.handle: [a.last_attempt, a.last_status]
-                for a in self._accounts.values()
-                if a.last_attempt is not None and not a.in_flight
-            },
-        }
-
-    def restore(self, state: dict[str, Any]) -> int:
-        """Take back saved last attempts of scheduled handles this process has not attempted."""
+    def restore(self, attempts: Mapping[str, Attempt]) -> int:
+        """Take the last attempts known from before this process (`last_attempts`) for the
+        scheduled handles this process has not attempted yet; returns how many."""
         restored = 0
-        accounts = state.get("accounts") if isinstance(state, dict) else None
-        for handle, value in (accounts or {}).items():
-            account = self._accounts.get(handle)
-            if account is None or account.last_attempt is not None:
-                continue  # unknown now, or already attempted by this process
-            if not isinstance(value, list) or len(value) != 2:
+        for account in self._accounts.values():
+            known = attempts.get(account.handle)
+            if known is None or account.last_attempt is not None or account.in_flight:
                 continue
-            last_attempt, last_status = value
-            if isinstance(last_attempt, int | float) and last_status in (
-                "ok",
-                "not_found",
-                "error",
-            ):
-                account.last_attempt = float(last_attempt)
-                account.last_status = last_status
-                restored += 1
+            account.last_attempt = known.at
+            account.last_status = known.status
+            restored += 1
         return restored
 
 

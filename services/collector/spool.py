@@ -28,7 +28,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -265,6 +265,30 @@ class Spool:
                     break
                 segment, offset = later[0], 0
             return Batch(entries, segment, offset, lines, size)
+
+    def pending(self) -> Iterator[SpoolEntry]:
+        """The records not yet confirmed, in spool order, read one at a time.
+
+        Runs beside the sender: a record confirmed meanwhile may still be yielded (it was
+        pending when the reading began), and one appended meanwhile may be or not.
+        """
+        with self._cond:
+            segment, offset = self._cursor
+            segments = [s for s in self._segments if s >= segment]
+        for candidate in segments:
+            try:
+                handle = open(self._path(candidate), "rb")  # noqa: SIM115 - closed below
+            except FileNotFoundError:
+                continue  # confirmed and deleted meanwhile
+            with handle:
+                if candidate == segment:
+                    handle.seek(offset)
+                for line in handle:
+                    if not line.endswith(b"\n"):  # an append still being written
+                        break
+                    entry = _decode(line)
+                    if entry is not None:
+                        yield entry
 
     def commit(self, batch: Batch) -> None:
         """The batch's records were confirmed by the broker: move the cursor past them."""

@@ -8,7 +8,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.collector.scheduler import Schedule
+from services.collector.scheduler import Attempt, Schedule, last_attempts
 
 HOUR = 3600.0
 
@@ -61,17 +61,50 @@ def test_an_abandoned_observation_is_due_again():
     assert schedule.due(0.0) == ["a"]
 
 
-def test_the_state_survives_a_restart():
-    schedule = Schedule(cadence_seconds=HOUR)
-    schedule.sync(["a", "b"])
-    schedule.take(0.0)
-    schedule.record("a", 50.0, "not_found")
-    saved = schedule.to_json()
-    again = Schedule(cadence_seconds=HOUR)
-    again.sync(["a", "b"])
-    assert again.restore(saved) == 1
-    assert again.due(60.0) == ["b"]  # never attempted
-    assert again.due(50.0 + HOUR) == ["b", "a"]
+def test_the_last_attempt_of_each_handle_is_its_newest_snapshot():
+    attempts = [
+        Attempt("a", 100.0, "ok"),
+        Attempt("a", 300.0, "error"),
+        Attempt("a", 200.0, "ok"),
+        Attempt("b", 50.0, "not_found"),
+        Attempt("b", 50.0, "error"),  # same time: the account was observed then
+        Attempt("c", 10.0, "error"),
+        Attempt("c", 10.0, "ok"),
+        Attempt("d", 9_999.0, "ok"),  # ahead of our clock: counts as now
+        Attempt("e", 20.0, "bogus"),  # not a snapshot status: not an attempt
+    ]
+    assert last_attempts(attempts, now=1_000.0) == {
+        "a": Attempt("a", 300.0, "error"),
+        "b": Attempt("b", 50.0, "not_found"),
+        "c": Attempt("c", 10.0, "ok"),
+        "d": Attempt("d", 1_000.0, "ok"),
+    }
+    assert last_attempts([], now=0.0) == {}
+
+
+def test_a_schedule_restored_from_the_log_retries_an_error_sooner():
+    now = 100 * HOUR
+    known = last_attempts(
+        [
+            Attempt("fine", now - 2 * HOUR, "ok"),
+            Attempt("broken", now - 23 * HOUR, "ok"),
+            Attempt("broken", now - 2 * HOUR, "error"),
+            Attempt("stale", now - 25 * HOUR, "ok"),
+            Attempt("dropped", now - HOUR, "ok"),  # no longer mapped: ignored
+        ],
+        now=now,
+    )
+    schedule = Schedule(cadence_seconds=24 * HOUR, retry_after_seconds=HOUR)
+    schedule.sync(["fine", "broken", "stale", "new"])
+    assert schedule.restore(known) == 3
+    assert schedule.due(now) == ["new", "stale", "broken"]  # never attempted, then stalest
+    assert schedule.due(now + 22 * HOUR) == ["new", "stale", "broken", "fine"]
+    assert schedule.take(now) == "new"
+    schedule.record("new", now, "ok")
+    schedule.sync(["fine", "broken", "stale", "new", "dropped"])  # mapped again later
+    assert schedule.restore(known) == 1  # only "dropped": "new" was attempted by this process
+    assert schedule.get("new").last_attempt == now  # type: ignore[union-attr]
+    assert "dropped" not in schedule.due(now)
 
 
 @settings(max_examples=150, deadline=None)

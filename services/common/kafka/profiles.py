@@ -108,6 +108,9 @@ class Profile:
     replication_factor: int  # -1: the broker's default.replication.factor
     consumed_topic_configs: Mapping[str, str]  # added to each consumed topic's configs
     security: Security = field(default_factory=Security)
+    # Whether ListOffsets by timestamp (`offsets_for_times`) is answered as Kafka documents it:
+    # the first offset whose record timestamp is at or after the time asked.
+    offsets_by_time: bool = True
 
 
 _PRODUCER: Final = {
@@ -181,6 +184,10 @@ LOCAL: Final = Profile(
     fetch_max_wait_ms=LOCAL_FETCH_MAX_WAIT_MS,
     replication_factor=1,
     consumed_topic_configs=_frozen({}),  # Tansu ignores message.timestamp.type
+    # Measured on Tansu 0.6.0 (aiokafka 0.14 and kafka-python 3.0): ten records stamped t,
+    # t+1 s, … t+9 s; offsets_for_times answers offset 0, stamped with the broker's current
+    # time, for t+5 s (should be 5) and for t+50 s (should be none), on every partition.
+    offsets_by_time=False,
 )
 
 KAFKA: Final = Profile(

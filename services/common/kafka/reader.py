@@ -9,6 +9,10 @@ last batch's first offset + 1, and the rest of that batch comes in the same fetc
 a partition's end means the log was recreated (a fresh in-memory broker): that partition is
 read from its beginning.
 
+`since_ms` reads only the records stamped at or after a time (ListOffsets by timestamp),
+where the broker profile answers that correctly (`Profile.offsets_by_time`); elsewhere (the
+local Tansu broker) the partitions are read from their beginning: more records, never fewer.
+
 No short fetch wait here: a bulk reader reads what exists (with 100 ms, a full-France topic on
 Tansu stalled, docs/operations.md).
 """
@@ -24,7 +28,7 @@ from aiokafka.structs import ConsumerRecord
 
 from services.common.contracts import TOPIC_ACCOUNTS
 from services.common.events import AccountRecord
-from services.common.kafka.clients import bulk_consumer
+from services.common.kafka.clients import bulk_consumer, profile
 from services.common.settings import Settings
 from services.common.validation import Rejection, validate_account
 
@@ -44,9 +48,13 @@ class TopicReader:
         *,
         partitions: Iterable[int] | None = None,
         fetch_records: int = FETCH_RECORDS,
+        since_ms: int | None = None,
     ) -> None:
+        if start and since_ms is not None:
+            raise ValueError("give either start offsets or since_ms, not both")
         self.name = settings.topic(topic)
         self.start = dict(start or {})
+        self._since_ms = since_ms if profile(settings).offsets_by_time else None
         self.ends: dict[int, int] = {}
         self.restarted: list[int] = []  # partitions read from the beginning (log recreated)
         self._only = None if partitions is None else set(partitions)
@@ -81,7 +89,14 @@ class TopicReader:
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         self.ends = {tp.partition: ends[tp] for tp in partitions}
-        pending = set()
+        if self._since_ms is not None:
+            found = await consumer.offsets_for_times({tp: self._since_ms for tp in partitions})
+            # None: no record stamped that late; nothing to read there
+            self.start = {
+                tp.partition: ends[tp] if found[tp] is None else found[tp].offset
+                for tp in partitions
+            }
+        from_beginning = []
         for tp in partitions:
             start = self.start.get(tp.partition, 0)
             if start > ends[tp]:
@@ -96,9 +111,16 @@ class TopicReader:
                 self.restarted.append(tp.partition)
                 start = 0
             if start == 0:
-                await consumer.seek_to_beginning(tp)
+                from_beginning.append(tp)
             else:
                 consumer.seek(tp, start)
+        if from_beginning:
+            # All in one reset: one partition at a time, each reset waited for the fetch in
+            # flight, which on Tansu ends only at its max wait when the partition is empty
+            # (measured: 0.5 s per partition, 5.5 s for an empty obs.metrics.v1).
+            await consumer.seek_to_beginning(*from_beginning)
+        pending = set()
+        for tp in partitions:
             if await consumer.position(tp) < ends[tp]:
                 pending.add(tp)
         while pending:
