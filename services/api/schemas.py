@@ -11,6 +11,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 LinkStatus = Literal["ok", "suspect", "dead"]
+# Graph API code 110/2207013 (`not_found`) answers alike for a deleted or renamed account and
+# for an existing one that is private or personal: the statuses say what the API could see.
+LINK_STATUS = (
+    "Whether the Instagram Graph API could see the account: `ok`; `suspect`: not seen at the "
+    "last snapshot (one `not_found`); `dead`: not seen at two consecutive snapshots. Not seen "
+    "means deleted, renamed, private or not a professional (Business or Creator) account, "
+    "not necessarily gone. null: not judged yet."
+)
 
 
 class ErrorDetail(BaseModel):
@@ -48,7 +56,7 @@ class StandingsItem(BaseModel):
     score: float
     handle: str | None
     simulated: bool = Field(description="A simulated account (demonstration data).")
-    link_status: LinkStatus | None = Field(description="null: not judged yet.")
+    link_status: LinkStatus | None = Field(description=LINK_STATUS)
     observed_at: str
     movement: int | None = Field(description="Places gained; null: new.")
     likes_hidden: bool | None = Field(description="Partial data; null: not recorded.")
@@ -134,7 +142,7 @@ class HistoryPoint(BaseModel):
     movement: int | None
     streak: int | None
     handle: str | None
-    link_status: LinkStatus | None
+    link_status: LinkStatus | None = Field(description=f"At that edition. {LINK_STATUS}")
 
 
 class TerritoryDetail(BaseModel):
@@ -149,7 +157,7 @@ class TerritoryDetail(BaseModel):
     departements: list[str]
     handle: str | None
     simulated: bool
-    link_status: LinkStatus | None
+    link_status: LinkStatus | None = Field(description=LINK_STATUS)
     status: Literal["ranked", "inactive", "unranked"]
     as_of: str | None
     ranks: Ranks
@@ -211,13 +219,20 @@ class DeadLinkTerritory(BaseModel):
 
 
 class DeadLink(BaseModel):
+    """An account the Graph API could not see at two consecutive snapshots (status `dead`):
+    deleted, renamed, private or not a professional (Business or Creator) account."""
+
     platform: str
     handle: str
-    since: str | None
-    territories: list[DeadLinkTerritory]
+    since: str | None = Field(
+        description="`observed_at` of the first snapshot of the run that could not see it."
+    )
+    territories: list[DeadLinkTerritory] = Field(description="The territories using the handle.")
 
 
 class DeadLinks(BaseModel):
+    """Accounts the Graph API cannot see (`dead`), not necessarily deleted."""
+
     total: int
     limit: int
     offset: int

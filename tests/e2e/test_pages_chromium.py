@@ -1,8 +1,9 @@
 """The standings page in a real browser: Debian's headless Chromium, driven through the
 DevTools protocol, on a phone-sized window. It opens `/classements/departements`, checks the
-visible ranks and the "Lien Instagram inopérant" badge, that the page asks nothing from
-outside the server, that the live updates connect and refresh the table when the ranking
-changes, and saves a screenshot in test-artifacts/.
+visible ranks and the "Compte introuvable via l’API Instagram" badge with its visible legend,
+that the page asks nothing from outside the server, that the live updates connect and refresh
+the table when the ranking changes, and saves a screenshot in test-artifacts/. It then opens
+that territory's page and checks the visible notice and its checklist.
 
 Chromium is started with the machine notes' flags (no sandbox as root, no GPU, no background
 networking), a fresh profile, and `--remote-debugging-port=0`.
@@ -67,6 +68,19 @@ READ_ROWS = """
     name: row.querySelector('.name').innerText.trim(),
     badges: [...row.querySelectorAll('.badge')].filter(visible).map((b) => b.innerText.trim()),
   }));
+})()
+"""
+
+# The text of the element a selector names, if it is shown on screen (else null).
+VISIBLE_TEXT = """
+(() => {
+  const el = document.querySelector('%s');
+  if (!el) return null;
+  const box = el.getBoundingClientRect();
+  const style = getComputedStyle(el);
+  const shown = box.width > 0 && box.height > 0 && style.visibility !== 'hidden'
+    && style.display !== 'none';
+  return shown ? el.innerText.replace(/\\s+/g, ' ').trim() : null;
 })()
 """
 
@@ -182,7 +196,11 @@ async def test_standings_page_shows_ranks_and_the_dead_link_badge_and_updates_li
     assert [row["rank"] for row in rows] == [str(n) for n in range(1, 8)]
     assert all(row["rankVisible"] for row in rows)
     badges = {row["id"]: row["badges"] for row in rows}
-    assert badges[DEAD] == ["⚠ Lien Instagram inopérant"]
+    assert len(badges[DEAD]) == 1
+    assert badges[DEAD][0].startswith("⚠ Compte introuvable via l’API Instagram")
+    assert "inopérant" not in badges[DEAD][0]
+    legend = await browser.evaluate(VISIBLE_TEXT % "#link-legend")
+    assert legend and "supprimé, renommé, privé ou non professionnel" in legend
     assert badges["dep-01"] == ["simulé"]
     assert all(not b for tid, b in badges.items() if tid not in (DEAD, "dep-01"))
     title = await browser.evaluate("document.querySelector('h1').innerText")
@@ -216,6 +234,22 @@ async def test_standings_page_shows_ranks_and_the_dead_link_badge_and_updates_li
     status = await browser.evaluate("document.getElementById('live-status').innerText")
     assert status.startswith("Classement mis à jour")
     await screenshot(browser, "classement-departements-live.png")
+
+
+async def test_dead_territory_page_shows_what_the_territory_can_check(
+    browser: DevTools, pages_url: tuple[str, str]
+):
+    base, _ = pages_url
+    await browser.send("Page.enable")
+    await browser.send("Page.navigate", url=f"{base}/territoires/{DEAD}")
+    await browser.poll("document.readyState === 'complete'", "the page to load")
+    notice = await browser.evaluate(VISIBLE_TEXT % "section.notice")
+    assert notice, "the account notice is not visible"
+    assert "Compte introuvable via l’API Instagram : supprimé, renommé, privé ou non" in notice
+    assert "Ce que le territoire peut vérifier" in notice
+    assert "compte professionnel (Entreprise ou Créateur)" in notice
+    assert "contactez l’observatoire" in notice
+    await screenshot(browser, "territoire-lien-introuvable.png")
 
 
 async def screenshot(browser: DevTools, name: str) -> Path:

@@ -292,6 +292,19 @@ def test_dead_links_list_the_dead_account_and_its_territories(client):
     assert client.get("/api/v1/dead-links", params={"category": "regions"}).json()["total"] == 0
 
 
+def test_openapi_says_a_dead_link_is_an_account_the_api_cannot_see(client):
+    spec = client.get("/openapi.json").json()
+    operation = spec["paths"]["/api/v1/dead-links"]["get"]
+    described = operation["summary"] + operation["description"]
+    assert "cannot see" in described and "private" in described
+    assert "not a professional (Business or Creator) account" in described
+    schemas = spec["components"]["schemas"]
+    for model in ("StandingsItem", "TerritoryDetail", "HistoryPoint"):
+        status = schemas[model]["properties"]["link_status"]["description"]
+        assert "private" in status and "not necessarily gone" in status, model
+    assert "not necessarily deleted" in schemas["DeadLinks"]["description"]
+
+
 def test_command_status_is_pending_until_a_result_then_done(client):
     published = build_command(
         command="publish_edition",
@@ -531,7 +544,18 @@ def test_standings_page_lists_ranks_handles_badges_and_movement(client):
     rows = re.findall(r'<tr id="t-([^"]+)"', html)
     assert rows == LIVE_ORDER
     text = text_of(html)
-    assert text.count("Lien Instagram inopérant") == 1
+    assert "inopérant" not in text
+    dead_row = html.split(f'<tr id="t-{DEAD}"', 1)[1].split("</tr>", 1)[0]
+    assert "Compte introuvable via l’API Instagram" in text_of(dead_row)
+    assert (  # the badge's full meaning, for a screen reader
+        "Compte introuvable via l’API Instagram : supprimé, renommé, privé ou non professionnel"
+        in text_of(dead_row)
+    )
+    assert text.count("Compte introuvable via l’API Instagram") == 2  # the badge, the legend
+    legend = text_of(html.split('id="link-legend"', 1)[1].split("</div>", 1)[0])
+    assert "Compte introuvable via l’API Instagram : supprimé, renommé, privé ou non" in legend
+    assert "comptes publics et professionnels (Entreprise ou Créateur)" in legend
+    assert "au dernier relevé" not in legend  # no suspect link in this list
     assert 'href="https://www.instagram.com/gersledepartement/"' in html
     assert "@sim.dep.01" in text and "simulé" in text
     assert 'href="https://www.instagram.com/sim.dep.01/"' not in html  # not a real account
@@ -568,6 +592,32 @@ def test_territory_page_shows_the_breakdown_and_two_svg_charts(client):
     assert html.count("<svg") == 2 and 'role="img"' in html
     assert "Évolution du rang de Gers" in html and "1er" in text
     assert "16 000" in text  # followers, French thousands separator
+
+
+def test_a_dead_territory_page_says_what_the_api_missed_and_what_to_check(client):
+    html = client.get(f"/territoires/{DEAD}").text
+    text = text_of(html)
+    assert "inopérant" not in text
+    notice = text_of(html.split('aria-labelledby="compte"', 1)[1].split("</section>", 1)[0])
+    assert "Compte Instagram à vérifier" in notice
+    assert (
+        "Compte introuvable via l’API Instagram : supprimé, renommé, privé ou non professionnel."
+        in notice
+    )
+    assert f"Aux deux derniers relevés, l’API Instagram n’a pas vu @{ACCOUNTS[DEAD]}." in notice
+    assert "Le territoire reste classé sur son dernier relevé réussi." in notice
+    assert "Ce que le territoire peut vérifier :" in notice
+    assert f"le compte existe toujours sous le nom @{ACCOUNTS[DEAD]}" in notice
+    assert "il est public" in notice
+    assert "c’est un compte professionnel (Entreprise ou Créateur)" in notice
+    assert "contactez l’observatoire" in notice
+    assert "/api/v1/territories" not in html  # the operator command stays with the operators
+
+
+def test_a_territory_whose_account_the_api_sees_has_no_account_notice(client):
+    html = client.get("/territoires/dep-32").text
+    assert 'aria-labelledby="compte"' not in html
+    assert "Compte introuvable" not in html
 
 
 def test_pages_answer_404_in_french_and_the_api_in_json(client):

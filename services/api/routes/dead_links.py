@@ -1,4 +1,5 @@
-"""`GET /api/v1/dead-links`: every account judged dead, with the territories it serves."""
+"""`GET /api/v1/dead-links`: every account judged dead (the Graph API could not see it at two
+consecutive snapshots), with the territories it serves."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ from services.api.responses import JSON
 router = APIRouter(prefix="/api/v1", tags=["dead links"])
 
 
-@router.get("/dead-links", responses=schemas.responses(schemas.DeadLinks, 404))
+@router.get(
+    "/dead-links",
+    summary="Accounts the Instagram API cannot see (dead links)",
+    responses=schemas.responses(schemas.DeadLinks, 404),
+)
 async def dead_links(
     redis: RedisDep,
     registry: RegistryDep,
@@ -25,9 +30,12 @@ async def dead_links(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> JSON:
-    """Dead accounts (two consecutive `not_found`), the longest dead first, then by handle.
+    """Accounts the Instagram Graph API could not see at two consecutive snapshots.
 
-    The index holds at most one entry per account, so a read is bounded by the registry.
+    Status `dead` (two consecutive `not_found`) means the API cannot see the account: deleted,
+    renamed, private, or not a professional (Business or Creator) account; not necessarily
+    gone. The longest first (`since`), then by handle. The index holds at most one entry per
+    account, so a read is bounded by the registry.
     """
     if category is not None:
         check_category(category)

@@ -1,6 +1,6 @@
 /* Live updates of a standings page (progressive enhancement: the page works without it).
    Follows the category's Server-Sent Events stream from the seq the page was rendered at;
-   on a rank change, fetches the same page again and swaps the table in place. */
+   on a rank change, fetches the same page again and swaps the table (and its legend) in place. */
 (function () {
   "use strict";
   var table = document.getElementById("classement");
@@ -36,6 +36,9 @@
         var asOf = doc.getElementById("as-of");
         var oldAsOf = document.getElementById("as-of");
         if (asOf && oldAsOf) { oldAsOf.replaceWith(asOf); }
+        var legend = doc.getElementById("link-legend");
+        var oldLegend = document.getElementById("link-legend");
+        if (legend && oldLegend) { oldLegend.replaceWith(legend); }
         var time = new Date().toLocaleTimeString("fr-FR", { hour: "2-digit", minute: "2-digit" });
         say("Classement mis à jour à " + time + ".", true);
       })
