@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import resource
 import signal
 import socket
 import threading
@@ -23,6 +24,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
+from services.api.connections import ApiConfig, ConnectionLimits
 from services.api.streams import stop_all_streams
 from services.common.lifecycle import arm_shutdown_watchdog, configure_logging, log_stopped
 from services.common.settings import Settings, get_settings
@@ -111,16 +113,37 @@ def proxy_options(settings: Settings) -> dict[str, Any]:
     return {"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips}
 
 
+def raise_open_files_limit(settings: Settings, log: logging.Logger) -> None:
+    """Let the process hold `api_max_connections` sockets: raise the soft limit on open files
+    towards the hard one (a soft limit of 1,024 is common), and say when it is still short."""
+    wanted = settings.api_max_connections + 256  # Redis, the broker, logs, the listener
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if target > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning(
+            "open-files limit %d is below OBS_API_MAX_CONNECTIONS=%d plus a margin: accepting "
+            "will fail before the cap is reached (raise `ulimit -n`)",
+            soft,
+            settings.api_max_connections,
+        )
+
+
 def run_api(settings: Settings) -> None:
     """Run the API in the foreground until SIGTERM/SIGINT."""
     log = configure_logging(SERVICE, settings.log_level)
-    common = {
+    raise_open_files_limit(settings, log)
+    common: dict[str, Any] = {
         "host": settings.api_host,
         "port": settings.api_port,
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": GRACEFUL_SECONDS,
         "lifespan": "on",
+        "limits": ConnectionLimits.from_settings(settings),
         **proxy_options(settings),
     }
     if settings.forwarded_allow_ips == "*":
@@ -130,13 +153,13 @@ def run_api(settings: Settings) -> None:
             settings.api_url,
         )
     if settings.api_workers > 1:
-        config = uvicorn.Config(
+        config = ApiConfig(
             "services.api.main:app_from_environment",
             factory=True,
             workers=settings.api_workers,
             **common,
         )
-        sock = config.bind_socket()
+        sock = config.guarded_socket()
         supervisor = Multiprocess(config, sockets=[sock])
 
         def on_signal(sig: int, frame: FrameType | None) -> None:
@@ -152,7 +175,7 @@ def run_api(settings: Settings) -> None:
 
     from services.api.app import create_app
 
-    config = uvicorn.Config(create_app(settings), **common)
+    config = ApiConfig(create_app(settings), **common)
     freeze_startup_objects()
     log.info("api listening on %s", settings.api_url)
-    ApiServer(config, settings, log).run()
+    ApiServer(config, settings, log).run(sockets=[config.guarded_socket()])

@@ -29,3 +29,10 @@ VIEW_READS = Counter(
     "share a read; an unchanged reply reuses its body).",
     ["rendered"],
 )
+CONNECTIONS_OPEN = Gauge("obs_api_connections_open", "HTTP connections open now (this process).")
+CONNECTIONS_CLOSED = Counter(
+    "obs_api_connections_closed_total",
+    "Connections the server closed by guard (total_cap, address_cap, request_timeout, "
+    "stalled_reader).",
+    ["reason"],
+)
