@@ -15,7 +15,13 @@ from services.api.coalesce import ReadCoalescer, RenderedBodies
 from services.api.command_sender import CommandSender
 from services.api.errors import install_error_handlers
 from services.api.items import ScoredEntries
-from services.api.middleware import BodySizeLimit, RateLimit, RequestMetrics
+from services.api.middleware import (
+    BodySizeLimit,
+    RateLimit,
+    RequestMetrics,
+    SecurityHeaders,
+    UnknownMethods,
+)
 from services.api.operator import token_digest
 from services.api.options import ApiOptions
 from services.api.ratelimit import TokenBuckets
@@ -104,7 +110,8 @@ def create_app(settings: Settings | None = None, options: ApiOptions | None = No
     app.state.operator_digest = token_digest(settings)
     install_error_handlers(app)
 
-    # Outermost first: measure everything, then refuse floods, then oversized bodies.
+    # Outermost first: measure everything, secure every answer, refuse unknown methods, then
+    # floods, then oversized bodies.
     app.add_middleware(BodySizeLimit, max_bytes=options.max_body_bytes)
     if settings.rate_limit_enabled:
         app.add_middleware(
@@ -112,6 +119,8 @@ def create_app(settings: Settings | None = None, options: ApiOptions | None = No
             buckets=TokenBuckets(settings.rate_limit_per_minute),
             exempt=RATE_LIMIT_EXEMPT,
         )
+    app.add_middleware(UnknownMethods)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)
 
     for router in (

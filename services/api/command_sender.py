@@ -48,8 +48,10 @@ class CommandSender:
             except TopicsNotReady as exc:
                 raise _unavailable(str(exc)) from exc
             except Exception as exc:  # aiokafka's and asyncio's errors alike
+                # What the client library said stays in the log, not in the answer.
+                log.error("cannot reach the broker for commands: %r", exc)
                 await self._reset()
-                raise _unavailable(f"cannot reach the broker: {exc!r}") from exc
+                raise _unavailable("cannot reach the broker; retry in a few seconds") from exc
             return self._send
 
     async def submit(self, command: dict[str, Any]) -> None:
@@ -65,7 +67,7 @@ class CommandSender:
             async with self._lock:
                 await self._reset()
             raise _unavailable(
-                f"the broker did not acknowledge command {command['event_id']} ({exc!r}); "
+                f"the broker did not acknowledge command {command['event_id']}; "
                 "it may still arrive: check its status URL before retrying"
             ) from exc
 

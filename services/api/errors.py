@@ -72,10 +72,15 @@ _PAGE_MESSAGES: Final = {
 }
 
 
+def is_negotiated(scope: Scope) -> bool:
+    """A public page's path: its errors are a page or JSON, by `Accept`."""
+    path: str = scope.get("path", "")
+    return not path.startswith(_NOT_PAGES)
+
+
 def wants_page(scope: Scope) -> bool:
     """A browser asking for a public page (not the JSON API)."""
-    path: str = scope.get("path", "")
-    if path.startswith(_NOT_PAGES):
+    if not is_negotiated(scope):
         return False
     for name, value in scope.get("headers", ()):
         if name == b"accept":
@@ -175,11 +180,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RedisError)
     @app.exception_handler(OSError)
     async def _redis(request: Request, exc: Exception) -> Response:
+        # The client learns that the view is unavailable; what Redis said stays in the log.
         log.warning("redis unavailable while serving %s: %s", request.url.path, exc)
-        return negotiated_error(
-            request.scope,
-            503,
-            "redis_unavailable",
-            f"the derived view (Redis) is unavailable: {exc}",
-            {"Retry-After": "5"},
-        )
+        return redis_unavailable(request.scope)
+
+
+REDIS_UNAVAILABLE_MESSAGE: Final = "the derived view (Redis) is unavailable; retry in a few seconds"
+
+
+def redis_unavailable(scope: Scope) -> Response:
+    """503 `redis_unavailable`, saying nothing of the underlying error."""
+    return negotiated_error(
+        scope, 503, "redis_unavailable", REDIS_UNAVAILABLE_MESSAGE, {"Retry-After": "5"}
+    )

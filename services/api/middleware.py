@@ -1,6 +1,9 @@
 """The API's request guards and measurements, as plain ASGI middleware (cheap per request).
 
-- `RequestMetrics`: counts and times every request by route template (Prometheus).
+- `RequestMetrics`: counts and times every request by method and route template (Prometheus);
+  both labels are bounded, whatever clients send.
+- `SecurityHeaders`: the security headers of every response (pages, errors, JSON, files).
+- `UnknownMethods`: 405 for a method the API serves nowhere, before routing.
 - `BodySizeLimit`: refuses bodies over a limit with 413, before any handler reads them.
 - `RateLimit`: per-client token buckets on public endpoints; 429 with `Retry-After`.
 """
@@ -14,12 +17,18 @@ from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api.errors import negotiated_error
+from services.api.errors import is_negotiated, negotiated_error
 from services.api.metrics import LATENCY, RATE_LIMITED, REQUESTS
 from services.api.ratelimit import TokenBuckets
+from services.api.responses import DATA_POLICY, PAGE_POLICY
 
 # Streams last as long as the client listens: their duration is not a latency.
 _UNTIMED_SUFFIX: Final = "/stream"
+
+# The methods some route serves; any other is answered 405 and counted as `other`.
+SERVED_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT"})
+_ALLOW: Final = ", ".join(sorted(SERVED_METHODS))
+OTHER_METHOD: Final = "other"
 
 
 class RequestMetrics:
@@ -58,10 +67,90 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            requests, latency = self._metrics(scope["method"], template, str(status))
+            method = scope["method"]
+            if method not in SERVED_METHODS:
+                method = OTHER_METHOD
+            requests, latency = self._metrics(method, template, str(status))
             if not template.endswith(_UNTIMED_SUFFIX):
                 latency.observe(time.perf_counter() - started)
             requests.inc()
+
+
+class UnknownMethods:
+    """405 `method_not_allowed` for a method no route serves (`Allow` lists those that are)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in SERVED_METHODS:
+            await self.app(scope, receive, send)
+            return
+        response = negotiated_error(
+            scope,
+            405,
+            "method_not_allowed",
+            f"method not allowed; this API answers {_ALLOW}",
+            {"Allow": _ALLOW},
+        )
+        await response(scope, receive, send)
+
+
+_NOSNIFF: Final = (b"x-content-type-options", b"nosniff")
+_REFERRER: Final = (b"referrer-policy", b"strict-origin-when-cross-origin")
+_PAGE_CSP: Final = (b"content-security-policy", PAGE_POLICY.encode())
+_DATA_CSP: Final = (b"content-security-policy", DATA_POLICY.encode())
+
+
+class SecurityHeaders:
+    """`Content-Security-Policy` (with `frame-ancestors 'none'`), `X-Content-Type-Options:
+    nosniff` and `Referrer-Policy` on every response, and `Vary: Accept` on the paths whose
+    errors are negotiated (a page or JSON, by `Accept`). A header the response sets itself
+    wins (the API docs page sends its own policy, with its inline script's hash)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        negotiated = is_negotiated(scope)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = _secured(list(message.get("headers", ())), negotiated)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _secured(headers: list[tuple[bytes, bytes]], negotiated: bool) -> list[tuple[bytes, bytes]]:
+    html = has_policy = has_nosniff = has_referrer = False
+    vary_at = -1
+    for index, (name, value) in enumerate(headers):
+        if name == b"content-type":
+            html = value.startswith(b"text/html")
+        elif name == b"content-security-policy":
+            has_policy = True
+        elif name == b"x-content-type-options":
+            has_nosniff = True
+        elif name == b"referrer-policy":
+            has_referrer = True
+        elif name == b"vary":
+            vary_at = index
+    if not has_policy:
+        headers.append(_PAGE_CSP if html else _DATA_CSP)
+    if not has_nosniff:
+        headers.append(_NOSNIFF)
+    if not has_referrer:
+        headers.append(_REFERRER)
+    if negotiated:
+        if vary_at < 0:
+            headers.append((b"vary", b"Accept"))
+        elif b"accept" not in headers[vary_at][1].lower():
+            headers[vary_at] = (b"vary", headers[vary_at][1] + b", Accept")
+    return headers
 
 
 class BodySizeLimit:

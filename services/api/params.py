@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
 from fastapi import Path, Query
+from pydantic import TypeAdapter, ValidationError
 
 from services.api.errors import ApiError
 from services.common.contracts import CATEGORIES_BY_ID, CATEGORY_IDS
@@ -62,10 +63,20 @@ class ListQuery:
     departement: str | None = None
 
 
+# The routes FastAPI validates read an integer with pydantic's rules ("+5", " 5", "1_000",
+# "5.0" are integers; "--5", "5.5", "٣" are not): the hand-parsed ones read it the same way.
+_INTEGER: Final = TypeAdapter(int)
+
+
 def _bounded(name: str, raw: str, low: int, high: int) -> int:
-    if not raw.isascii() or not raw.lstrip("-").isdigit() or len(raw) > 12:
-        raise ApiError(422, "invalid_parameter", f"query.{name}: not an integer: {raw!r}")
-    value = int(raw)
+    try:
+        if len(raw) > 32:
+            raise ValueError(raw)
+        value = _INTEGER.validate_python(raw)
+    except (ValueError, ValidationError):
+        raise ApiError(
+            422, "invalid_parameter", f"query.{name}: not an integer: {raw[:40]!r}"
+        ) from None
     if not low <= value <= high:
         raise ApiError(
             422, "invalid_parameter", f"query.{name}: must be between {low} and {high}: {value}"

@@ -17,10 +17,13 @@ class JSON(JSONResponse):
 
 
 # The pages load nothing from elsewhere; the policy makes the browser hold them to it.
-HTML_HEADERS = {
-    "Cache-Control": "no-cache",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
-}
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'"
+)
+# JSON, metrics and static files are data, never documents: nothing may run or be framed.
+DATA_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+# Headers of every HTML page of ours; the security headers are added to every response by
+# services.api.middleware.SecurityHeaders.
+HTML_HEADERS = {"Cache-Control": "no-cache"}

@@ -9,19 +9,52 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 import time
+from typing import Any, Final
 
 _armed = threading.Event()
 _started_stopping: float | None = None
+
+
+# C0 and C1 controls, DEL, and the Unicode marks that reorder or split what a terminal or an
+# editor shows (bidi embeddings, overrides and isolates, line and paragraph separators).
+_CONTROLS: Final = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control or reordering character written as an escape (`\\x1b`,
+    `\\u202e`), so that what a client sent cannot colour, rewrite or forge log lines."""
+    return _CONTROLS.sub(_escape, text)
+
+
+class EscapingFormatter(logging.Formatter):
+    """One record, one line: controls in the message are escaped; a traceback keeps its
+    line breaks and has every other control escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        text = super().formatException(ei)
+        return "\n".join(escape_controls(line) for line in text.split("\n"))
 
 
 def configure_logging(service: str, level: str = "INFO") -> logging.Logger:
     """One line per record, with the service name; returns the service's logger."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        logging.Formatter(
+        EscapingFormatter(
             f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
         )
     )

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from services.api import schemas
 from services.api.deps import RedisDep
+from services.api.errors import REDIS_UNAVAILABLE_MESSAGE
 from services.api.responses import JSON
 
+log = logging.getLogger("api.health")
 router = APIRouter(tags=["operations"])
 
 
@@ -31,8 +35,12 @@ async def readyz(redis: RedisDep) -> JSON:
     try:
         await redis.ping()
     except (RedisError, OSError) as exc:
+        log.warning("readiness: redis does not answer: %s", exc)
         return JSON(
-            {"status": "unavailable", "error": {"code": "redis_unavailable", "message": str(exc)}},
+            {
+                "status": "unavailable",
+                "error": {"code": "redis_unavailable", "message": REDIS_UNAVAILABLE_MESSAGE},
+            },
             status_code=503,
         )
     return JSON({"status": "ready"})
