@@ -1,7 +1,7 @@
 """`make bench`: performance benchmarks, each against a baseline measured in the same run.
 
-Usage: python -m bench [scorer|memory|api|freshness|france|france-3d] …
-(default: scorer memory api freshness).
+Usage: python -m bench [scorer|memory|api|connections|freshness|france|france-3d] …
+(default: scorer memory api connections freshness).
 Results are printed and saved in bench/results/<name>.json.
 """
 
@@ -11,11 +11,12 @@ import json
 import sys
 import time
 
-from bench import api, freshness, memory, scorer
+from bench import api, connections, freshness, memory, scorer
 from bench.common import RESULTS
 
 BENCHES = {
     "api": api.run,
+    "connections": connections.run,
     "freshness": freshness.run,
     "memory": memory.run,
     "scorer": lambda: scorer.run("standard"),
@@ -25,7 +26,7 @@ BENCHES = {
 
 
 def main(argv: list[str]) -> int:
-    names = argv or ["scorer", "memory", "api", "freshness"]
+    names = argv or ["scorer", "memory", "api", "connections", "freshness"]
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         print(f"unknown bench {unknown}; available: {', '.join(BENCHES)}", file=sys.stderr)

@@ -28,6 +28,7 @@ process counts its own connections (`connection_table`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -328,7 +329,12 @@ class GuardedH11Protocol(H11Protocol):
         if self.transport.is_closing() and reason != "stalled_reader":
             return
         self.table.closed(reason, self.address or "unknown")
-        # abort(): a client that does not read would hold close() until its buffer drains.
+        # A reset, like a refusal: a client that does not read would otherwise keep what is
+        # unsent in the kernel, and close() would wait for its buffer to drain.
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
         self.transport.abort()
 
     def _cancel_timers(self) -> None:

@@ -3,28 +3,27 @@ addresses are all closed within the request deadline, while another client is se
 
 from __future__ import annotations
 
+import asyncio
 import json
-import multiprocessing
 import re
-import resource
-import selectors
 import socket
+import threading
 import time
 from collections.abc import Iterator
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
+from bench.connections import ATTACKERS, STALLED, probe_healthz
+from services.api.connections import ApiConfig, ConnectionLimits
 from services.common.localstack import free_port
 from services.common.settings import Settings
 from tests.services import ServiceProcess, service_env, wait_for
 
 DEADLINE_SECONDS = 2.0
 PER_ADDRESS = 64
-STALLED = 2000
-ATTACKERS = [f"127.0.0.{i}" for i in range(2, 10)]
 # Closing is asynchronous on a 2-core machine running the attacker too: allowed lateness.
 TOLERANCE_SECONDS = 1.0
 
@@ -54,102 +53,17 @@ def api(settings: Settings, tmp_path: Path) -> Iterator[str]:
         assert "api: stopped" in process.log()
 
 
-def _probe(port: int, stop: float, out: Connection) -> None:
-    """In its own process: GET /healthz on a new connection every 20 ms until `stop`."""
-    latencies = []
-    request = b"GET /healthz HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n"
-    while time.time() < stop:
-        started = time.perf_counter()
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(request)
-            reply = b""
-            while chunk := sock.recv(4096):
-                reply += chunk
-        latencies.append((time.perf_counter() - started, reply.split(b"\r\n", 1)[0].decode()))
-        time.sleep(0.02)
-    out.send(latencies)
-
-
-def _stall(address: str, port: int, kind: int) -> socket.socket:
-    """A connection from `address` that never completes its request."""
-    sock = socket.socket()
-    sock.bind((address, 0))
-    sock.connect(("127.0.0.1", port))
-    try:
-        if kind == 1:  # headers that never end
-            sock.sendall(b"GET /api/v1/categories HTTP/1.1\r\nHost: x\r\n")
-        elif kind == 2:  # a body shorter than announced
-            sock.sendall(
-                b"PUT /api/v1/territories/dep-32/account HTTP/1.1\r\nHost: x\r\n"
-                b"Content-Type: application/json\r\nContent-Length: 4000\r\n\r\nab"
-            )
-    except OSError:
-        pass  # already closed by the server (over the per-address cap)
-    return sock
-
-
-def _closed(sock: socket.socket) -> bool:
-    try:
-        return sock.recv(4096) == b""
-    except ConnectionResetError:
-        return True
-    except BlockingIOError:
-        return False
-
-
 def test_stalled_sockets_are_closed_within_the_deadline_while_healthz_stays_fast(api):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < STALLED + 256:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, STALLED + 512), hard))
+    # The attack and the probe are the benchmark's (bench/connections.py), run once here.
     port = int(api.rsplit(":", 1)[1])
-    receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
-    prober = multiprocessing.get_context("fork").Process(
-        target=_probe, args=(port, time.time() + DEADLINE_SECONDS * 2 + 2, sender)
-    )
-    prober.start()
-    opened: list[tuple[socket.socket, float]] = []
-    try:
-        time.sleep(0.3)  # the prober's first answers are the baseline
-        for i in range(STALLED):
-            sock = _stall(ATTACKERS[i % len(ATTACKERS)], port, i % 3)
-            opened.append((sock, time.monotonic()))
-        attack_took = time.monotonic() - opened[0][1]
+    healthz, closures = probe_healthz(port, attack=True, deadline=DEADLINE_SECONDS)
+    print(json.dumps({"healthz": healthz, "closures": closures}))
 
-        selector = selectors.DefaultSelector()
-        for sock, connected in opened:
-            sock.setblocking(False)
-            selector.register(sock, selectors.EVENT_READ, connected)
-        late = []
-        give_up = time.monotonic() + DEADLINE_SECONDS + TOLERANCE_SECONDS + 3
-        while selector.get_map() and time.monotonic() < give_up:
-            for key, _ in selector.select(timeout=0.1):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
-                if _closed(sock):
-                    lateness = time.monotonic() - key.data - DEADLINE_SECONDS
-                    if lateness > TOLERANCE_SECONDS:
-                        late.append(lateness)
-                    selector.unregister(sock)
-        still_open = len(selector.get_map())
-        selector.close()
-        latencies = receiver.recv()
-        prober.join(10)
-    finally:
-        for sock, _ in opened:
-            sock.close()
-        if prober.is_alive():
-            prober.kill()
-
-    assert still_open == 0, f"{still_open} of {STALLED} stalled sockets still open"
-    assert not late, f"{len(late)} closed late, up to {max(late):.2f} s after the deadline"
-    statuses = {status for _, status in latencies}
-    assert statuses == {"HTTP/1.1 200 OK"}, statuses
-    slowest = max(seconds for seconds, _ in latencies)
-    print(
-        sorted(round(s * 1000) for s, _ in latencies)[-15:], [round(s * 1000) for s, _ in latencies]
-    )
-    assert slowest < 0.1, f"/healthz took up to {slowest * 1000:.0f} ms during the attack"
-    assert len(latencies) > 50
+    assert closures["still_open"] == 0, closures
+    assert closures["closed"] == STALLED
+    assert closures["longest_open_s"] <= DEADLINE_SECONDS + TOLERANCE_SECONDS, closures
+    assert healthz["probes"] > 100  # every probe answered 200 (the others are not counted)
+    assert healthz["max_ms"] < 100, f"/healthz took up to {healthz['max_ms']} ms"
 
     metrics = httpx.get(f"{api}/metrics").text
     closed = {
@@ -158,19 +72,9 @@ def test_stalled_sockets_are_closed_within_the_deadline_while_healthz_stays_fast
             r'obs_api_connections_closed_total\{reason="(\w+)"\} ([0-9.]+)', metrics
         )
     }
-    assert closed.get("address_cap", 0) >= STALLED - PER_ADDRESS * len(ATTACKERS)
-    assert closed.get("address_cap", 0) + closed.get("request_timeout", 0) == STALLED
-    print(
-        json.dumps(
-            {
-                "stalled_sockets": STALLED,
-                "opened_in_s": round(attack_took, 2),
-                "closed": closed,
-                "healthz_probes": len(latencies),
-                "healthz_max_ms": round(slowest * 1000, 1),
-            }
-        )
-    )
+    over_cap = STALLED - PER_ADDRESS * len(ATTACKERS)
+    assert closed["address_cap"] == over_cap == closures["reset_at_once"]
+    assert closed["request_timeout"] == PER_ADDRESS * len(ATTACKERS)
 
 
 def _response(sock: socket.socket) -> bytes:
@@ -196,3 +100,60 @@ def test_a_slow_but_complete_request_is_served_and_keep_alive_still_works(api):
         time.sleep(DEADLINE_SECONDS * 0.75)
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: slow\r\n\r\n")
         assert _response(sock).startswith(b"HTTP/1.1 200 OK")
+
+
+def test_a_response_whose_client_stopped_reading_is_closed():
+    """A client that stops reading an endless response (as a silent event-stream client
+    would) has its connection closed after the stalled-reader timeout, and the response
+    ends on the server."""
+    stalled_reader = 0.5
+    ended = threading.Event()
+
+    async def endless(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        await receive()  # the request
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+        async def body() -> None:
+            while True:
+                await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+                await asyncio.sleep(0)
+
+        writing = asyncio.ensure_future(body())
+        message = await receive()  # as Starlette's streaming responses do: wait for the end
+        writing.cancel()
+        if message["type"] == "http.disconnect":
+            ended.set()
+
+    port = free_port()
+    config = ApiConfig(
+        endless,
+        limits=ConnectionLimits(request_timeout=5, stalled_reader=stalled_reader),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, args=([config.guarded_socket()],), daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout=10, what="the server to start")
+    try:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        started = time.monotonic()
+        assert ended.wait(stalled_reader + 5), "the response never ended"
+        took = time.monotonic() - started
+        assert stalled_reader <= took < stalled_reader + 2, took
+        sock.settimeout(5)
+        with pytest.raises(ConnectionResetError):
+            while sock.recv(1 << 20):
+                pass
+        sock.close()
+    finally:
+        ended.set()
+        server.should_exit = True
+        thread.join(10)

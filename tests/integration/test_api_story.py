@@ -27,6 +27,7 @@ import uvicorn
 from redis.asyncio import Redis
 
 from services.api.app import create_app
+from services.api.connections import ApiConfig, ConnectionLimits
 from services.api.options import ApiOptions
 from services.common.clock import format_timestamp, parse_timestamp
 from services.common.commands.sender import Delivered
@@ -225,11 +226,13 @@ async def push_rank_change(redis_url: str, tid: str, followers: int, observed_at
 
 @contextlib.contextmanager
 def live_api(settings: Settings, options: ApiOptions | None = None) -> Iterator[str]:
-    """The API served by uvicorn on a free port in a thread; yields its base URL."""
+    """The API served by uvicorn on a free port in a thread, with the connection guards of
+    `observatoire service api`; yields its base URL."""
     app = create_app(settings, options)
     port = free_port()
-    config = uvicorn.Config(
+    config = ApiConfig(
         app,
+        limits=ConnectionLimits.from_settings(settings),
         host="127.0.0.1",
         port=port,
         log_config=None,
@@ -238,7 +241,9 @@ def live_api(settings: Settings, options: ApiOptions | None = None) -> Iterator[
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"api-{port}", daemon=True)
+    thread = threading.Thread(
+        target=server.run, args=([config.guarded_socket()],), name=f"api-{port}", daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:

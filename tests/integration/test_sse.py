@@ -186,6 +186,17 @@ def test_a_new_client_starts_from_now_and_gets_heartbeats(api, changes):
         assert reader.events()[0].id == seq
 
 
+def test_a_stream_outlives_the_request_deadline_while_its_client_reads(stream_settings, story):
+    deadline = 0.5
+    guarded = stream_settings.model_copy(update={"api_request_timeout_seconds": deadline})
+    with live_api(guarded, OPTIONS) as url, stream(url) as reader:
+        reader.wait_for(
+            lambda r: sum(1 for m in r.messages if m.comment == "heartbeat") >= 5,
+            "five heartbeats, three times the request deadline",
+        )
+        assert not reader.ended.is_set()
+
+
 def test_a_cursor_from_another_history_gets_a_reset(api):
     with stream(api, **{"Last-Event-ID": "99999"}) as reader:
         reader.wait_for(lambda r: len(r.events("reset")) == 1, "a reset notice")
