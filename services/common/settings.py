@@ -47,6 +47,29 @@ class Settings(BaseSettings):
         ),
     )
     topic_prefix: str = Field("", description="Prepended to every topic name (test isolation).")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description=(
+            "How clients reach the broker: PLAINTEXT (the local stack), SSL, SASL_PLAINTEXT or "
+            "SASL_SSL (production)."
+        ),
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512",
+        description="SASL mechanism (PLAIN only with TLS: SASL_SSL).",
+    )
+    kafka_username: str | None = Field(None, description="SASL principal of this service.")
+    kafka_password: SecretStr | None = Field(None, description="SASL password (secret).")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA bundle that signs the brokers' TLS certificates (SSL, SASL_SSL)."
+    )
+    allow_insecure: bool = Field(
+        False,
+        description=(
+            "On the kafka profile, start without Kafka credentials, a Redis password or a "
+            "command key (logged at every start). Never in production."
+        ),
+    )
 
     # --- Redis ---------------------------------------------------------------------------
     redis_url: str = Field(
@@ -84,6 +107,22 @@ class Settings(BaseSettings):
                 )
             self.redis_password = SecretStr(password)
         return self
+
+    # --- Operator commands -----------------------------------------------------------------
+    command_key: SecretStr | None = Field(
+        None,
+        description=(
+            "HMAC-SHA256 key (its UTF-8 bytes) that signs and verifies operator commands "
+            "(obs.commands.v1). Unset: `observatoire run` writes one to RUN_DIR/command.key."
+        ),
+    )
+    command_keys: SecretStr | None = Field(
+        None,
+        description=(
+            "Comma-separated older keys still accepted when verifying, during a rotation "
+            "(OBS_COMMAND_KEY alone signs)."
+        ),
+    )
 
     # --- API -----------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
