@@ -21,6 +21,7 @@ import orjson
 import pytest
 
 from services.collector.spool import Spool
+from services.common.accounts import load_accounts
 from services.common.clock import to_epoch, utcnow
 from services.common.events import build_metrics_event
 from services.common.kafka import create_topics
@@ -30,29 +31,10 @@ from tests.kafka_read import read_all
 from tests.services import REPO_ROOT, service_env
 
 TOKEN = "EAAGtest0secret0token0restart"
-# The real accounts of the bundled mapping (18 territories, Paris twice on one account);
-# latenareze is unknown to the fake: it answers not_found, like the seed's dead link.
-HANDLES = frozenset(
-    {
-        "gersledepartement",
-        "paris_maville",
-        "isere.le.departement",
-        "haute_marne",
-        "eureennormandie",
-        "departement.ardeche",
-        "ariegeledpt",
-        "hautevienne_dep",
-        "ma_charente_maritime",
-        "cc_comtal_lot_truyere",
-        "paysbigouden",
-        "lescoevrons",
-        "isignyomahaintercom",
-        "stylemillau",
-        "ccpaysdevalois",
-        "creuseconfluence",
-    }
-)
-ALL_HANDLES = HANDLES | {"latenareze"}
+# The real accounts of the bundled mapping (Paris twice on one account); latenareze is unknown
+# to the fake: it answers not_found, like the seed's dead link.
+ALL_HANDLES = frozenset(account.handle for account in load_accounts().accounts)
+HANDLES = ALL_HANDLES - {"latenareze"}
 ERROR_RETRY_SECONDS = 2.0
 
 
