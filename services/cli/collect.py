@@ -23,6 +23,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from services.cli.secure_start import check_command
 from services.common.kafka import TopicsNotReady
 from services.common.settings import get_settings
 
@@ -80,9 +81,11 @@ def collect_command(
     from services.collector.main import run_collector
 
     console = Console(stderr=True, soft_wrap=True)  # messages stay whole lines (grep-able)
+    settings = get_settings()
+    check_command(settings, "collect")
     try:
         with RichProgress(console) as progress:
-            report = run_collector(get_settings(), source, once=once, file=file, progress=progress)
+            report = run_collector(settings, source, once=once, file=file, progress=progress)
     except (CollectorUnavailable, TopicsNotReady) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from exc

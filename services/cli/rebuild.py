@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from services.cli.secure_start import check_command
 from services.common.contracts import (
     TOPIC_ACCOUNTS,
     TOPIC_COMMAND_RESULTS,
@@ -40,6 +41,7 @@ def rebuild_command(
     from services.scorer.rebuild import rebuild
 
     settings = get_settings()
+    check_command(settings, "rebuild")
     console = Console(stderr=True)
     try:
         verify_topics(

@@ -18,6 +18,7 @@ import orjson
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
+from services.cli.secure_start import check_command
 from services.collector.producer import EventProducer, metrics_key, territory_key
 from services.common.clock import utcnow
 from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_METRICS
@@ -96,6 +97,7 @@ def replay_command(
         _batch(file, accounts)
         return
     settings = get_settings()
+    check_command(settings, "replay")
     try:
         verify_topics(settings, [settings.topic(TOPIC_METRICS), settings.topic(TOPIC_ACCOUNTS)])
     except TopicsNotReady as exc:

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.cli.secure_start import check_command
 from services.common.account_seed import seed_accounts_if_empty
 from services.common.contracts import TOPIC_ACCOUNTS
 from services.common.kafka import TopicReport, TopicsNotReady, create_topics, topic_is_empty
@@ -26,8 +27,10 @@ def _topics() -> None:
 def create() -> None:
     """Create every contract topic (idempotent), verify it, seed obs.accounts.v1 when empty."""
     console = Console()
+    settings = get_settings()
+    check_command(settings, "topics create")
     try:
-        code = run_create(get_settings(), console)
+        code = run_create(settings, console)
     except TopicsNotReady as exc:  # the broker cannot be reached
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc

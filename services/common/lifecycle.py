@@ -61,7 +61,8 @@ def configure_logging(service: str, level: str = "INFO") -> logging.Logger:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Client libraries are chatty at INFO about every (re)connection.
+    # Client libraries are chatty at INFO about every (re)connection, and kafka-python's admin
+    # client logs its whole configuration, SASL password included, at DEBUG.
     for noisy in ("aiokafka", "kafka", "faust", "mode", "uvicorn.access", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     return logging.getLogger(service)

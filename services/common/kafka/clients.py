@@ -23,7 +23,7 @@ from kafka.errors import KafkaError
 from services.common.contracts import TOPIC_METRICS, TOPICS_BY_NAME
 from services.common.kafka.compat import set_fetch_max_wait
 from services.common.kafka.errors import BrokerUnreachable
-from services.common.kafka.profiles import BOOTSTRAP_TIMEOUT_MS, PROFILES, Profile
+from services.common.kafka.profiles import BOOTSTRAP_TIMEOUT_MS, PROFILES, Profile, Security
 from services.common.settings import Settings
 
 
@@ -32,12 +32,17 @@ def profile(settings: Settings) -> Profile:
     return PROFILES[settings.broker_profile]
 
 
+def security(settings: Settings) -> Security:
+    """The connection security the settings ask for (InvalidKafkaSecurity if unusable)."""
+    return Security.from_settings(settings)
+
+
 def _sync_base(settings: Settings) -> dict[str, Any]:
-    return {"bootstrap_servers": settings.kafka_servers} | profile(settings).security.kafka_python()
+    return {"bootstrap_servers": settings.kafka_servers} | security(settings).kafka_python()
 
 
 def _async_base(settings: Settings) -> dict[str, Any]:
-    return {"bootstrap_servers": settings.kafka_servers} | profile(settings).security.aiokafka()
+    return {"bootstrap_servers": settings.kafka_servers} | security(settings).aiokafka()
 
 
 # --- kafka-python ---------------------------------------------------------------------------
@@ -86,11 +91,16 @@ def plain_consumer(settings: Settings) -> Iterator[KafkaConsumer]:
         consumer.close()
 
 
+def admin_config(settings: Settings) -> dict[str, Any]:
+    """kafka-python `KafkaAdminClient` keyword arguments for the broker profile."""
+    return _sync_base(settings) | dict(profile(settings).admin)
+
+
 @contextlib.contextmanager
 def admin_client(settings: Settings) -> Iterator[KafkaAdminClient]:
     """An admin client for the broker profile; BrokerUnreachable if no broker answers."""
     try:
-        admin = KafkaAdminClient(**(_sync_base(settings) | dict(profile(settings).admin)))
+        admin = KafkaAdminClient(**admin_config(settings))
     except KafkaError as exc:
         raise BrokerUnreachable(settings, exc) from exc
     try:
@@ -101,7 +111,7 @@ def admin_client(settings: Settings) -> Iterator[KafkaAdminClient]:
 
 def probe_admin(bootstrap: str, timeout_ms: int) -> KafkaAdminClient:
     """An admin client that only checks a local broker answers (the local stack's probe,
-    which has an address and no Settings)."""
+    which has an address and no Settings; unauthenticated: Tansu 0.6.0 cannot authenticate)."""
     return KafkaAdminClient(
         bootstrap_servers=[bootstrap],
         client_id="obs-localstack-probe",
@@ -113,19 +123,34 @@ def probe_admin(bootstrap: str, timeout_ms: int) -> KafkaAdminClient:
 # --- aiokafka -------------------------------------------------------------------------------
 
 
+def event_producer_config(settings: Settings) -> dict[str, Any]:
+    """aiokafka `AIOKafkaProducer` keyword arguments for records whose offsets are read back."""
+    return _async_base(settings) | dict(profile(settings).event_producer)
+
+
 def event_producer(settings: Settings) -> AIOKafkaProducer:
     """An aiokafka producer for records whose offsets are read back (not started)."""
-    return AIOKafkaProducer(**(_async_base(settings) | dict(profile(settings).event_producer)))
+    return AIOKafkaProducer(**event_producer_config(settings))
+
+
+def scores_producer_config(settings: Settings) -> dict[str, Any]:
+    """aiokafka `AIOKafkaProducer` keyword arguments of the scorer's `obs.scores.v1` producer."""
+    return _async_base(settings) | dict(profile(settings).scores_producer)
 
 
 def scores_producer(settings: Settings) -> AIOKafkaProducer:
     """The scorer's batched producer of `obs.scores.v1` (not started)."""
-    return AIOKafkaProducer(**(_async_base(settings) | dict(profile(settings).scores_producer)))
+    return AIOKafkaProducer(**scores_producer_config(settings))
+
+
+def bulk_consumer_config(settings: Settings) -> dict[str, Any]:
+    """aiokafka `AIOKafkaConsumer` keyword arguments for reading whole partitions fast."""
+    return _async_base(settings) | dict(profile(settings).bulk_consumer)
 
 
 def bulk_consumer(settings: Settings) -> AIOKafkaConsumer:
     """An aiokafka consumer for reading whole partitions fast (not started, not assigned)."""
-    return AIOKafkaConsumer(**(_async_base(settings) | dict(profile(settings).bulk_consumer)))
+    return AIOKafkaConsumer(**bulk_consumer_config(settings))
 
 
 # --- faust ----------------------------------------------------------------------------------
@@ -148,7 +173,7 @@ def faust_settings(settings: Settings, *, topic_partitions: int | None = None) -
         {"broker": [f"kafka://{server}" for server in settings.kafka_servers]}
         | dict(table.faust)
         | {"topic_partitions": partitions}
-        | table.security.faust()
+        | security(settings).faust()
     )
 
 

@@ -28,16 +28,28 @@ Topic configs that depend on the profile (`Profile.consumed_topic_configs`, adde
   setting it would make `topics create` report a protection that does not exist.
 
 `services/common/kafka/clients.py` builds every client from these tables and nothing else:
-bootstrap servers and connection security (`Security`) are merged there into every kind, so
-authenticating the clients is a change to `Security` and its use in `clients.py` only.
+bootstrap servers and connection security are merged there into every kind. Connection security
+(`Security`: TLS, SASL) does not depend on the profile but on the deployment: it is read from
+the settings (`OBS_KAFKA_SECURITY_PROTOCOL`, `OBS_KAFKA_SASL_MECHANISM`, `OBS_KAFKA_USERNAME`,
+`OBS_KAFKA_PASSWORD`, `OBS_KAFKA_SSL_CAFILE`), checked once, and translated here for each client
+library (docs/operations.md, "Kafka security").
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
+
+import faust
+from aiokafka.helpers import create_ssl_context
+from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    from services.common.settings import Settings
 
 CLIENT_ID: Final = "observatoire"
 BOOTSTRAP_TIMEOUT_MS: Final = 10_000
@@ -65,31 +77,166 @@ def _frozen(options: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(options))
 
 
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+TLS_PROTOCOLS: Final = frozenset({"SSL", "SASL_SSL"})
+SASL_PROTOCOLS: Final = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
+
+
+class InvalidKafkaSecurity(ValueError):
+    """The Kafka security settings do not make a usable combination (the message says which
+    setting to change; it never holds the password)."""
+
+
 @dataclass(frozen=True)
 class Security:
-    """How the clients reach the broker. Only `PLAINTEXT` exists today, and adds no option (so
-    every client keeps its library's default); SASL and TLS settings belong here, each with
-    its translation per client kind in `clients.py`."""
+    """How the clients reach the broker: TLS or not, SASL or not, and with what.
 
-    protocol: Literal["PLAINTEXT"] = "PLAINTEXT"
+    `PLAINTEXT` adds no option, so every client keeps its library's default (the local stack:
+    Tansu 0.6.0 cannot authenticate). `SSL` verifies the brokers' certificates against
+    `cafile`, or the system's default trust without one, host names included. `SASL_*`
+    authenticate with `username` and `password` (SCRAM-SHA-512 by default; `PLAIN` sends the
+    password itself, so only inside TLS: `SASL_SSL`). The password is left out of repr and
+    str, and reaches a client only as the one option that carries it.
+    """
+
+    protocol: SecurityProtocol = "PLAINTEXT"
+    mechanism: SaslMechanism = "SCRAM-SHA-512"
+    username: str | None = None
+    password: SecretStr | None = field(default=None, repr=False)
+    cafile: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.protocol not in get_args(SecurityProtocol):
+            raise InvalidKafkaSecurity(
+                f"OBS_KAFKA_SECURITY_PROTOCOL={self.protocol!r} is not one of "
+                f"{', '.join(get_args(SecurityProtocol))}"
+            )
+        if self.sasl:
+            if self.mechanism not in get_args(SaslMechanism):
+                raise InvalidKafkaSecurity(
+                    f"OBS_KAFKA_SASL_MECHANISM={self.mechanism!r} is not one of "
+                    f"{', '.join(get_args(SaslMechanism))}"
+                )
+            missing = [
+                name
+                for name, value in (
+                    ("OBS_KAFKA_USERNAME", self.username),
+                    ("OBS_KAFKA_PASSWORD", self.password and self.password.get_secret_value()),
+                )
+                if not value
+            ]
+            if missing:
+                raise InvalidKafkaSecurity(
+                    f"OBS_KAFKA_SECURITY_PROTOCOL={self.protocol} authenticates with a username "
+                    f"and a password: set {' and '.join(missing)}"
+                )
+            if self.mechanism == "PLAIN" and not self.tls:
+                raise InvalidKafkaSecurity(
+                    "OBS_KAFKA_SASL_MECHANISM=PLAIN sends the password itself: only with "
+                    "OBS_KAFKA_SECURITY_PROTOCOL=SASL_SSL (or use SCRAM-SHA-512)"
+                )
+        if self.cafile is not None and not self.tls:
+            raise InvalidKafkaSecurity(
+                f"OBS_KAFKA_SSL_CAFILE is set, but OBS_KAFKA_SECURITY_PROTOCOL={self.protocol} "
+                "uses no TLS: choose SSL or SASL_SSL, or unset OBS_KAFKA_SSL_CAFILE"
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Security:
+        """The connection security the settings ask for (InvalidKafkaSecurity if unusable)."""
+        return cls(
+            protocol=settings.kafka_security_protocol,
+            mechanism=settings.kafka_sasl_mechanism,
+            username=settings.kafka_username,
+            password=settings.kafka_password,
+            cafile=settings.kafka_ssl_cafile,
+        )
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in TLS_PROTOCOLS
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol in SASL_PROTOCOLS
+
+    def _secret(self) -> str:
+        assert self.password is not None  # checked in __post_init__ for every SASL protocol
+        return self.password.get_secret_value()
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The asyncio clients' TLS context: `cafile`'s CAs (else the system's), host names
+        checked (aiokafka's `create_ssl_context`)."""
+        try:
+            return create_ssl_context(cafile=self.cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidKafkaSecurity(
+                f"OBS_KAFKA_SSL_CAFILE={self.cafile}: not a readable CA bundle ({exc})"
+            ) from exc
 
     def kafka_python(self) -> dict[str, Any]:
         """Options for kafka-python clients (producer, consumer, admin)."""
-        return {}
+        if self.protocol == "PLAINTEXT":
+            return {}
+        options: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.tls:
+            # kafka-python loads the system's default CAs when `ssl_cafile` is None.
+            options |= {
+                "ssl_cafile": None if self.cafile is None else str(self.cafile),
+                "ssl_check_hostname": True,
+            }
+        if self.sasl:
+            options |= {
+                "sasl_mechanism": self.mechanism,
+                "sasl_plain_username": self.username,
+                "sasl_plain_password": self._secret(),
+            }
+        return options
 
     def aiokafka(self) -> dict[str, Any]:
-        """Options for aiokafka clients."""
-        return {}
+        """Options for aiokafka clients (`ssl_context` is mandatory with TLS there)."""
+        if self.protocol == "PLAINTEXT":
+            return {}
+        options: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.tls:
+            options["ssl_context"] = self.ssl_context()
+        if self.sasl:
+            options |= {
+                "sasl_mechanism": self.mechanism,
+                "sasl_plain_username": self.username,
+                "sasl_plain_password": self._secret(),
+            }
+        return options
 
     def faust(self) -> dict[str, Any]:
-        """Options for `faust.App` (its broker credentials)."""
-        return {}
+        """Options for `faust.App`: its `broker_credentials`.
+
+        faust's aiokafka transport turns them into aiokafka options for every consumer and
+        producer it builds (`credentials_to_aiokafka_auth`): `SASLCredentials` gives
+        `security_protocol` (SASL_SSL when it has an `ssl_context`, else SASL_PLAINTEXT),
+        `sasl_mechanism` (any of faust's `SASLMechanism`, SCRAM-SHA-256/512 included),
+        `sasl_plain_username`, `sasl_plain_password` and `ssl_context`; `SSLCredentials`
+        gives `security_protocol=SSL` and its context (built here: faust's own default
+        context cannot be built without a `purpose`)."""
+        if self.protocol == "PLAINTEXT":
+            return {}
+        if not self.sasl:
+            return {"broker_credentials": faust.SSLCredentials(self.ssl_context())}
+        return {
+            "broker_credentials": faust.SASLCredentials(
+                username=self.username,
+                password=self._secret(),
+                mechanism=self.mechanism,
+                ssl_context=self.ssl_context() if self.tls else None,
+            )
+        }
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Every client kind's options on one broker profile (bootstrap servers and security are
-    added by `clients.py`)."""
+    """Every client kind's options on one broker profile (bootstrap servers and connection
+    security, `Security.from_settings`, are added by `clients.py`)."""
 
     name: str
     # kafka-python
@@ -107,7 +254,6 @@ class Profile:
     # topic administration
     replication_factor: int  # -1: the broker's default.replication.factor
     consumed_topic_configs: Mapping[str, str]  # added to each consumed topic's configs
-    security: Security = field(default_factory=Security)
     # Whether ListOffsets by timestamp (`offsets_for_times`) is answered as Kafka documents it:
     # the first offset whose record timestamp is at or after the time asked.
     offsets_by_time: bool = True
