@@ -37,6 +37,7 @@ from services.common.events import (
 )
 from services.common.localstack import RedisServer, free_port
 from services.common.territories import load_registry
+from tests.signing import COMMAND_KEY, COMMAND_KEYS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONNECTIONS = 32
@@ -92,7 +93,7 @@ async def seed(redis_url: str) -> int:
         store = ScorerStore(redis)
         await store.views.ensure_geo(registry, geo_fingerprint(registry))
         updater = StandingsUpdater(store, registry)
-        publisher = Publisher(redis, registry, send, grace_hours=24)
+        publisher = Publisher(redis, registry, send, grace_hours=24, command_keys=COMMAND_KEYS)
         await publisher.load()
         departements = registry.by_category("departements")
         for territory in departements:
@@ -125,6 +126,7 @@ async def seed(redis_url: str) -> int:
             args={"edition": "2021-05"},
             requested_by="cli",
             requested_at="2021-07-02T08:00:00Z",
+            key=COMMAND_KEY,
         )
         result = await publisher.commands.execute(Command.model_validate(command))
         assert result is not None and result["status"] == "done", result

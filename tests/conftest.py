@@ -24,6 +24,7 @@ from services.common.localstack import (
     port_is_open,
 )
 from services.common.settings import Settings
+from tests.signing import COMMAND_KEY
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,6 +84,7 @@ def settings(broker: TansuBroker, redis_server: RedisServer, tmp_path: Path) -> 
         redis_url=redis_server.url,
         run_dir=tmp_path / "run",
         spool_dir=tmp_path / "spool",
+        command_key=COMMAND_KEY,
     )
 
 

@@ -43,6 +43,10 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         env["OBS_REDIS_USERNAME"] = settings.redis_username
     if settings.redis_password is not None:
         env["OBS_REDIS_PASSWORD"] = settings.redis_password.get_secret_value()
+    if settings.command_key is not None:
+        env["OBS_COMMAND_KEY"] = settings.command_key.get_secret_value()
+    if settings.command_keys is not None:
+        env["OBS_COMMAND_KEYS"] = settings.command_keys.get_secret_value()
     return env | extra
 
 

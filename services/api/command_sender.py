@@ -1,9 +1,11 @@
 """Operator commands from the API to `obs.commands.v1` (the audit log the publisher executes).
 
-The producer starts on the first command, not with the API: reading the standings must not
-depend on the broker. Before it starts, the topic is checked like every service does
-(`verify_topics`); a missing topic or an unreachable broker answers 503 with the reason, and
-the next command tries again.
+Commands are signed with `OBS_COMMAND_KEY` (the publisher refuses any other); an API without
+that key answers operator actions 503 and says why rather than produce commands the publisher
+would refuse. The producer starts on the first command, not with the API: reading the
+standings must not depend on the broker. Before it starts, the topic is checked like every
+service does (`verify_topics`); a missing topic or an unreachable broker answers 503 with the
+reason, and the next command tries again.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import logging
 from typing import Any, Final
 
 import orjson
+from pydantic import SecretStr
 
 from services.api.errors import ApiError
+from services.common.commands.keys import CommandKeys
 from services.common.commands.sender import Sender, kafka_sender
 from services.common.contracts import TOPIC_COMMANDS
 from services.common.kafka import TopicsNotReady, verify_topics
@@ -31,6 +35,11 @@ class CommandSender:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._key = CommandKeys.from_settings(settings).signing
+        if self._key is None and settings.operator_token is not None:
+            log.warning(
+                "no command key (OBS_COMMAND_KEY): operator actions answer 503 until one is set"
+            )
         self._stack = contextlib.AsyncExitStack()
         self._send: Sender | None = None
         self._lock = asyncio.Lock()
@@ -53,6 +62,15 @@ class CommandSender:
                 await self._reset()
                 raise _unavailable("cannot reach the broker; retry in a few seconds") from exc
             return self._send
+
+    def signing_key(self) -> SecretStr:
+        """The key commands are signed with; ApiError 503 when this API has none."""
+        if self._key is None:
+            raise _unavailable(
+                "this server cannot sign operator commands: no command key is configured "
+                "(set OBS_COMMAND_KEY to the key the publisher verifies with)"
+            )
+        return self._key
 
     async def submit(self, command: dict[str, Any]) -> None:
         """Produce one command; ApiError 503 when the broker cannot take it now."""

@@ -3,7 +3,8 @@ until it is applied (the publisher recorded it in obs.accounts.v1 and the scorer
 the territory's standings from the new account).
 
 Exit 0 when applied, 2 when refused (an invalid handle or unknown territory, checked here
-and again by the publisher), 1 when it was not applied in time.
+and again by the publisher; a command the publisher cannot authenticate) or when there is no
+command key to sign with, 1 when it was not applied in time.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from services.cli.secure_start import check_command
+from services.common.commands.keys import NoCommandKey
 from services.common.commands.protocol import ask, no_result_message
 from services.common.handles import InvalidHandle, normalise_handle
 from services.common.kafka import TopicsNotReady
@@ -86,10 +89,15 @@ def set_command(
     timeout: Annotated[float, typer.Option(help="Seconds to wait until applied.")] = 60.0,
 ) -> None:
     """Set the account of a territory (a set_account command); wait until it is applied."""
+    settings = get_settings()
+    check_command(settings, "accounts set")
     try:
-        code, message = set_account(get_settings(), territory_id, handle, timeout)
+        code, message = set_account(settings, territory_id, handle, timeout)
     except TopicsNotReady as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+    except NoCommandKey as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     typer.echo(message)
     raise typer.Exit(code)

@@ -1,8 +1,9 @@
 """`observatoire edition publish YYYY-MM`: request a month's publication and wait for it.
 
 Exit 0 when the month is published or was already (the output says which), 2 when the
-publisher refuses it (the output says why) or the month is not `YYYY-MM`, 1 when no result
-came in time (the command stays in obs.commands.v1: a publisher that starts later runs it).
+publisher refuses it (the output says why), the month is not `YYYY-MM` or there is no command
+key to sign with, 1 when no result came in time (the command stays in obs.commands.v1: a
+publisher that starts later runs it).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from typing import Annotated
 
 import typer
 
+from services.cli.secure_start import check_command
 from services.common.clock import parse_edition
+from services.common.commands.keys import NoCommandKey
 from services.common.commands.protocol import ask, no_result_message
 from services.common.editions import ALREADY_PUBLISHED
 from services.common.kafka import TopicsNotReady
@@ -50,10 +53,15 @@ def publish(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the result.")] = 60.0,
 ) -> None:
     """Publish a monthly edition (all categories at once); wait for the publisher's answer."""
+    settings = get_settings()
+    check_command(settings, "edition publish")
     try:
-        code, message = publish_edition(get_settings(), edition, timeout)
+        code, message = publish_edition(settings, edition, timeout)
     except TopicsNotReady as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+    except NoCommandKey as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     typer.echo(message)
     raise typer.Exit(code)

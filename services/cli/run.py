@@ -1,7 +1,9 @@
 """`observatoire run`: the whole local observatory in the foreground.
 
 Starts Redis (nothing on disk) and the in-memory Tansu broker, creates the topics, then the
-services as child processes, and stops everything within 10 s of Ctrl-C or SIGTERM.
+services as child processes, and stops everything within 10 s of Ctrl-C or SIGTERM. Without
+OBS_COMMAND_KEY it generates the key operator commands are signed with, writes it to
+RUN_DIR/command.key (mode 0600, where the CLI finds it) and gives it to the services.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import httpx
 import typer
 
+from services.common.commands.keys import local_key_path, write_local_key
 from services.common.kafka import create_topics
 from services.common.lifecycle import arm_shutdown_watchdog, configure_logging
 from services.common.localstack import LocalServiceError, RedisServer, TansuBroker
@@ -32,8 +35,10 @@ RESTARTS_PER_MINUTE = 5
 class Child:
     """One service process, restarted if it dies while the stack is up."""
 
-    def __init__(self, name: str, args: list[str], log_dir: Path) -> None:
-        self.name, self.args = name, args
+    def __init__(
+        self, name: str, args: list[str], log_dir: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.name, self.args, self.env = name, args, env
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts: list[float] = []
@@ -47,6 +52,7 @@ class Child:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # we forward the stop ourselves, once
+            env=self.env,  # None: this process's environment
         )
         log_file.close()
 
@@ -88,6 +94,11 @@ def run_stack(settings: Settings, source: str, file: Path | None) -> None:
         redis.start()
         log.info("local Redis on %s %s", settings.redis_where, redis.auth_summary)
         broker.start()
+        log.warning(
+            "the local broker on %s runs Kafka unauthenticated (PLAINTEXT, no ACLs): Tansu 0.6.0 "
+            "cannot authenticate; production runs SASL over TLS (docs/operations.md)",
+            settings.kafka_bootstrap,
+        )
         reports = create_topics(settings)
         if not all(report.ok for report in reports):
             raise LocalServiceError("topic verification failed; see `observatoire topics create`")
@@ -95,16 +106,17 @@ def run_stack(settings: Settings, source: str, file: Path | None) -> None:
 
         seeded = seed_bundled_accounts(settings, log.warning)
         log.info("topics ready (%d), %d bundled accounts seeded", len(reports), seeded)
+        env = _children_env(settings, log)
         children = [
-            Child("scorer", ["scorer"], log_dir),
-            Child("publisher", ["publisher"], log_dir),
-            Child("api", ["api"], log_dir),
+            Child("scorer", ["scorer"], log_dir, env),
+            Child("publisher", ["publisher"], log_dir, env),
+            Child("api", ["api"], log_dir, env),
         ]
         if source != "none":
             args = ["collector", "--source", source]
             if file is not None:
                 args += ["--file", str(file.resolve())]
-            children.append(Child("collector", args, log_dir))
+            children.append(Child("collector", args, log_dir, env))
         for child in children:
             child.start()
         _announce_when_ready(settings, stop, log)
@@ -136,6 +148,21 @@ def run_stack(settings: Settings, source: str, file: Path | None) -> None:
         broker.stop(timeout=1.0)
         redis.stop(timeout=1.0)
         log.info("observatoire stopped in %.1f s", time.monotonic() - started)
+
+
+def _children_env(settings: Settings, log: logging.Logger) -> dict[str, str] | None:
+    """The services' environment: this one, plus a generated command key when none is set
+    (written to RUN_DIR/command.key for the CLI; the key itself is never logged)."""
+    if settings.command_key is not None and settings.command_key.get_secret_value():
+        return None
+    key = write_local_key(settings)
+    log.info(
+        "no OBS_COMMAND_KEY: generated a command key for this run and wrote it to %s "
+        "(mode 0600); the services sign and verify operator commands with it, and the CLI "
+        "reads it from there",
+        local_key_path(settings),
+    )
+    return os.environ | {"OBS_COMMAND_KEY": key.get_secret_value()}
 
 
 def _announce_when_ready(settings: Settings, stop: threading.Event, log: logging.Logger) -> None:

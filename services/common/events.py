@@ -1,4 +1,5 @@
-"""Event contracts: one strict pydantic model per topic, the canonical event id, builders.
+"""Event contracts: one strict pydantic model per topic, the canonical event id, the
+commands' signature (HMAC over the same canonical form), builders.
 
 Models accept exactly what ARCHITECTURE.md's "Events" section and `schemas/<topic>.json`
 allow: integers that are ints (never bools, floats or strings), timestamps in the one form
@@ -10,13 +11,23 @@ means a better rank, part within parts, ...) live only here; docs/events.md list
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Final, Literal, Self
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator, with_config
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 from services.common.clock import format_timestamp
@@ -50,6 +61,7 @@ DATE_PATTERN: Final = rf"(?:[1-9][0-9]{{3}}-(?:{_DAY_OF_MONTH})|(?:{_LEAP_YEAR})
 TIMESTAMP_PATTERN: Final = rf"^{DATE_PATTERN}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z$"
 EDITION_PATTERN: Final = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])$"
 EVENT_ID_PATTERN: Final = r"^[0-9a-f]{64}$"
+SIGNATURE_PATTERN: Final = r"^[0-9a-f]{64}$"  # HMAC-SHA256, lowercase hex
 TERRITORY_ID_PATTERN: Final = (
     r"^(reg-[0-9]{2}|dep-([0-9]{2}|2[AB]|97[0-9])|com-([0-9]{2}|2[AB])[0-9]{3}|epci-[0-9]{9})$"
 )
@@ -64,6 +76,7 @@ MAX_LIST_ENTRIES: Final = 1000
 Timestamp = Annotated[str, StringConstraints(pattern=TIMESTAMP_PATTERN)]
 Edition = Annotated[str, StringConstraints(pattern=EDITION_PATTERN)]
 EventId = Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
+Signature = Annotated[str, StringConstraints(pattern=SIGNATURE_PATTERN)]
 Handle = Annotated[str, StringConstraints(pattern=HANDLE_PATTERN)]
 TerritoryId = Annotated[str, StringConstraints(pattern=TERRITORY_ID_PATTERN)]
 PlatformId = Annotated[str, StringConstraints(pattern=PLATFORM_ID_PATTERN)]
@@ -402,7 +415,12 @@ class SetAccountArgs(_Strict):
 
 
 class Command(Event):
-    """An operator action for the publisher to execute once."""
+    """An operator action for the publisher to execute once.
+
+    `signature` is optional here so that an unsigned command reaches the publisher, which
+    answers it `refused` (`unauthenticated`) instead of dead-lettering it
+    (`signature_matches` decides; ARCHITECTURE "obs.commands.v1").
+    """
 
     TOPIC: ClassVar[str] = TOPIC_COMMANDS
     TIME_FIELD: ClassVar[str] = "requested_at"
@@ -412,6 +430,14 @@ class Command(Event):
     args: PublishEditionArgs | SetAccountArgs
     requested_by: Literal["cli", "api", "auto"]
     requested_at: Timestamp
+    signature: Signature | None = None
+
+    @field_validator("signature", mode="before")
+    @classmethod
+    def _signature_is_absent_or_hex(cls, value: object) -> object:
+        if value is None:  # runs only when given: absent is allowed, an explicit null is not
+            raise ValueError("signature, when present, is 64 lowercase hex digits (not null)")
+        return value
 
     @model_validator(mode="after")
     def _args_fit_command(self) -> Self:
@@ -512,6 +538,30 @@ def with_event_id(obj: dict[str, Any]) -> dict[str, Any]:
     return {"event_id": compute_event_id(content), **content}
 
 
+UNSIGNED_FIELDS: Final = frozenset({"event_id", "signature"})
+
+
+def command_signature(command: Mapping[str, Any], key: SecretStr) -> str:
+    """HMAC-SHA256 (lowercase hex), keyed with the key's UTF-8 bytes, of the command's
+    canonical JSON without `event_id` and `signature`."""
+    content = {name: value for name, value in command.items() if name not in UNSIGNED_FIELDS}
+    return hmac.new(
+        key.get_secret_value().encode("utf-8"), canonical_json(content), hashlib.sha256
+    ).hexdigest()
+
+
+def signature_matches(command: Mapping[str, Any], keys: Iterable[SecretStr]) -> bool:
+    """Whether the command carries a signature made with one of `keys` over its content
+    (compared in constant time; no signature or no key: False)."""
+    signature = command.get("signature")
+    if not isinstance(signature, str):
+        return False
+    given = signature.encode("utf-8")
+    return any(
+        hmac.compare_digest(command_signature(command, key).encode("ascii"), given) for key in keys
+    )
+
+
 # --- Builders for producers ---------------------------------------------------------------
 
 
@@ -583,15 +633,18 @@ def build_command(
     args: Mapping[str, Any],
     requested_by: Literal["cli", "api", "auto"],
     requested_at: str | datetime,
+    key: SecretStr,
 ) -> dict[str, Any]:
-    """A validated `obs.commands.v1` event with its id."""
-    event = {
+    """A validated `obs.commands.v1` event, signed with `key`, with its id (computed over the
+    signature too)."""
+    event: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "command": command,
         "args": dict(args),
         "requested_by": requested_by,
         "requested_at": _time(requested_at),
     }
+    event["signature"] = command_signature(event, key)
     return _validated(Command, event)
 
 

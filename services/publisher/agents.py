@@ -20,6 +20,7 @@ import faust
 import orjson
 from redis.exceptions import RedisError
 
+from services.common.commands.keys import CommandKeys
 from services.common.commands.sender import Delivered
 from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_COMMANDS, TOPIC_METRICS
 from services.common.events import MetricsSnapshot
@@ -76,6 +77,7 @@ async def publisher() -> Publisher:
                 load_registry(),
                 _send,
                 grace_hours=settings.edition_grace_hours,
+                command_keys=CommandKeys.from_settings(settings),
             )
             await _with_redis_retry("loading the publisher's state", candidate.load)
             _publisher = candidate

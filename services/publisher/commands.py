@@ -1,5 +1,9 @@
 """Operator commands (`obs.commands.v1`), each executed once, and the edition publication.
 
+Every command is verified first (`CommandKeys.refusal`: signed with one of the publisher's
+keys, over exactly its content): one that is not is answered `refused`, its reason starting
+with `unauthenticated`, and changes nothing; a warning says so (never a key or a signature).
+
 A command whose result is already recorded is skipped: results are recorded in Redis after
 they are delivered to `obs.command-results.v1`, and at start the publisher copies into Redis
 any result the topic holds beyond what Redis reflects (services/publisher/recovery.py), so a
@@ -24,6 +28,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from services.common.clock import format_timestamp, utcnow
+from services.common.commands.keys import CommandKeys
 from services.common.commands.sender import Sender
 from services.common.contracts import (
     CATEGORY_IDS,
@@ -81,12 +86,20 @@ class CommandExecutor:
     """Executes `set_account` and `publish_edition` commands once each."""
 
     def __init__(
-        self, store: PublisherStore, send: Sender, registry: Registry, *, grace_hours: float
+        self,
+        store: PublisherStore,
+        send: Sender,
+        registry: Registry,
+        *,
+        grace_hours: float,
+        keys: CommandKeys,
     ) -> None:
         self.store = store
         self.send = send
         self.registry = registry
         self.grace_hours = grace_hours
+        self.keys = keys
+        self._unsigned_auto_told = False
         self._lock = asyncio.Lock()
         self._auto_requested: set[str] = set()
 
@@ -96,7 +109,12 @@ class CommandExecutor:
             if await self.store.results.of(command.event_id) is not None:
                 log.info("command %s already executed: skipped", command.event_id[:12])
                 return None
-            if isinstance(command.args, SetAccountArgs):
+            refusal = self.keys.refusal(command.to_dict())
+            status: Literal["done", "refused"]
+            reason: str | None
+            if refusal is not None:
+                status, reason = "refused", refusal
+            elif isinstance(command.args, SetAccountArgs):
                 status, reason = await self._set_account(command, command.args)
             else:
                 assert isinstance(command.args, PublishEditionArgs)
@@ -109,7 +127,8 @@ class CommandExecutor:
                 TOPIC_COMMAND_RESULTS, delivered.partition, delivered.offset + 1
             )
         m.COMMANDS.labels(command.command, status).inc()
-        log.info(
+        log.log(
+            logging.INFO if refusal is None else logging.WARNING,  # a forgery, or a key mix-up
             "command %s %s (%s by %s): %s%s",
             command.event_id[:12],
             command.command,
@@ -229,7 +248,16 @@ class CommandExecutor:
 
         Its `requested_at` is the month's due time in event time, so the command of a month
         is always the same event (same id): requesting it again after a restart is a no-op.
+        Signed like every command; without a signing key none is requested (logged once).
         """
+        if self.keys.signing is None:
+            if not self._unsigned_auto_told:
+                self._unsigned_auto_told = True
+                log.warning(
+                    "automatic publication is on but the publisher has no command key "
+                    "(OBS_COMMAND_KEY) to sign its commands with: no edition is requested"
+                )
+            return None
         published = await self.store.editions.published()
         month = auto_publish_candidate(
             watermark=await self.store.editions.watermark(),
@@ -246,6 +274,7 @@ class CommandExecutor:
             args={"edition": month},
             requested_by="auto",
             requested_at=format_timestamp(due),
+            key=self.keys.signing,
         )
         if command["event_id"] in self._auto_requested:
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from services.common.commands.keys import CommandKeys
 from services.common.commands.sender import Sender
 from services.common.territories import Registry
 from services.publisher.commands import CommandExecutor
@@ -16,12 +17,20 @@ class Publisher:
     """Rank changes, link status and commands, sharing one store."""
 
     def __init__(
-        self, redis: Redis, registry: Registry, send: Sender, *, grace_hours: float
+        self,
+        redis: Redis,
+        registry: Registry,
+        send: Sender,
+        *,
+        grace_hours: float,
+        command_keys: CommandKeys,
     ) -> None:
         self.store = PublisherStore(redis)
         self.ranks = RankChangeTracker(self.store, send)
         self.links = LinkTracker(self.store, send, registry)
-        self.commands = CommandExecutor(self.store, send, registry, grace_hours=grace_hours)
+        self.commands = CommandExecutor(
+            self.store, send, registry, grace_hours=grace_hours, keys=command_keys
+        )
 
     async def load(self) -> None:
         """Load the recorded state (call after `restore_from_topics`)."""

@@ -8,6 +8,7 @@ import logging
 
 from prometheus_client import start_http_server
 
+from services.common.commands.keys import CommandKeys
 from services.common.kafka import verify_topics
 from services.common.lifecycle import configure_logging
 from services.common.settings import Settings
@@ -42,6 +43,16 @@ def _log_recovery(log: logging.Logger, report: RecoveryReport) -> None:
         log.info("restored published editions: %s", ", ".join(report.editions))
 
 
+def _warn_without_command_key(log: logging.Logger, settings: Settings) -> None:
+    """Say at start when operator commands cannot be verified (every one will be refused)."""
+    if not CommandKeys.from_settings(settings).accepted:
+        log.warning(
+            "no command key (OBS_COMMAND_KEY): operator commands cannot be verified, so every "
+            "command is refused as unauthenticated; set OBS_COMMAND_KEY to the key the API "
+            "and the CLI sign with"
+        )
+
+
 def run_publisher(settings: Settings) -> None:
     """Run the publisher in the foreground until SIGTERM/SIGINT."""
     log = configure_logging(SERVICE, settings.log_level)
@@ -54,12 +65,15 @@ def run_publisher(settings: Settings) -> None:
     if settings.publisher_metrics_port:
         start_http_server(settings.publisher_metrics_port, addr=settings.metrics_host)
     log.info(
-        "publisher starting: broker %s, redis %s, metrics :%s, grace %g h, auto-publish %s",
+        "publisher starting: broker %s, redis %s, metrics :%s, grace %g h, auto-publish %s, "
+        "commands verified with %d key(s)",
         settings.kafka_bootstrap,
         settings.redis_where,
         settings.publisher_metrics_port,
         settings.edition_grace_hours,
         "off" if agents.auto_publish_hours() is None else f"{agents.auto_publish_hours():g} h",
+        len(CommandKeys.from_settings(settings).accepted),
     )
+    _warn_without_command_key(log, settings)
 
     run_worker(app, SERVICE, settings, log)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -76,6 +77,23 @@ def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Pa
             what=f"the publisher to start through the password:\n{log_path.read_text()[-3000:]}",
         )
         print(f"ranked départements served {ready_after:.1f} s after `run` started")
+        # No OBS_COMMAND_KEY: `run` generated one, for its owner's eyes only, and the CLI
+        # signs with it from the file.
+        key_file = tmp_path / "run" / "command.key"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        command_key = key_file.read_text()
+        assert len(command_key) >= 43
+        cli = subprocess.run(
+            [sys.executable, "-m", "services.cli", "accounts", "set", "dep-32", "@e2e.signed"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert cli.returncode == 0, f"{cli.stdout}{cli.stderr}"
+        assert "uses @e2e.signed" in cli.stdout
+        assert command_key not in cli.stdout + cli.stderr
 
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         stopping = time.monotonic()
@@ -90,8 +108,10 @@ def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Pa
     assert proc.returncode == 0, text[-3000:]
     assert "observatoire stopped" in text
     assert f"local Redis on 127.0.0.1:{ports['redis']} requires a password" in text
+    assert f"generated a command key for this run and wrote it to {key_file}" in text
     logs = [text, *(p.read_text() for p in (tmp_path / "run" / "logs").glob("*.log"))]
     assert not any(REDIS_PASSWORD in written for written in logs)
+    assert not any(command_key in written for written in logs)
     for name, port in ports.items():
         assert not port_is_open("127.0.0.1", port), f"{name} still listening after stop"
     for service in ("scorer", "api", "collector"):

@@ -17,13 +17,14 @@ from redis.asyncio import Redis
 
 from services.api.app import create_app
 from services.common.contracts import TOPIC_COMMANDS
-from services.common.events import Command
+from services.common.events import Command, signature_matches
 from services.common.kafka import create_topics
 from services.common.settings import Settings
 from services.common.territories import load_registry
 from services.publisher.core import Publisher
 from tests.integration.test_api_story import RecordingSender
 from tests.kafka_read import read_all
+from tests.signing import COMMAND_KEY, COMMAND_KEYS
 
 TOKEN = "s3cret-operator-token"
 ACTIONS = [
@@ -94,6 +95,8 @@ def test_a_valid_token_produces_one_command_and_answers_202_with_its_status_url(
     assert response.headers["location"] == accepted["status_url"]
     produced = commands(operator_settings)
     assert produced == [accepted["command"]]
+    assert signature_matches(accepted["command"], [COMMAND_KEY])  # signed with OBS_COMMAND_KEY
+    assert COMMAND_KEY.get_secret_value() not in caplog.text
     if command.command == "set_account":
         assert command.args.model_dump() == {"id": "dep-32", "handle": "gersledepartement"}
     else:
@@ -118,7 +121,9 @@ def test_the_status_url_tells_the_publishers_outcome(client, operator_settings):
         redis = Redis.from_url(operator_settings.redis_url)
         try:
             await redis.flushdb()
-            publisher = Publisher(redis, load_registry(), RecordingSender(), grace_hours=24)
+            publisher = Publisher(
+                redis, load_registry(), RecordingSender(), grace_hours=24, command_keys=COMMAND_KEYS
+            )
             await publisher.load()
             for produced in commands(operator_settings):
                 await publisher.commands.execute(Command.model_validate(produced))
@@ -184,3 +189,16 @@ def test_a_missing_commands_topic_answers_503_and_says_why(operator_settings):
     assert response.status_code == 503
     error = response.json()["error"]
     assert error["code"] == "commands_unavailable" and "topics create" in error["message"]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ACTIONS)
+def test_an_api_without_a_command_key_answers_503_and_produces_nothing(
+    operator_settings, method, path, body
+):
+    keyless = operator_settings.model_copy(update={"command_key": None})
+    with TestClient(create_app(keyless)) as client:
+        response = act(client, method, path, body, Authorization=f"Bearer {TOKEN}")
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert error["code"] == "commands_unavailable" and "OBS_COMMAND_KEY" in error["message"]
+    assert commands(operator_settings) == []

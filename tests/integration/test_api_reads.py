@@ -35,6 +35,7 @@ from tests.integration.test_api_story import (
     tell_story,
 )
 from tests.services import REPO_ROOT, ServiceProcess, service_env, wait_for
+from tests.signing import COMMAND_KEY
 
 LIVE_ORDER = ["dep-32", "dep-52", "dep-75", "dep-38", "dep-09", "dep-01", "dep-31"]
 EDITION_ORDER = ["dep-32", "dep-75", "dep-52", "dep-38", "dep-09", "dep-01", "dep-31"]
@@ -311,6 +312,7 @@ def test_command_status_is_pending_until_a_result_then_done(client):
         args={"edition": "2021-06"},
         requested_by="cli",
         requested_at="2021-07-02T08:00:00Z",
+        key=COMMAND_KEY,
     )
     done = client.get(f"/api/v1/commands/{published['event_id']}").json()
     assert done["status"] == "done" and done["reason"].startswith("published 2021-06")

@@ -45,6 +45,7 @@ from services.common.territories import load_registry
 from services.publisher.core import Publisher
 from services.scorer.standings import StandingsUpdater
 from services.scorer.store import ScorerStore, geo_fingerprint
+from tests.signing import COMMAND_KEY, COMMAND_KEYS
 from tests.witnesses import with_witnesses
 
 ACCOUNTS = {
@@ -172,7 +173,9 @@ async def tell_story(redis_url: str) -> Story:
         await store.views.ensure_geo(registry, geo_fingerprint(registry))
         story = Story()
         story.updater = StandingsUpdater(store, registry)
-        story.publisher = Publisher(redis, registry, story.sent, grace_hours=24)
+        story.publisher = Publisher(
+            redis, registry, story.sent, grace_hours=24, command_keys=COMMAND_KEYS
+        )
         await story.publisher.load()
         for tid, handle in ACCOUNTS.items():
             record = build_account_record(
@@ -198,6 +201,7 @@ async def tell_story(redis_url: str) -> Story:
                 args={"edition": month},
                 requested_by="cli",
                 requested_at="2021-07-02T08:00:00Z",
+                key=COMMAND_KEY,
             )
             result = await story.publisher.commands.execute(Command.model_validate(command))
             assert result is not None and result["status"] == "done", result
@@ -216,7 +220,9 @@ async def push_rank_change(redis_url: str, tid: str, followers: int, observed_at
         registry = load_registry()
         story = Story()
         story.updater = StandingsUpdater(ScorerStore(redis), registry)
-        story.publisher = Publisher(redis, registry, story.sent, grace_hours=24)
+        story.publisher = Publisher(
+            redis, registry, story.sent, grace_hours=24, command_keys=COMMAND_KEYS
+        )
         await story.publisher.load()
         await apply(story, [snapshot(tid, observed_at, followers)])
         return story.publisher.ranks.state(registry[tid].category).seq

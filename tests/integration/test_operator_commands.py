@@ -19,6 +19,7 @@ from services.common.settings import Settings
 from services.common.view.layout import LAYOUT_VERSION
 from tests.kafka_read import read_all
 from tests.services import ServiceProcess, service_env, wait_for
+from tests.signing import COMMAND_KEY
 
 _register()
 
@@ -132,12 +133,20 @@ def test_a_retry_of_an_answered_command_in_the_same_second_is_a_new_request(
     time.sleep(next_second(utcnow()) + 0.05)  # early in a second: no rollover below
     now = utcnow()
     first = build_command(
-        command="publish_edition", args={"edition": "2021-04"}, requested_by="cli", requested_at=now
+        command="publish_edition",
+        args={"edition": "2021-04"},
+        requested_by="cli",
+        requested_at=now,
+        key=COMMAND_KEY,
     )
     refused = {"status": "refused", "reason": "edition 2021-03 must be published first"}
     redis_client.hset("obs:{meta}:command-results", first["event_id"], orjson.dumps(refused))
     retry = new_command(
-        settings, command="publish_edition", args={"edition": "2021-04"}, requested_by="cli"
+        settings,
+        command="publish_edition",
+        args={"edition": "2021-04"},
+        requested_by="cli",
+        key=COMMAND_KEY,
     )
     assert retry["event_id"] != first["event_id"]
     assert retry["requested_at"] > first["requested_at"]
@@ -148,12 +157,17 @@ def test_a_retry_of_an_answered_command_in_the_same_second_is_a_new_request(
         args={"edition": "2021-03"},
         requested_by="cli",
         requested_at=utcnow(),
+        key=COMMAND_KEY,
     )
     redis_client.hset(
         "obs:{meta}:command-results", done["event_id"], orjson.dumps({"status": "done"})
     )
     again = new_command(
-        settings, command="publish_edition", args={"edition": "2021-03"}, requested_by="cli"
+        settings,
+        command="publish_edition",
+        args={"edition": "2021-03"},
+        requested_by="cli",
+        key=COMMAND_KEY,
     )
     assert again["event_id"] != done["event_id"]
     # No result yet (still pending): the same request in the same second is that request.
@@ -163,8 +177,13 @@ def test_a_retry_of_an_answered_command_in_the_same_second_is_a_new_request(
         args={"edition": "2021-05"},
         requested_by="cli",
         requested_at=utcnow(),
+        key=COMMAND_KEY,
     )
     same = new_command(
-        settings, command="publish_edition", args={"edition": "2021-05"}, requested_by="cli"
+        settings,
+        command="publish_edition",
+        args={"edition": "2021-05"},
+        requested_by="cli",
+        key=COMMAND_KEY,
     )
     assert same["event_id"] == pending["event_id"]

@@ -41,6 +41,7 @@ from services.common.view.values import decode_watermark
 from services.publisher.rebuild import rebuild_publisher
 from tests.kafka_read import read_all
 from tests.services import ServiceProcess, service_env, wait_for
+from tests.signing import COMMAND_KEY
 from tests.witnesses import witnesses
 
 HANDLES = {"dep-01": "pub.alpha", "dep-02": "pub.beta", "dep-03": "pub.gamma"}
@@ -77,6 +78,7 @@ def stack(broker: TansuBroker, redis_server: RedisServer, tmp_path_factory) -> I
         scorer_metrics_port=free_port(),
         publisher_metrics_port=free_port(),
         run_dir=tmp / "run",
+        command_key=COMMAND_KEY,
     )
     assert all(report.ok for report in create_topics(settings))  # no bundled accounts seeded
     client = redis.Redis.from_url(settings.redis_url)
@@ -154,6 +156,7 @@ def test_accounts_set_waits_until_the_scorer_applied_it(stack: Stack):
         args={"id": "dep-99", "handle": "nobody"},
         requested_by="api",
         requested_at=utcnow(),
+        key=COMMAND_KEY,
     )
     submit_command(stack.settings, command)
     result = wait_for_result(stack.settings, command["event_id"], timeout=30)

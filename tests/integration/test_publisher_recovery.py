@@ -20,6 +20,7 @@ from services.common.view import keys as rk
 from services.publisher.core import Publisher
 from services.publisher.recovery import restore_from_topics
 from tests.kafka_read import read_all
+from tests.signing import COMMAND_KEYS
 
 CATEGORY = "departements"
 
@@ -54,7 +55,7 @@ def events_in_topic(settings: Settings) -> list[dict]:
 async def test_an_event_produced_but_not_recorded_is_taken_from_the_topic(settings, redis):
     registry = load_registry()
     async with kafka_sender(settings) as send:
-        first = Publisher(redis, registry, send, grace_hours=24)
+        first = Publisher(redis, registry, send, grace_hours=24, command_keys=COMMAND_KEYS)
         await first.load()
         await standings(redis, {"dep-01": 50.0, "dep-02": 40.0}, "2021-06-01T00:00:00Z")
         assert (await first.ranks.refresh(CATEGORY))["seq"] == 1
@@ -73,7 +74,7 @@ async def test_an_event_produced_but_not_recorded_is_taken_from_the_topic(settin
 
         report = await restore_from_topics(settings, redis)  # what a restart does
         assert report.recovered_events == 1 and report.seq[CATEGORY] == 2
-        second = Publisher(redis, registry, send, grace_hours=24)
+        second = Publisher(redis, registry, send, grace_hours=24, command_keys=COMMAND_KEYS)
         await second.load()
         state = second.ranks.state(CATEGORY)
         assert (state.seq, state.top) == (2, ["dep-02", "dep-03", "dep-01"])
@@ -97,7 +98,7 @@ async def test_an_event_produced_but_not_recorded_is_taken_from_the_topic(settin
 async def test_an_event_written_ahead_but_never_produced_leaves_no_gap(settings, redis):
     registry = load_registry()
     async with kafka_sender(settings) as send:
-        publisher = Publisher(redis, registry, send, grace_hours=24)
+        publisher = Publisher(redis, registry, send, grace_hours=24, command_keys=COMMAND_KEYS)
         await publisher.load()
         await standings(redis, {"dep-01": 50.0}, "2021-06-01T00:00:00Z")
         await publisher.ranks.refresh(CATEGORY)
@@ -114,7 +115,7 @@ async def test_an_event_written_ahead_but_never_produced_leaves_no_gap(settings,
         report = await restore_from_topics(settings, redis)
         assert report.seq[CATEGORY] == 1
         assert await redis.get(rk.rank_changes_pending_key(CATEGORY)) is None
-        restarted = Publisher(redis, registry, send, grace_hours=24)
+        restarted = Publisher(redis, registry, send, grace_hours=24, command_keys=COMMAND_KEYS)
         await restarted.load()
         event = await restarted.ranks.refresh(CATEGORY)
     assert event is not None and event["seq"] == 2
@@ -124,7 +125,7 @@ async def test_an_event_written_ahead_but_never_produced_leaves_no_gap(settings,
 async def test_a_redis_that_lost_everything_continues_the_seq_of_the_topic(settings, redis):
     registry = load_registry()
     async with kafka_sender(settings) as send:
-        publisher = Publisher(redis, registry, send, grace_hours=24)
+        publisher = Publisher(redis, registry, send, grace_hours=24, command_keys=COMMAND_KEYS)
         await publisher.load()
         for hour, leader in enumerate(["dep-01", "dep-02", "dep-03"]):
             scores = {"dep-01": 10.0, "dep-02": 20.0, "dep-03": 30.0, leader: 90.0}
@@ -133,7 +134,7 @@ async def test_a_redis_that_lost_everything_continues_the_seq_of_the_topic(setti
         await redis.flushdb()
         report = await restore_from_topics(settings, redis)
         assert report.seq[CATEGORY] == 3
-        restarted = Publisher(redis, registry, send, grace_hours=24)
+        restarted = Publisher(redis, registry, send, grace_hours=24, command_keys=COMMAND_KEYS)
         await restarted.load()
         assert restarted.ranks.state(CATEGORY).top == ["dep-03", "dep-02", "dep-01"]
         await standings(

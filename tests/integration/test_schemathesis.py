@@ -25,6 +25,7 @@ from services.common.kafka import create_topics
 from services.common.localstack import RedisServer, TansuBroker
 from services.common.settings import Settings
 from tests.integration.test_api_story import live_api, tell_story
+from tests.signing import COMMAND_KEY
 
 TOKEN = "schemathesis-operator-token"
 
@@ -38,6 +39,7 @@ def api_url(broker: TansuBroker, redis_server: RedisServer, tmp_path_factory) ->
         redis_url=f"{redis_server.url.rsplit('/', 1)[0]}/10",
         rate_limit_enabled=False,
         operator_token=SecretStr(TOKEN),
+        command_key=COMMAND_KEY,
         run_dir=tmp_path_factory.mktemp("schemathesis"),
     )
     assert all(report.ok for report in create_topics(api_settings))

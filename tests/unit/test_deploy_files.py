@@ -1,8 +1,8 @@
 """The deployment files agree with the code: settings, metric names, commands, image pins.
 
 Nothing here builds or starts a container (the development machines have no Docker engine):
-these checks read the files as text (no YAML library is installed) and compare them with what
-the code declares, so that a renamed setting or metric breaks a test instead of a deployment.
+these checks read the files as text and compare them with what the code declares, so that a
+renamed setting or metric breaks a test instead of a deployment.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import fastjsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from services.common.contracts import CATEGORY_IDS, MAX_RECENT_POSTS, TOPICS
 from services.common.events import (
@@ -31,10 +31,13 @@ from services.common.events import (
     build_metrics_event,
     build_recent_post,
     canonical_json,
+    command_signature,
     compute_event_id,
+    signature_matches,
     with_event_id,
 )
 from services.common.handles import HANDLE_PATTERN
+from tests.signing import COMMAND_KEY
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "services" / "common" / "schemas"
 
@@ -266,6 +269,9 @@ INVALID: list[tuple[str, str, Mutation]] = [
     ("obs.commands.v1", "unknown requester", put("requested_by", "cron")),
     ("obs.commands.v1", "extra argument", put("args.force", True)),
     ("obs.commands.v1", "bad edition", put("args.edition", "June 2021")),
+    ("obs.commands.v1", "null signature", put("signature", None)),
+    ("obs.commands.v1", "upper-case signature", put("signature", "AB" * 32)),
+    ("obs.commands.v1", "short signature", put("signature", "ab" * 31)),
     # obs.command-results.v1
     ("obs.command-results.v1", "refused without reason", put("status", "refused")),
     ("obs.command-results.v1", "short command_id", put("command_id", "abc")),
@@ -287,6 +293,22 @@ def test_invalid_message_is_rejected_by_schema_and_model(topic: str, mutation: M
         VALIDATORS[topic](event)
     with pytest.raises(ValidationError):
         EVENT_MODELS[topic].model_validate(event)
+
+
+def test_command_examples_are_signed_with_the_documented_example_key() -> None:
+    schema = SCHEMAS["obs.commands.v1"]
+    key = SecretStr(schema["example_command_key"])
+    for example in schema["examples"]:
+        assert example["signature"] == command_signature(example, key)
+        assert signature_matches(example, [key])
+
+
+def test_a_command_without_signature_is_valid_for_the_publisher_to_refuse() -> None:
+    unsigned = with_event_id(
+        {k: v for k, v in first_example("obs.commands.v1").items() if k != "signature"}
+    )
+    VALIDATORS["obs.commands.v1"](unsigned)
+    assert Command.model_validate(unsigned).to_dict() == unsigned
 
 
 def test_not_found_snapshot_may_carry_an_empty_post_list_or_none() -> None:
@@ -403,6 +425,7 @@ def test_builders_refuse_invalid_content() -> None:
             args={"edition": "2021-06"},
             requested_by="cli",
             requested_at="2021-06-30T06:00:00Z",
+            key=COMMAND_KEY,
         )
 
 

@@ -2,8 +2,9 @@
 `POST /api/v1/editions/{YYYY-MM}/publish`.
 
 Each one needs the operator token, produces one command to `obs.commands.v1` (the audit log;
-the publisher executes it once) and answers 202 with the command's status URL. Each is also
-logged: what, when, from where. Nothing is produced without a valid token.
+the publisher executes it once), signed with the API's command key, and answers 202 with the
+command's status URL. Each is also logged: what, when, from where. Nothing is produced without
+a valid token (nor without a command key: 503).
 """
 
 from __future__ import annotations
@@ -40,13 +41,18 @@ async def _produce(
     command: Literal["publish_edition", "set_account"],
     args: dict[str, Any],
 ) -> JSON:
+    try:
+        key = commands.signing_key()
+    except ApiError:
+        OPERATOR_ACTIONS.labels(action, "unavailable").inc()
+        raise
     results = ResultStore(redis)
 
     async def answered(command_id: str) -> bool:
         return await results.of(command_id) is not None
 
     # A retry in the same second as an identical, answered request is a new request.
-    event = await command_now_async(command, args, "api", answered)
+    event = await command_now_async(command, args, "api", answered, key=key)
     requested_at = event["requested_at"]
     try:
         await commands.submit(event)

@@ -13,9 +13,11 @@ from typing import Any, Literal, cast
 import orjson
 from kafka import TopicPartition
 from kafka.errors import KafkaError
+from pydantic import SecretStr
 from redis.exceptions import RedisError
 
 from services.common.clock import utcnow
+from services.common.commands.keys import operator_signing_key
 from services.common.contracts import TOPIC_COMMAND_RESULTS, TOPIC_COMMANDS
 from services.common.events import CommandResult, build_command
 from services.common.kafka import BrokerUnreachable, make_consumer, make_producer
@@ -37,13 +39,24 @@ def next_second(moment: datetime) -> float:
 
 
 def _built(
-    command: CommandName, args: dict[str, Any], requested_by: Requester, moment: datetime
+    command: CommandName,
+    args: dict[str, Any],
+    requested_by: Requester,
+    moment: datetime,
+    key: SecretStr,
 ) -> dict[str, Any]:
-    return build_command(command=command, args=args, requested_by=requested_by, requested_at=moment)
+    return build_command(
+        command=command, args=args, requested_by=requested_by, requested_at=moment, key=key
+    )
 
 
 def command_now(
-    command: CommandName, args: dict[str, Any], requested_by: Requester, answered: Answered
+    command: CommandName,
+    args: dict[str, Any],
+    requested_by: Requester,
+    answered: Answered,
+    *,
+    key: SecretStr,
 ) -> dict[str, Any]:
     """A command requested now. Its id is its content, timed to the second, so a retry in the
     same second as an identical request would be that request again; when that one was
@@ -51,23 +64,28 @@ def command_now(
     built in the next second and is evaluated anew. A request still pending keeps its id, and
     a redelivered record is still executed once (docs/decisions.md §15)."""
     moment = utcnow()
-    built = _built(command, args, requested_by, moment)
+    built = _built(command, args, requested_by, moment, key)
     if not answered(built["event_id"]):
         return built
     time.sleep(next_second(moment))
-    return _built(command, args, requested_by, utcnow())
+    return _built(command, args, requested_by, utcnow(), key)
 
 
 async def command_now_async(
-    command: CommandName, args: dict[str, Any], requested_by: Requester, answered: AsyncAnswered
+    command: CommandName,
+    args: dict[str, Any],
+    requested_by: Requester,
+    answered: AsyncAnswered,
+    *,
+    key: SecretStr,
 ) -> dict[str, Any]:
     """`command_now` for asyncio code (the API): the same rule, waiting without blocking."""
     moment = utcnow()
-    built = _built(command, args, requested_by, moment)
+    built = _built(command, args, requested_by, moment, key)
     if not await answered(built["event_id"]):
         return built
     await asyncio.sleep(next_second(moment))
-    return _built(command, args, requested_by, utcnow())
+    return _built(command, args, requested_by, utcnow(), key)
 
 
 def new_command(
@@ -76,9 +94,10 @@ def new_command(
     command: CommandName,
     args: dict[str, Any],
     requested_by: Requester,
+    key: SecretStr,
 ) -> dict[str, Any]:
-    """`command_now`, the earlier results read from Redis (none readable: the request as it
-    is)."""
+    """`command_now` signed with `key`, the earlier results read from Redis (none readable:
+    the request as it is)."""
 
     def answered(command_id: str) -> bool:
         try:
@@ -90,7 +109,7 @@ def new_command(
         except (RedisError, OSError):
             return False
 
-    return command_now(command, args, requested_by, answered)
+    return command_now(command, args, requested_by, answered, key=key)
 
 
 def submit_command(settings: Settings, command: dict[str, Any]) -> None:
@@ -148,9 +167,11 @@ def ask(
     args: dict[str, Any],
     timeout: float,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """What the CLI does: request a command now, then wait up to `timeout` s for its result
-    (None: no result in time)."""
-    built = new_command(settings, command=command, args=args, requested_by="cli")
+    """What the CLI does: request a command now, signed with the operator's key
+    (`operator_signing_key`: NoCommandKey without one), then wait up to `timeout` s for its
+    result (None: no result in time)."""
+    key = operator_signing_key(settings)
+    built = new_command(settings, command=command, args=args, requested_by="cli", key=key)
     submit_command(settings, built)
     return built, wait_for_result(settings, built["event_id"], timeout)
 
