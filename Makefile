@@ -2,11 +2,12 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help setup run test lint format bench clean
+.PHONY: help setup run test drills lint format bench clean
 
 help:
 	@echo "make run    - the whole observatory locally (broker, Redis, services, http://127.0.0.1:8000)"
 	@echo "make test   - lint, type-check and the full test suite against real Redis and broker"
+	@echo "make drills - the long operational scenarios (several rounds each; not in make test)"
 	@echo "make lint   - ruff and mypy only"
 	@echo "make bench  - performance benchmarks (not part of the tests)"
 
@@ -23,6 +24,9 @@ lint: setup
 
 test: lint
 	@scripts/run_tests.sh
+
+drills: setup
+	@scripts/run_tests.sh -m drills
 
 format: setup
 	$(VENV)/bin/ruff format services tests bench scripts
