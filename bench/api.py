@@ -96,9 +96,9 @@ async def seed(redis_url: str) -> int:
         publisher = Publisher(redis, registry, send, grace_hours=24, command_keys=COMMAND_KEYS)
         await publisher.load()
         departements = registry.by_category("departements")
-        for territory in departements:
+        for offset, territory in enumerate(departements):
             handle = f"bench.dep.{territory.code.lower()}"
-            await updater.apply_account(territory.id, handle, True)
+            await updater.apply_account(territory.id, handle, True, version=offset)
             record = build_account_record(
                 territory_id=territory.id,
                 handle=handle,

@@ -57,7 +57,9 @@ async def _fill(url: str, months: int) -> tuple[int, float]:
         await store.views.ensure_geo(registry, geo_fingerprint(registry))
         updater = StandingsUpdater(store, registry)
         records = list(sim.account_records())
-        await updater.apply_accounts([(r["id"], r["handle"], r["simulated"]) for r in records])
+        await updater.apply_accounts(
+            [(r["id"], r["handle"], r["simulated"], offset) for offset, r in enumerate(records)]
+        )
         snapshots: list[MetricsSnapshot] = []
         for moment in moments:
             for event in sim.snapshots(moment):

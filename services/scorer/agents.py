@@ -124,7 +124,9 @@ async def apply_accounts(stream: Any) -> None:
             if isinstance(result, Rejection):
                 await _dead_letter(accounts_dlq, event, result)
             else:
-                changes.append((result.id, result.handle, result.simulated))
+                # The record's offset is its version: one partition, so offsets order the
+                # records, and a rebuild reads the same ones.
+                changes.append((result.id, result.handle, result.simulated, event.message.offset))
         if changes:
             score_events = await _with_redis_retry(
                 "applying account changes", partial(updater().apply_accounts, changes)

@@ -3,7 +3,9 @@
 Reads `obs.accounts.v1` then `obs.metrics.v1` from the beginning to the end offsets seen at the
 start, with a bulk consumer, and applies them through the same validation, pure scoring and
 Redis compare-and-set code as the live scorer (StandingsUpdater). Because every write is
-idempotent and order-independent, the result equals what live processing produced.
+idempotent and order-independent, the result equals what live processing produced. Account
+records carry their offsets as versions, as in live processing, so the category links it
+writes are the ones live processing holds.
 """
 
 from __future__ import annotations
@@ -13,22 +15,22 @@ import logging
 import multiprocessing
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from services.common.clock import from_epoch
-from services.common.contracts import TOPIC_METRICS, TOPICS_BY_NAME
-from services.common.kafka.reader import read_account_records, read_topic
+from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_METRICS, TOPICS_BY_NAME
+from services.common.kafka.reader import read_topic
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
-from services.common.validation import Rejection
+from services.common.validation import Rejection, validate_account
 from services.common.view.client import redis_client
 from services.common.view.layout import claim_view
 from services.common.view.wipe import wipe_scorer_view
 from services.scorer.reduce import LogReducer
-from services.scorer.standings import ACTIVE_SECONDS, StandingsUpdater
+from services.scorer.standings import ACTIVE_SECONDS, AccountChange, StandingsUpdater
 from services.scorer.store import ScorerStore, geo_fingerprint
 
 log = logging.getLogger("rebuild")
@@ -76,9 +78,9 @@ async def rebuild(
         await claim_view(redis, where=settings.redis_where)
         await store.views.ensure_geo(registry, geo_fingerprint(registry))
         updater = StandingsUpdater(store, registry)
-        async for records in read_account_records(settings, registry, report.reject, progress):
-            await updater.apply_accounts([(r.id, r.handle, r.simulated) for r in records])
-            report.accounts += len(records)
+        async for changes in _account_changes(settings, registry, report, progress):
+            await updater.apply_accounts(changes)
+            report.accounts += len(changes)
         if workers <= 1:
             await _apply_metrics(settings, updater, report, None, progress)
             report.largest_rss_mb = _peak_rss_mb()
@@ -91,6 +93,29 @@ async def rebuild(
         await redis.aclose()
     report.seconds = time.perf_counter() - started
     return report
+
+
+async def _account_changes(
+    settings: Settings,
+    registry: Registry,
+    report: RebuildReport,
+    progress: Callable[[str, int], None] | None,
+) -> AsyncIterator[list[AccountChange]]:
+    """`obs.accounts.v1` from the beginning, chunk by chunk: the valid records of known
+    territories with their offsets (the versions live processing gives them too)."""
+    async for chunk in read_topic(settings, TOPIC_ACCOUNTS):
+        changes: list[AccountChange] = []
+        for record in chunk:
+            result = validate_account(record.value, record.timestamp)
+            if isinstance(result, Rejection):
+                report.reject(result)
+            elif result.id not in registry:
+                report.reject(Rejection("unknown_territory", result.id))
+            else:
+                changes.append((result.id, result.handle, result.simulated, record.offset))
+        yield changes
+        if progress:
+            progress(TOPIC_ACCOUNTS, len(chunk))
 
 
 async def _apply_metrics(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +16,9 @@ from services.common.settings import Settings
 from services.common.territories import load_registry
 from services.scorer.standings import StandingsUpdater
 from services.scorer.store import ScorerStore
+
+# Versions of the account records applied (their offsets in obs.accounts.v1): increasing.
+OFFSETS = itertools.count()
 
 # Gers in June 2021 as in the worked example of ARCHITECTURE.md: 20 posts, 9,000 interactions.
 WORKED_POSTS = [
@@ -42,7 +46,7 @@ async def _seed(settings: Settings) -> None:
         ("dep-75", "paris_maville", 900000),
         ("dep-31", "hautegaronne", 2000),
     ]:
-        await updater.apply_account(tid, handle, False)
+        await updater.apply_account(tid, handle, False, version=next(OFFSETS))
         event = build_metrics_event(
             handle=handle,
             observed_at="2021-06-30T06:00:00Z",

@@ -16,6 +16,7 @@ tests/e2e/test_pages_chromium.py.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 from collections import defaultdict
@@ -47,6 +48,9 @@ from services.scorer.standings import StandingsUpdater
 from services.scorer.store import ScorerStore, geo_fingerprint
 from tests.signing import COMMAND_KEY, COMMAND_KEYS
 from tests.witnesses import with_witnesses
+
+# Versions of the account records applied (their offsets in obs.accounts.v1): increasing.
+OFFSETS = itertools.count()
 
 ACCOUNTS = {
     "dep-32": "gersledepartement",
@@ -184,7 +188,7 @@ async def tell_story(redis_url: str) -> Story:
                 changed_at="2021-05-01T00:00:00Z",
                 simulated=tid in SIMULATED,
             )
-            await story.updater.apply_account(tid, handle, tid in SIMULATED)
+            await story.updater.apply_account(tid, handle, tid in SIMULATED, version=next(OFFSETS))
             await story.publisher.links.apply_account(AccountRecord.model_validate(record))
         for observed_at, followers in FOLLOWERS.items():
             await apply(

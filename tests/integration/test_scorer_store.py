@@ -3,6 +3,7 @@ re-derivation after a handle change, and the API's consistent filtered read."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import AsyncIterator
 
@@ -18,6 +19,9 @@ from services.common.watermark import K, NewestAccounts, kth_newest
 from services.scorer.standings import StandingsUpdater
 from services.scorer.store import ScorerStore
 from tests.witnesses import corroborated, witnesses
+
+# Versions of the account records applied (their offsets in obs.accounts.v1): increasing.
+OFFSETS = itertools.count()
 
 
 @pytest.fixture
@@ -64,7 +68,7 @@ async def ranking(
 
 
 async def test_newer_snapshot_wins_and_older_or_duplicate_changes_nothing(updater, redis):
-    await updater.apply_account("dep-32", "gers", False)
+    await updater.apply_account("dep-32", "gers", False, version=next(OFFSETS))
     newer = snapshot("gers", "2021-06-30T06:00:00Z", 15000)
     older = snapshot("gers", "2021-06-29T06:00:00Z", 90000)
     first = await updater.apply_snapshots(corroborated([newer]))
@@ -79,13 +83,13 @@ async def test_newer_snapshot_wins_and_older_or_duplicate_changes_nothing(update
 
 
 async def test_equal_observed_at_greatest_event_id_wins_in_any_order(updater, redis):
-    await updater.apply_account("dep-32", "gers", False)
+    await updater.apply_account("dep-32", "gers", False, version=next(OFFSETS))
     a = snapshot("gers", "2021-06-30T06:00:00Z", 1000)
     b = snapshot("gers", "2021-06-30T06:00:00Z", 2000)
     winner = max((a, b), key=lambda s: s.event_id)
     for order in ([a, b], [b, a]):
         await redis.flushdb()
-        await updater.apply_account("dep-32", "gers", False)
+        await updater.apply_account("dep-32", "gers", False, version=next(OFFSETS))
         for snap in order:
             await updater.apply_snapshots(corroborated([snap]))
         page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
@@ -93,8 +97,8 @@ async def test_equal_observed_at_greatest_event_id_wins_in_any_order(updater, re
 
 
 async def test_territory_older_than_30_days_behind_the_watermark_is_unranked(updater, redis):
-    await updater.apply_account("dep-32", "gers", False)
-    await updater.apply_account("dep-75", "paris", False)
+    await updater.apply_account("dep-32", "gers", False, version=next(OFFSETS))
+    await updater.apply_account("dep-75", "paris", False, version=next(OFFSETS))
     await updater.apply_snapshots(corroborated([snapshot("gers", "2021-05-01T00:00:00Z", 500)]))
     await updater.apply_snapshots(corroborated([snapshot("paris", "2021-05-31T00:00:00Z", 500)]))
     assert {tid for tid, _ in await ranking(redis)} == {"dep-32", "dep-75"}  # exactly 30 days
@@ -106,7 +110,7 @@ async def test_territory_older_than_30_days_behind_the_watermark_is_unranked(upd
 
 
 async def test_error_snapshot_moves_the_watermark_but_not_the_standings(updater, redis):
-    await updater.apply_account("dep-32", "gers", False)
+    await updater.apply_account("dep-32", "gers", False, version=next(OFFSETS))
     await updater.apply_snapshots(corroborated([snapshot("gers", "2021-06-01T00:00:00Z", 500)]))
     error = MetricsSnapshot.model_validate(
         build_metrics_event(
@@ -129,23 +133,23 @@ async def test_handle_change_rederives_current_and_edition_entries_at_once(updat
             ]
         )
     )
-    await updater.apply_account("dep-32", "old_handle", False)
+    await updater.apply_account("dep-32", "old_handle", False, version=next(OFFSETS))
     page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
     assert page.rows[0].entry.handle == "old_handle"
-    await updater.apply_account("dep-32", "new_handle", False)
+    await updater.apply_account("dep-32", "new_handle", False, version=next(OFFSETS))
     for edition in (None, "2021-06"):
         page = await StandingsRepository(redis).page("departements", edition, offset=0, limit=5)
         assert [r.territory_id for r in page.rows] == ["dep-32"]
         assert page.rows[0].entry.handle == "new_handle"
         assert page.rows[0].entry.summary.followers == 50000
-    await updater.apply_account("dep-32", None, False)
+    await updater.apply_account("dep-32", None, False, version=next(OFFSETS))
     assert await ranking(redis) == []
 
 
 async def test_shared_account_scores_each_territory_with_its_own_population(updater, redis):
-    await updater.apply_account("dep-75", "paris_maville", False)
-    await updater.apply_account("com-75056", "paris_maville", False)
-    await updater.apply_account("dep-32", "paris_maville", False)
+    await updater.apply_account("dep-75", "paris_maville", False, version=next(OFFSETS))
+    await updater.apply_account("com-75056", "paris_maville", False, version=next(OFFSETS))
+    await updater.apply_account("dep-32", "paris_maville", False, version=next(OFFSETS))
     await updater.apply_snapshots(
         corroborated([snapshot("paris_maville", "2021-06-30T06:00:00Z", 200000)])
     )
@@ -162,7 +166,7 @@ async def test_region_filter_gives_filtered_and_national_ranks(updater, redis):
         ("dep-75", "paris", 80000),  # Île-de-France
         ("dep-31", "hautegaronne", 1000),  # Occitanie
     ]:
-        await updater.apply_account(tid, handle, False)
+        await updater.apply_account(tid, handle, False, version=next(OFFSETS))
         await updater.apply_snapshots(
             corroborated([snapshot(handle, "2021-06-30T06:00:00Z", followers)])
         )
@@ -177,8 +181,8 @@ async def test_region_filter_gives_filtered_and_national_ranks(updater, redis):
 async def test_a_frozen_month_is_never_written_even_by_a_late_first_snapshot(updater, redis):
     from services.common.view import keys as rk
 
-    await updater.apply_account("dep-32", "gers", False)
-    await updater.apply_account("dep-75", "paris", False)
+    await updater.apply_account("dep-32", "gers", False, version=next(OFFSETS))
+    await updater.apply_account("dep-75", "paris", False, version=next(OFFSETS))
     await updater.apply_snapshots(corroborated([snapshot("gers", "2021-06-10T00:00:00Z", 100)]))
     await redis.set(rk.edition_frozen_key("departements", "2021-06"), "1")
     late = [
@@ -194,7 +198,7 @@ async def test_a_frozen_month_is_never_written_even_by_a_late_first_snapshot(upd
 
 async def test_equal_observed_at_the_greatest_event_id_wins_among_many(updater, redis):
     """Versions are compared byte by byte in Lua: ids starting with any byte, in any order."""
-    await updater.apply_account("dep-32", "gers", False)
+    await updater.apply_account("dep-32", "gers", False, version=next(OFFSETS))
     snaps = [snapshot("gers", "2021-06-30T06:00:00Z", 1000 + n) for n in range(40)]
     assert len({s.event_id[:1] for s in snaps}) > 8  # first hex digits spread over the range
     winner = max(snaps, key=lambda s: s.event_id)
@@ -214,8 +218,8 @@ async def test_inactive_territories_leave_the_ranking_one_by_one_as_the_watermar
     """The sweep keeps a lower bound of the ranked epochs: a territory refreshed since the
     bound was set stays, the stale ones leave exactly 30 days after their last snapshot."""
     for tid, handle in (("dep-32", "gers"), ("dep-75", "paris"), ("dep-13", "bdr")):
-        await updater.apply_account(tid, handle, False)
-    await updater.apply_account("dep-33", "gironde", False)
+        await updater.apply_account(tid, handle, False, version=next(OFFSETS))
+    await updater.apply_account("dep-33", "gironde", False, version=next(OFFSETS))
     await updater.apply_snapshots(corroborated([snapshot("gers", "2021-05-01T00:00:00Z", 500)]))
     await updater.apply_snapshots(corroborated([snapshot("paris", "2021-05-05T00:00:00Z", 500)]))
     await updater.apply_snapshots(corroborated([snapshot("bdr", "2021-05-10T00:00:00Z", 500)]))
@@ -276,7 +280,7 @@ async def test_no_watermark_until_three_accounts_then_the_first_sweep_finds_old_
     """While fewer than K accounts are observed nobody is inactive and no category has an
     `as_of`; entries ranked meanwhile are still swept once a watermark exists."""
     for tid, handle in (("dep-32", "gers"), ("dep-75", "paris"), ("dep-13", "bdr")):
-        await updater.apply_account(tid, handle, False)
+        await updater.apply_account(tid, handle, False, version=next(OFFSETS))
     await updater.apply_snapshots([snapshot("gers", "2021-05-01T00:00:00Z", 500)])
     outcome = await updater.apply_snapshots([snapshot("paris", "2021-06-15T00:00:00Z", 500)])
     assert outcome.watermark is None
@@ -298,7 +302,7 @@ async def test_no_watermark_until_three_accounts_then_the_first_sweep_finds_old_
 
 async def test_one_account_far_in_the_future_unranks_nobody(updater, redis):
     for tid, handle in (("dep-32", "gers"), ("dep-75", "paris")):
-        await updater.apply_account(tid, handle, False)
+        await updater.apply_account(tid, handle, False, version=next(OFFSETS))
     await updater.apply_snapshots(
         [
             *corroborated([snapshot("gers", "2021-06-01T00:00:00Z", 500)]),

@@ -7,6 +7,7 @@ import inspect
 from redis.crc import key_slot
 
 from services.common.contracts import CATEGORY_IDS
+from services.common.view import keys as rk
 from services.common.view.scripts import all_scripts
 from services.common.view.scripts import publisher as publisher_scripts
 from services.common.view.scripts import reader as reader_scripts
@@ -19,7 +20,7 @@ def _one_slot(keys: list[str]) -> bool:
 
 def test_every_script_is_found_and_named_once():
     names = [script.name for script in all_scripts()]
-    assert len(names) == 13
+    assert len(names) == 19
     assert len(set(names)) == len(names)
 
 
@@ -43,6 +44,8 @@ def test_every_call_of_a_category_script_is_on_one_slot():
             calls.append(scorer_scripts.view_keys(category, edition))
             calls.append(reader_scripts.current_keys(category, edition, None))
         calls.append(scorer_scripts.evict_keys(category))
+        calls.append(scorer_scripts.links_keys(category, []))
+        calls.append(scorer_scripts.links_keys(category, ["2021-05", "2021-06"]))
         geo = reader_scripts.geo_key(category, "76", None)
         calls.append(reader_scripts.current_keys(category, None, geo))
         calls.append(reader_scripts.edition_keys(category, "2021-06", geo))
@@ -57,5 +60,40 @@ def test_every_call_of_a_category_script_is_on_one_slot():
         calls.append(publisher_scripts.edition_view_keys(category, "2021-06"))
     calls.append(scorer_scripts.summaries_keys("instagram", "gersledepartement"))
     calls.append(scorer_scripts.watermark_keys())
+    calls.append(scorer_scripts.accounts_keys())
     calls.append(publisher_scripts.offsets_keys())
+    calls.append(publisher_scripts.lease_keys())
     assert [keys for keys in calls if not _one_slot(keys)] == []
+
+
+def test_every_fenced_write_batch_of_the_publisher_is_on_one_slot():
+    """A fenced batch runs as one script: the fence key and every key it writes share a slot."""
+    batches = [
+        [
+            rk.publisher_fence_key(rk.category_tag(category)),
+            rk.rank_changes_pending_key(category),
+            rk.link_status_key(category),
+            rk.edition_frozen_key(category, "2021-06"),
+            rk.published_rank_key(category, "2021-06"),
+            rk.published_entry_key(category, "2021-06"),
+            rk.published_meta_key(category, "2021-06"),
+            rk.latest_published_rank_key(category),
+            rk.latest_published_edition_key(category),
+            rk.rank_key(rk.view_prefix(category, "2021-06")),
+            rk.entry_key(rk.view_prefix(category, "2021-06")),
+            rk.edition_months_key(category),
+        ]
+        for category in CATEGORY_IDS
+    ]
+    batches.append(
+        [
+            rk.publisher_fence_key(rk.META_TAG),
+            rk.DEAD_LINKS_KEY,
+            rk.COMMAND_RESULTS_KEY,
+            rk.PUBLISHER_OFFSETS_KEY,
+            rk.PUBLISHER_ACCOUNTS_KEY,
+            rk.FROZEN_MONTHS_KEY,
+            rk.EDITIONS_KEY,
+        ]
+    )
+    assert [keys for keys in batches if not _one_slot(keys)] == []

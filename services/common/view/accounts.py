@@ -1,15 +1,20 @@
 """The scorer's account mapping (`obs:{meta}:accounts`): which account each territory uses, as
-the scorer last applied `obs.accounts.v1`. The scorer writes it; the API and the CLI read it."""
+the scorer last applied `obs.accounts.v1` (each territory's newest record by offset). The
+scorer writes it; the API and the CLI read it; the scorer's metrics path reads it as the reverse
+lookup (which territories use a handle), cached by its version counter and validated by one
+read of that counter per batch. The links the standings writes are checked against are kept
+per category (`obs:{cat:<c>}:accounts`, services/scorer/store/views.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import cast
 
 import redis as sync_redis
 from redis.asyncio import Redis
 
 from services.common.view import keys as rk
+from services.common.view.scripts import scorer as scripts
 from services.common.view.values import AccountLink
 
 
@@ -20,18 +25,19 @@ class AccountMapping:
         self.redis = redis
         self._version: int | None = None
         self._mapping: dict[str, AccountLink] = {}
+        self._set = scripts.SET_ACCOUNTS.bind(redis)
 
-    async def set_accounts(self, links: Mapping[str, AccountLink]) -> None:
-        """Record many territories' accounts at once, and bump the mapping's version."""
+    async def set_accounts(self, links: Mapping[str, tuple[AccountLink, int]]) -> int:
+        """Record many territories' accounts at once, each with the offset of its
+        `obs.accounts.v1` record: a territory whose stored offset is at least as new keeps its
+        account (an older or redelivered record is a no-op). Bumps the mapping's version when
+        anything changed; returns how many territories were set."""
         if not links:
-            return
-        values: dict[str | bytes | bytearray | memoryview | int | float, Any] = {
-            tid: link.encode() for tid, link in links.items()
-        }
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(rk.ACCOUNTS_KEY, mapping=values)
-            pipe.incr(rk.ACCOUNTS_VERSION_KEY)
-            await pipe.execute()
+            return 0
+        args: list[str | bytes | int] = []
+        for tid, (link, version) in links.items():
+            args += [tid, version, link.encode()]
+        return await self._set(scripts.accounts_keys(), args)
 
     async def mapping(self) -> dict[str, AccountLink]:
         """Every territory's account, re-read only when the mapping changed."""

@@ -57,6 +57,14 @@ def edition_frozen_key(category: str, edition: str) -> str:
     return f"{category_tag(category)}:ed:{edition}:frozen"
 
 
+def category_accounts_key(category: str) -> str:
+    """HASH territory id -> `<record version, 8 bytes big-endian><account link>`: the account
+    each of the category's territories uses, authoritative for the standings writes (the
+    scripts write an entry only if it carries this link). The version is the offset of the
+    `obs.accounts.v1` record that set it; an older record never replaces a newer one."""
+    return f"{category_tag(category)}:accounts"
+
+
 def link_status_key(category: str) -> str:
     """HASH territory id -> `ok` | `suspect` | `dead` (written by the publisher)."""
     return f"{category_tag(category)}:link"
@@ -90,6 +98,8 @@ META_TAG: Final = "obs:{meta}"
 WATERMARK_KEY: Final = f"{META_TAG}:watermark"  # ZSET the K newest accounts -> their newest epoch
 ACCOUNTS_KEY: Final = f"{META_TAG}:accounts"  # HASH territory id -> [handle, simulated] JSON
 ACCOUNTS_VERSION_KEY: Final = f"{META_TAG}:accounts:version"  # INCR on every mapping change
+# HASH territory id -> the offset of the `obs.accounts.v1` record `ACCOUNTS_KEY` holds for it
+ACCOUNT_OFFSETS_KEY: Final = f"{META_TAG}:accounts:offsets"
 MONTHS_KEY: Final = f"{META_TAG}:months"  # SET of months with any `ok` snapshot
 FROZEN_MONTHS_KEY: Final = f"{META_TAG}:frozen"  # SET of published months (publisher's)
 GEO_READY_KEY: Final = f"{META_TAG}:geo-ready"  # registry fingerprint the geo sets were built from
@@ -156,3 +166,14 @@ COMMAND_RESULTS_KEY: Final = f"{META_TAG}:command-results"  # HASH command id ->
 DEAD_LINKS_KEY: Final = f"{META_TAG}:dead-links"  # HASH platform:handle -> last `dead` event JSON
 PUBLISHER_ACCOUNTS_KEY: Final = f"{META_TAG}:publisher:accounts"  # HASH territory id -> handle
 PUBLISHER_OFFSETS_KEY: Final = f"{META_TAG}:publisher:offsets"  # HASH topic:partition -> offset
+
+# --- the publisher's lease and fencing tokens (docs/redis.md, "Lease and fencing") ----------
+PUBLISHER_LEASE_KEY: Final = f"{META_TAG}:publisher:lease"  # STRING `<token> <name>`, PX ttl
+PUBLISHER_TOKENS_KEY: Final = f"{META_TAG}:publisher:tokens"  # STRING counter (INCR): tokens
+
+
+def publisher_fence_key(tag: str) -> str:
+    """STRING in the slot of `tag` (a category's `obs:{cat:C}` or `obs:{meta}`): the highest
+    lease token that has written or claimed the slot; the publisher's write scripts refuse an
+    older one."""
+    return f"{tag}:publisher:fence"

@@ -16,12 +16,16 @@ from redis.asyncio import Redis
 from services.common.contracts import METHODOLOGY_VERSION
 from services.common.view import keys as rk
 
+# 5: each category's slot holds its territories' account links with their record offsets
+# (`obs:{cat:<c>}:accounts`), which every standings write checks, and the global mapping keeps
+# each territory's record offset (`obs:{meta}:accounts:offsets`); a view of layout 4 has
+# neither, so no entry could be written to it.
 # 4: the watermark is the K-th newest account time, stored as a sorted set of the K newest
 # accounts (contract v4; 3: the newest event of all, a string); eligibility judged otherwise
 # means a view of layout 3 may rank territories that are inactive now, or the reverse.
 # 3: binary summaries packed in bucket hashes, no `seen` sets (2: binary 37-byte versions;
 # 1: text versions `%010d:<id>|`).
-LAYOUT_VERSION: Final = "4"
+LAYOUT_VERSION: Final = "5"
 METHODOLOGY: Final = str(METHODOLOGY_VERSION)
 REBUILD_HINT: Final = (
     "Stop the scorer and the publisher, then run `observatoire rebuild` "

@@ -34,7 +34,8 @@ async def unlink_keys(
 
 
 async def wipe_scorer_view(redis: Redis) -> int:
-    """Delete every key the scorer owns (standings views, summaries, watermark, mapping).
+    """Delete every key the scorer owns (standings views, summaries, watermark, the mapping
+    and the categories' account links).
 
     The publisher's keys stay: link status, published lists and editions, and the frozen
     markers (so a rebuild never writes a published month, as live processing never does).
@@ -42,13 +43,14 @@ async def wipe_scorer_view(redis: Redis) -> int:
     patterns = [
         f"{rk.category_tag(c)}:{part}"
         for c in CATEGORY_IDS
-        for part in ("cur:*", "ed:*", "meta", "geo:*")
+        for part in ("cur:*", "ed:*", "meta", "geo:*", "accounts")
     ] + ["obs:sums:*", "obs:acct:*"]  # obs:acct:{…} hashes: account summaries of layout 2
     owned_meta = [
         rk.WATERMARK_KEY,
         rk.MONTHS_KEY,
         rk.ACCOUNTS_KEY,
         rk.ACCOUNTS_VERSION_KEY,
+        rk.ACCOUNT_OFFSETS_KEY,
         rk.GEO_READY_KEY,
         rk.LAYOUT_KEY,
         rk.METHODOLOGY_KEY,

@@ -1,10 +1,11 @@
-"""The standings views: compare-and-set writes of entries, removals, the inactivity sweep,
-the months with edition entries, and the static geography the filters intersect with."""
+"""The standings views: compare-and-set writes of entries, the territories' account links
+(whose changes remove entries), the inactivity sweep, the months with edition entries, and the
+static geography the filters intersect with."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -14,6 +15,7 @@ from services.common.contracts import CATEGORY_IDS
 from services.common.territories import Registry
 from services.common.view import keys as rk
 from services.common.view.scripts import scorer as scripts
+from services.common.view.values import AccountLink
 from services.scorer.store.summaries import texts
 
 SCRIPT_ENTRIES = 2_000
@@ -28,6 +30,7 @@ class EntryWrite:
     epoch: int
     score: float
     entry: bytes  # services.common.view.entries.encode_entry
+    link: bytes  # the account link the entry carries (AccountLink.encode)
 
 
 class ViewStore:
@@ -36,7 +39,7 @@ class ViewStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._apply = scripts.APPLY_ENTRIES.bind(redis)
-        self._remove = scripts.REMOVE_ENTRIES.bind(redis)
+        self._set_links = scripts.SET_LINKS.bind(redis)
         self._evict = scripts.EVICT_INACTIVE.bind(redis)
 
     async def apply_entries(
@@ -46,9 +49,9 @@ class ViewStore:
         writes: Sequence[EntryWrite],
         *,
         cutoff: int | None,
-        force: bool = False,
     ) -> list[tuple[str, str]]:
-        """Compare-and-set entries into one view; returns (id, ranked|inactive) written."""
+        """Compare-and-set entries into one view, each only if its territory's account link
+        is the entry's; returns (id, ranked|inactive) written."""
         if not writes:
             return []
         if edition is not None:
@@ -58,23 +61,34 @@ class ViewStore:
         # A script per few thousand entries: a rebuild's whole category never holds Redis
         # for long (each entry's compare-and-set is atomic on its own).
         for start in range(0, len(writes), SCRIPT_ENTRIES):
-            args: list[str | bytes | int | float] = ["" if cutoff is None else cutoff, int(force)]
+            args: list[str | bytes | int | float] = ["" if cutoff is None else cutoff]
             for w in writes[start : start + SCRIPT_ENTRIES]:
-                args += [w.territory_id, w.version, w.epoch, -w.score, w.entry]
+                args += [w.territory_id, w.version, w.epoch, -w.score, w.entry, w.link]
             applied = await self._apply(keys, args)
             if applied.frozen:
                 return written
             written += applied.written
         return written
 
-    async def remove_entries(
-        self, category: str, edition: str | None, ids: Iterable[str]
+    async def set_links(
+        self, category: str, links: Mapping[str, tuple[AccountLink, int]]
     ) -> list[tuple[str, bytes]]:
-        """Drop territories from one view entirely; returns the (id, entry) removed."""
-        ids = list(ids)
-        if not ids:
+        """Record territories' account links (each with its record's version) in the category's
+        slot; a territory whose link changes loses its entries in the current view and every
+        unpublished month at once. Returns the (id, entry) removed from the current view."""
+        if not links:
             return []
-        return await self._remove(scripts.view_keys(category, edition), ids)
+        args: list[str | bytes | int | float] = []
+        for tid, (link, version) in links.items():
+            args += [tid, version.to_bytes(8, "big"), link.encode()]
+        months = sorted(await self.edition_months(category))
+        while True:
+            done = await self._set_links(
+                scripts.links_keys(category, months), [len(months), *months, *args]
+            )
+            if not done.undeclared:
+                return done.removed
+            months = sorted({*months, *done.undeclared})  # a month appeared meanwhile
 
     async def entries(
         self, category: str, edition: str | None, ids: list[str]

@@ -5,6 +5,12 @@ A version is 37 bytes (services.common.view.entries.entry_version): the observed
 byte by byte is the contract's order: later `observed_at` wins, equal `observed_at` → the
 greater `event_id` wins. Stored values start with their version. Versions are compared with
 `string.byte`, never with Lua's `<` on strings (which follows the server's collation locale).
+
+A territory's account link, in its category's slot (`obs:{cat:<c>}:accounts`), is the
+authority every standings write checks: an entry is written only if it carries the link the
+territory has at that moment, and a link changes in the same script that removes the
+territory's entries (services/scorer/standings.py gives the argument why that converges).
+Links are stored as `<record version: 8 bytes big-endian><account link>`.
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ local function older(stored, ver)
     if a ~= b then return (a or -1) < (b or -1) end
   end
   return false
+end
+local function link_of(stored)
+  return string.sub(stored, 9)
 end
 local function epoch_of(stored)
   local e = 0
@@ -87,37 +96,47 @@ return set
 
 # KEYS[1] rank ZSET, KEYS[2] entry HASH (values `<version>…`), KEYS[3] the category's meta
 # HASH (field `oldest`: a lower bound of the observed_at epochs ranked in the current view,
-# which lets the inactivity sweep skip its scan), KEYS[4] the view's frozen marker (edition
-# views: set by the publisher when it publishes the month; checked here, atomically with the
-# writes, so a batch in flight can never touch a published month).
-# ARGV[1] cutoff epoch ("" = no eligibility rule: edition views), ARGV[2] force ("1": a
-# re-derivation after a handle change replaces whatever is there), then groups of
-# (id, version, observed epoch, negated score, entry).
+# which lets the inactivity sweep skip its scan; field `cutoff`: the highest cutoff a sweep
+# applied), KEYS[4] the view's frozen marker (edition views: set by the publisher when it
+# publishes the month; checked here, atomically with the writes, so a batch in flight can
+# never touch a published month), KEYS[5] the category's account links.
+# ARGV[1] cutoff epoch ("" = no eligibility rule: edition views), then groups of
+# (id, version, observed epoch, negated score, entry, account link the entry carries).
+# An entry is written only if its territory's link is the entry's link (a writer holding an
+# older mapping, or a territory no longer mapped, writes nothing) and its version is newer
+# than the stored entry's. A current entry is ranked when its epoch is at least the greater of
+# ARGV[1] and the last sweep's cutoff: a writer that read an older watermark cannot rank what
+# a newer sweep has already unranked.
 # Returns a flat list of (id, "ranked" | "inactive") for every entry written, or
 # {"frozen"} when the view is frozen.
 _APPLY_ENTRIES: Final = (
     _OLDER
     + """
 if redis.call('EXISTS', KEYS[4]) == 1 then return {'frozen'} end
-local cutoff = ARGV[1]
-local force = ARGV[2] == '1'
+local cutoff = nil
 local oldest = nil
-if cutoff ~= '' then oldest = tonumber(redis.call('HGET', KEYS[3], 'oldest')) end
+if ARGV[1] ~= '' then
+  cutoff = tonumber(ARGV[1])
+  local swept = tonumber(redis.call('HGET', KEYS[3], 'cutoff'))
+  if swept and swept > cutoff then cutoff = swept end
+  oldest = tonumber(redis.call('HGET', KEYS[3], 'oldest'))
+end
 local lowest = nil
 local out = {}
-for i = 3, #ARGV, 5 do
+for i = 2, #ARGV, 6 do
   local id, ver = ARGV[i], ARGV[i + 1]
-  local newer = force
-  if not newer then
+  local link = redis.call('HGET', KEYS[5], id)
+  local newer = false
+  if link and link_of(link) == ARGV[i + 5] then
     local old = redis.call('HGET', KEYS[2], id)
     newer = (not old) or older(old, ver)
   end
   if newer then
     redis.call('HSET', KEYS[2], id, ARGV[i + 4])
     local epoch = tonumber(ARGV[i + 2])
-    if cutoff == '' or epoch >= tonumber(cutoff) then
+    if (not cutoff) or epoch >= cutoff then
       redis.call('ZADD', KEYS[1], ARGV[i + 3], id)
-      if cutoff ~= '' and ((not lowest) or epoch < lowest) then lowest = epoch end
+      if cutoff and ((not lowest) or epoch < lowest) then lowest = epoch end
       out[#out + 1] = id
       out[#out + 1] = 'ranked'
     else
@@ -134,33 +153,93 @@ return out
 """
 )
 
-# Same KEYS as APPLY_ENTRIES; ARGV: territory ids to drop from the view entirely.
-# Returns a flat list of (id, entry) for the entries removed (none if frozen).
-_REMOVE_ENTRIES: Final = """
-if redis.call('EXISTS', KEYS[4]) == 1 then return {} end
-local out = {}
-for i = 1, #ARGV do
-  local entry = redis.call('HGET', KEYS[2], ARGV[i])
-  if entry then
-    out[#out + 1] = ARGV[i]
-    out[#out + 1] = entry
+# KEYS[1] the category's account links HASH, KEYS[2] its SET of months with edition entries,
+# KEYS[3] current rank ZSET, KEYS[4] current entry HASH, then per declared month: its rank
+# ZSET, entry HASH and frozen marker. ARGV[1] the number n of declared months, ARGV[2..n+1]
+# the months, then groups of (territory id, record version: 8 bytes big-endian, account link).
+# Sets each territory's link unless the stored one has a version at least as new (an older or
+# redelivered record changes nothing); when the link changes, removes the territory's entries
+# from the current view and every unfrozen month view, in the same step, so that no entry of
+# the old account can outlive it. Returns {"retry", month…} when the category has edition
+# months that were not declared (nothing done: call again with them), else a flat list of
+# (id, entry) for the current entries removed.
+_SET_LINKS: Final = (
+    _OLDER
+    + """
+local n = tonumber(ARGV[1])
+local declared = {}
+for i = 1, n do declared[ARGV[1 + i]] = true end
+local missing = {'retry'}
+for _, month in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if not declared[month] then missing[#missing + 1] = month end
+end
+if #missing > 1 then return missing end
+local function newer_record(stored, ver)
+  for i = 1, 8 do
+    local a, b = string.byte(stored, i), string.byte(ver, i)
+    if a ~= b then return a < b end
   end
-  redis.call('HDEL', KEYS[2], ARGV[i])
-  redis.call('ZREM', KEYS[1], ARGV[i])
+  return false
+end
+local out = {}
+for i = n + 2, #ARGV, 3 do
+  local id, ver, link = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local stored = redis.call('HGET', KEYS[1], id)
+  if (not stored) or newer_record(stored, ver) then
+    redis.call('HSET', KEYS[1], id, ver .. link)
+    if (not stored) or link_of(stored) ~= link then
+      local entry = redis.call('HGET', KEYS[4], id)
+      if entry then
+        out[#out + 1] = id
+        out[#out + 1] = entry
+      end
+      redis.call('HDEL', KEYS[4], id)
+      redis.call('ZREM', KEYS[3], id)
+      for j = 0, n - 1 do
+        if redis.call('EXISTS', KEYS[7 + 3 * j]) == 0 then
+          redis.call('HDEL', KEYS[6 + 3 * j], id)
+          redis.call('ZREM', KEYS[5 + 3 * j], id)
+        end
+      end
+    end
+  end
 end
 return out
+"""
+)
+
+# KEYS[1] the territories' accounts HASH (`obs:{meta}:accounts`), KEYS[2] the offsets of the
+# records that set them, KEYS[3] the mapping's version counter. ARGV: groups of (territory id,
+# record offset, account link). Sets each territory's account unless the stored offset is at
+# least as new; bumps the counter when anything changed (readers cache the mapping by it).
+# Returns how many territories were set.
+_SET_ACCOUNTS: Final = """
+local set = 0
+for i = 1, #ARGV, 3 do
+  local stored = tonumber(redis.call('HGET', KEYS[2], ARGV[i]))
+  if (not stored) or stored < tonumber(ARGV[i + 1]) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    set = set + 1
+  end
+end
+if set > 0 then redis.call('INCR', KEYS[3]) end
+return set
 """
 
 # KEYS[1] rank ZSET, KEYS[2] entry HASH, KEYS[3] meta HASH
 # ARGV[1] cutoff epoch, ARGV[2] as_of (watermark timestamp). Unranks every territory whose
-# entry is older than the cutoff and records the watermark the view now reflects. The ranked
-# entries are scanned only when the cutoff has passed `oldest` (a lower bound of their
+# entry is older than the cutoff and records the cutoff and the watermark the view now
+# reflects; a cutoff older than the one recorded (a worker behind another) changes nothing.
+# The ranked entries are scanned only when the cutoff has passed `oldest` (a lower bound of their
 # epochs): in a steady stream every ranked territory is recent and the sweep costs nothing;
 # each scan unranks at least the territory that set the bound, or raises the bound.
 _EVICT_INACTIVE: Final = (
     _OLDER
     + """
 local cutoff = tonumber(ARGV[1])
+local swept = tonumber(redis.call('HGET', KEYS[3], 'cutoff'))
+if swept and cutoff < swept then return {} end
 local oldest = tonumber(redis.call('HGET', KEYS[3], 'oldest'))
 local out = {}
 if oldest and oldest < cutoff then
@@ -186,7 +265,7 @@ if oldest and oldest < cutoff then
     redis.call('HDEL', KEYS[3], 'oldest')
   end
 end
-redis.call('HSET', KEYS[3], 'as_of', ARGV[2])
+redis.call('HSET', KEYS[3], 'cutoff', cutoff, 'as_of', ARGV[2])
 return out
 """
 )
@@ -222,8 +301,19 @@ def _applied(reply: list[bytes]) -> Applied:
     return Applied([(reply[i].decode(), reply[i + 1].decode()) for i in range(0, len(reply), 2)])
 
 
-def _removed(reply: list[bytes]) -> list[tuple[str, bytes]]:
-    return [(reply[i].decode(), reply[i + 1]) for i in range(0, len(reply), 2)]
+@dataclass(frozen=True, slots=True)
+class LinksSet:
+    """What SET_LINKS did: the (id, entry) removed from the current view, or the edition
+    months the call did not declare (then it did nothing)."""
+
+    removed: list[tuple[str, bytes]] = field(default_factory=list)
+    undeclared: list[str] = field(default_factory=list)
+
+
+def _links_set(reply: list[bytes]) -> LinksSet:
+    if reply and reply[0] == b"retry":
+        return LinksSet(undeclared=[month.decode() for month in reply[1:]])
+    return LinksSet([(reply[i].decode(), reply[i + 1]) for i in range(0, len(reply), 2)])
 
 
 def _ids(reply: list[bytes]) -> list[str]:
@@ -243,11 +333,42 @@ def summaries_keys(platform: str, handle: str) -> list[str]:
     return [rk.summaries_key(platform, handle)]
 
 
-def view_keys(category: str, edition: str | None) -> list[str]:
-    """KEYS of APPLY_ENTRIES and REMOVE_ENTRIES: one view, its category's meta, its marker."""
+def _frozen_marker(category: str, edition: str | None) -> str:
     prefix = rk.view_prefix(category, edition)
-    frozen = rk.edition_frozen_key(category, edition) if edition else f"{prefix}:never-frozen"
-    return [rk.rank_key(prefix), rk.entry_key(prefix), rk.meta_key(category), frozen]
+    return rk.edition_frozen_key(category, edition) if edition else f"{prefix}:never-frozen"
+
+
+def view_keys(category: str, edition: str | None) -> list[str]:
+    """KEYS of APPLY_ENTRIES: one view, its category's meta, its marker, its account links."""
+    prefix = rk.view_prefix(category, edition)
+    return [
+        rk.rank_key(prefix),
+        rk.entry_key(prefix),
+        rk.meta_key(category),
+        _frozen_marker(category, edition),
+        rk.category_accounts_key(category),
+    ]
+
+
+def links_keys(category: str, months: list[str]) -> list[str]:
+    """KEYS of SET_LINKS: the category's links, its edition months, its current view, then
+    each month's view and frozen marker."""
+    current = rk.view_prefix(category, None)
+    keys = [
+        rk.category_accounts_key(category),
+        rk.edition_months_key(category),
+        rk.rank_key(current),
+        rk.entry_key(current),
+    ]
+    for month in months:
+        prefix = rk.view_prefix(category, month)
+        keys += [rk.rank_key(prefix), rk.entry_key(prefix), _frozen_marker(category, month)]
+    return keys
+
+
+def accounts_keys() -> list[str]:
+    """KEYS of SET_ACCOUNTS."""
+    return [rk.ACCOUNTS_KEY, rk.ACCOUNT_OFFSETS_KEY, rk.ACCOUNTS_VERSION_KEY]
 
 
 def evict_keys(category: str) -> list[str]:
@@ -263,6 +384,7 @@ def watermark_keys() -> list[str]:
 
 ACCOUNT_CAS: Final = Script("account_cas", _ACCOUNT_CAS, _int)  # months set
 APPLY_ENTRIES: Final = Script("apply_entries", _APPLY_ENTRIES, _applied)
-REMOVE_ENTRIES: Final = Script("remove_entries", _REMOVE_ENTRIES, _removed)
+SET_LINKS: Final = Script("set_links", _SET_LINKS, _links_set)
+SET_ACCOUNTS: Final = Script("set_accounts", _SET_ACCOUNTS, _int)  # territories set
 EVICT_INACTIVE: Final = Script("evict_inactive", _EVICT_INACTIVE, _ids)  # ids unranked
 ADVANCE_WATERMARK: Final = Script("advance_watermark", _ADVANCE_WATERMARK, _optional_int)
