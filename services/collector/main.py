@@ -61,11 +61,12 @@ def run_collector(
 
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
-    if cs.collector_metrics_port:
+    metrics_port = cs.metrics_port(cs.collector_metrics_port)
+    if metrics_port:
         try:
-            start_http_server(cs.collector_metrics_port, addr=cs.metrics_host)
+            start_http_server(metrics_port, addr=cs.metrics_host)
         except OSError as exc:  # e.g. `collect` beside a running collector service
-            log.warning("metrics server not started on port %d: %s", cs.collector_metrics_port, exc)
+            log.warning("metrics server not started on port %d: %s", metrics_port, exc)
     try:
         spool = Spool(cs.spool_dir / source, max_bytes=cs.spool_max_bytes)
     except SpoolLocked as exc:

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.common.contracts import CATEGORY_IDS
 
 _MIB = 1024 * 1024
+METRICS_PORT_STRIDE = 100  # worker i serves /metrics on its service's port + 100 i
 # Every région, département, métropole and grande ville (ARCHITECTURE's demo default).
 DEFAULT_SIM_SHARES: dict[str, float] = {
     "regions": 1.0,
@@ -174,6 +175,15 @@ class Settings(BaseSettings):
     scorer_metrics_port: int = Field(9101, ge=0, le=65535, description="0: no metrics server.")
     collector_metrics_port: int = Field(9102, ge=0, le=65535)
     publisher_metrics_port: int = Field(9103, ge=0, le=65535)
+    worker_index: int = Field(
+        0,
+        ge=0,
+        le=63,
+        description=(
+            "This process's index among the workers of one service on one host: its metrics "
+            "server listens on the service's port plus 100 x index (see metrics_port)."
+        ),
+    )
     scorer_batch_size: int = Field(2000, ge=1, le=100_000)
     scorer_batch_seconds: float = Field(0.05, gt=0, le=10)
     rebuild_workers: int = Field(
@@ -181,6 +191,18 @@ class Settings(BaseSettings):
     )
     shutdown_watchdog_seconds: float = Field(
         7.0, gt=0, le=9.5, description="A service exits anyway this long after SIGTERM."
+    )
+    publisher_lease_ttl_seconds: float = Field(
+        5.0,
+        ge=1.0,
+        le=120.0,
+        description=(
+            "The active publisher's lease in Redis lives this long unless renewed (every third "
+            "of it); a standby takes over at most this long (plus a poll) after the active dies."
+        ),
+    )
+    publisher_lease_poll_seconds: float = Field(
+        0.5, gt=0, le=30.0, description="How often a standby publisher tries to take the lease."
     )
     edition_grace_hours: float = Field(24.0, ge=0, description="After a month ends.")
     edition_auto_publish_hours: float | None = Field(
@@ -302,6 +324,20 @@ class Settings(BaseSettings):
         if value and not all(ch.isalnum() or ch in "._-" for ch in value):
             raise ValueError("topic_prefix may only hold letters, digits, '.', '_' and '-'")
         return value
+
+    def metrics_port(self, base: int) -> int:
+        """The port this process serves /metrics on, for a service whose port setting is
+        `base`: 0 (no metrics server) stays 0, else base + 100 x worker_index, so that the
+        workers of one service never take another service's port (9101-9103 are adjacent)."""
+        if not base:
+            return 0
+        port = base + METRICS_PORT_STRIDE * self.worker_index
+        if port > 65535:
+            raise ValueError(
+                f"metrics port {base} + {METRICS_PORT_STRIDE} x worker_index "
+                f"{self.worker_index} is beyond 65535"
+            )
+        return port
 
     def topic(self, name: str) -> str:
         """The broker-side name of a contract topic."""

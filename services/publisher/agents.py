@@ -37,7 +37,9 @@ from services.common.view.client import redis_client
 from services.publisher import metrics as m
 from services.publisher.app import app, settings
 from services.publisher.core import Publisher
+from services.publisher.lease import stand_down
 from services.publisher.rank_changes import Trigger
+from services.publisher.store import UNFENCED, Fenced
 from services.publisher.topics import (
     WRITTEN,
     accounts_topic,
@@ -58,6 +60,13 @@ AUTO_PUBLISH_CHECK_SECONDS = 10.0
 
 _publisher: Publisher | None = None
 _publisher_lock = asyncio.Lock()
+_token = UNFENCED  # the lease token every write checks (services/publisher/lease.py)
+
+
+def hold_lease(token: int) -> None:
+    """Write with this lease token from now on (set by main before the worker starts)."""
+    global _token
+    _token = token
 
 
 async def _send(topic: str, key: bytes, value: bytes) -> Delivered:
@@ -78,6 +87,7 @@ async def publisher() -> Publisher:
                 _send,
                 grace_hours=settings.edition_grace_hours,
                 command_keys=CommandKeys.from_settings(settings),
+                token=_token,
             )
             await _with_redis_retry("loading the publisher's state", candidate.load)
             _publisher = candidate
@@ -85,7 +95,12 @@ async def publisher() -> Publisher:
 
 
 async def _with_redis_retry(what: str, work: Callable[[], Awaitable[T]]) -> T:
-    return await with_redis_retry(what, work, m.REDIS_ERRORS, log)
+    """Retry while Redis is away; stand down when a write is refused (another publisher
+    took over: this one was paused past its lease)."""
+    try:
+        return await with_redis_retry(what, work, m.REDIS_ERRORS, log)
+    except Fenced as exc:
+        stand_down(f"while {what}: {exc}")
 
 
 async def _dead_letter(topic: faust.TopicT, event: faust.EventT, rejection: Rejection) -> None:
@@ -174,6 +189,8 @@ async def reconcile_published_lists() -> None:
     core = await publisher()
     try:
         await core.ranks.refresh_all()
+    except Fenced as exc:
+        stand_down(f"while re-reading the lists: {exc}")
     except (RedisError, OSError) as exc:  # the next tick tries again
         m.REDIS_ERRORS.inc()
         log.error("redis error while re-reading the lists: %r", exc)
@@ -196,6 +213,8 @@ async def request_due_editions() -> None:
     core = await publisher()
     try:
         command = await core.commands.due_auto_command(delay)
+    except Fenced as exc:
+        stand_down(f"while checking for a due edition: {exc}")
     except (RedisError, OSError) as exc:
         m.REDIS_ERRORS.inc()
         log.error("redis error while checking for a due edition: %r", exc)

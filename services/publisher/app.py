@@ -3,7 +3,8 @@
 
 Like the scorer, state lives in Redis (services/publisher/store/), not in faust tables;
 faust manages the consumer group (its own, `observatoire-publisher`), offsets and
-rebalances. Run one publisher: rank-change `seq` numbers are assigned by a single writer.
+rebalances. Only the publisher holding the lease starts its worker (services/publisher/
+lease.py): rank-change `seq` numbers are assigned by a single writer.
 """
 
 from __future__ import annotations

@@ -109,6 +109,7 @@ class CommandExecutor:
             if await self.store.results.of(command.event_id) is not None:
                 log.info("command %s already executed: skipped", command.event_id[:12])
                 return None
+            await self.store.fence.check_still_active()  # a zombie must not execute it again
             refusal = self.keys.refusal(command.to_dict())
             status: Literal["done", "refused"]
             reason: str | None

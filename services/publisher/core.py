@@ -10,7 +10,7 @@ from services.common.territories import Registry
 from services.publisher.commands import CommandExecutor
 from services.publisher.links import LinkTracker
 from services.publisher.rank_changes import RankChangeTracker
-from services.publisher.store import PublisherStore
+from services.publisher.store import UNFENCED, PublisherStore
 
 
 class Publisher:
@@ -24,8 +24,9 @@ class Publisher:
         *,
         grace_hours: float,
         command_keys: CommandKeys,
+        token: int = UNFENCED,
     ) -> None:
-        self.store = PublisherStore(redis)
+        self.store = PublisherStore(redis, token)  # every write checks the lease token
         self.ranks = RankChangeTracker(self.store, send)
         self.links = LinkTracker(self.store, send, registry)
         self.commands = CommandExecutor(

@@ -110,6 +110,8 @@ class LinkTracker:
                     )
                 elif old.status == "dead" and new.status != "dead":
                     dead_links[account_key(*account)] = None
+            if events:
+                await self.store.fence.check_still_active()
             for event in events:  # one at a time: an account's events keep their order
                 await self.send(
                     TOPIC_DEAD_LINKS,

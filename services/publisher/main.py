@@ -1,31 +1,46 @@
-"""Start the publisher: check topics and Redis, bring Redis up to the publisher's own topics,
-serve /metrics, run the faust worker with the shutdown watchdog."""
+"""Start the publisher: check topics and Redis, wait for the lease (a standby until then), claim
+every slot it writes, bring Redis up to the publisher's own topics, run the faust worker with
+the shutdown watchdog; the lease is renewed meanwhile and given up on a clean stop."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 
 from prometheus_client import start_http_server
 
 from services.common.commands.keys import CommandKeys
 from services.common.kafka import verify_topics
-from services.common.lifecycle import configure_logging
+from services.common.lifecycle import arm_shutdown_watchdog, configure_logging, log_stopped
 from services.common.settings import Settings
 from services.common.streams import run_worker
 from services.common.view.client import redis_client
 from services.common.view.layout import check_view
+from services.publisher.lease import LeaseKeeper, candidate_name, stand_down, wait_for_lease
 from services.publisher.recovery import RecoveryReport, restore_from_topics
+from services.publisher.store import Fenced, FencedWriter
+from services.publisher.store.lease import Held
 
 SERVICE = "publisher"
 
 
-async def _recover(settings: Settings) -> RecoveryReport:
+async def _check_redis(settings: Settings) -> None:
     redis = redis_client(settings)
     try:
         await redis.ping()
         await check_view(redis, where=settings.redis_where)
-        return await restore_from_topics(settings, redis)
+    finally:
+        await redis.aclose()
+
+
+async def _take_over(settings: Settings, held: Held) -> RecoveryReport:
+    """Claim every slot for the lease's token (a former holder's writes are refused from
+    now on), then read the topics' tails: what they hold is final, nobody else writes."""
+    redis = redis_client(settings)
+    try:
+        await FencedWriter(redis, held.token).claim()
+        return await restore_from_topics(settings, redis, token=held.token)
     finally:
         await redis.aclose()
 
@@ -53,6 +68,27 @@ def _warn_without_command_key(log: logging.Logger, settings: Settings) -> None:
         )
 
 
+async def _standby(settings: Settings, log: logging.Logger) -> Held | None:
+    """Wait for the lease; None when SIGTERM or SIGINT arrives first (faust's worker, which
+    handles them later, is not running yet)."""
+    loop = asyncio.get_running_loop()
+    waiting = asyncio.ensure_future(wait_for_lease(settings, candidate_name()))
+
+    def stop() -> None:
+        arm_shutdown_watchdog(SERVICE, settings.shutdown_watchdog_seconds, log)
+        waiting.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    try:
+        return await waiting
+    except asyncio.CancelledError:
+        return None
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
 def run_publisher(settings: Settings) -> None:
     """Run the publisher in the foreground until SIGTERM/SIGINT."""
     log = configure_logging(SERVICE, settings.log_level)
@@ -61,19 +97,34 @@ def run_publisher(settings: Settings) -> None:
     from services.publisher.topics import REQUIRED
 
     verify_topics(settings, [settings.topic(name) for name in REQUIRED])
-    _log_recovery(log, asyncio.run(_recover(settings)))
-    if settings.publisher_metrics_port:
-        start_http_server(settings.publisher_metrics_port, addr=settings.metrics_host)
+    asyncio.run(_check_redis(settings))
+    metrics_port = settings.metrics_port(settings.publisher_metrics_port)
+    if metrics_port:  # a standby serves its metrics too (obs_publisher_active 0)
+        start_http_server(metrics_port, addr=settings.metrics_host)
+    held = asyncio.run(_standby(settings, log))
+    if held is None:  # stopped while a standby
+        log_stopped(SERVICE, log)
+        return
+    keeper = LeaseKeeper(settings, held)
+    keeper.start()
+    try:
+        _log_recovery(log, asyncio.run(_take_over(settings, held)))
+    except Fenced as exc:
+        stand_down(str(exc))
+    agents.hold_lease(held.token)
     log.info(
         "publisher starting: broker %s, redis %s, metrics :%s, grace %g h, auto-publish %s, "
         "commands verified with %d key(s)",
         settings.kafka_bootstrap,
         settings.redis_where,
-        settings.publisher_metrics_port,
+        metrics_port,
         settings.edition_grace_hours,
         "off" if agents.auto_publish_hours() is None else f"{agents.auto_publish_hours():g} h",
         len(CommandKeys.from_settings(settings).accepted),
     )
     _warn_without_command_key(log, settings)
 
-    run_worker(app, SERVICE, settings, log)
+    try:
+        run_worker(app, SERVICE, settings, log)
+    finally:
+        keeper.stop()

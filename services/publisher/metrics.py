@@ -50,3 +50,8 @@ COMMANDS = Counter(
     "obs_publisher_commands_total", "Commands executed, by outcome.", ["command", "status"]
 )
 REDIS_ERRORS = Counter("obs_publisher_redis_errors_total", "Failed Redis operations (retried).")
+
+ACTIVE = Gauge(
+    "obs_publisher_active", "1 while this publisher holds the lease (active), 0 while standby."
+)
+LEASE_TOKEN = Gauge("obs_publisher_lease_token", "The lease token this publisher holds (0: none).")

@@ -39,13 +39,15 @@ def run_scorer(settings: Settings) -> None:
 
     verify_topics(settings, [settings.topic(name) for name in REQUIRED])
     asyncio.run(_prepare_redis(settings))
-    if settings.scorer_metrics_port:
-        start_http_server(settings.scorer_metrics_port, addr=settings.metrics_host)
+    metrics_port = settings.metrics_port(settings.scorer_metrics_port)
+    if metrics_port:
+        start_http_server(metrics_port, addr=settings.metrics_host)
     log.info(
-        "scorer starting: broker %s, redis %s, metrics :%s",
+        "scorer starting: broker %s, redis %s, worker index %d, metrics %s",
         settings.kafka_bootstrap,
         settings.redis_where,
-        settings.scorer_metrics_port,
+        settings.worker_index,
+        f"http://{settings.metrics_host}:{metrics_port}/metrics" if metrics_port else "off",
     )
 
     run_worker(app, SERVICE, settings, log)

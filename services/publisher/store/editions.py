@@ -18,13 +18,15 @@ from services.common.view.scripts import text
 from services.common.view.scripts.publisher import ViewRow
 from services.common.view.values import EditionRecord, decode_editions
 from services.common.view.watermark import read_watermark
+from services.publisher.store.fence import FencedWriter
 
 
 class EditionStore:
     """Reads and idempotent writes of editions."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, fence: FencedWriter) -> None:
         self.redis = redis
+        self.fence = fence
         self._read_view = scripts.READ_EDITION_VIEW.bind(redis)
 
     async def watermark(self) -> str | None:
@@ -62,9 +64,13 @@ class EditionStore:
             if existing and existing[:1].isdigit() and existing.endswith("Z"):
                 published_at = existing
                 break
-        for key in keys:
-            await self.redis.set(key, published_at)
-        await self.redis.sadd(rk.FROZEN_MONTHS_KEY, edition)
+        await self.fence.run(
+            *(
+                self.fence.batch(rk.category_tag(category)).add("SET", key, published_at)
+                for category, key in zip(CATEGORY_IDS, keys, strict=True)
+            ),
+            self.fence.batch(rk.META_TAG).add("SADD", rk.FROZEN_MONTHS_KEY, edition),
+        )
         return published_at
 
     async def drop_edition_views(self, editions: Iterable[str]) -> None:
@@ -72,13 +78,19 @@ class EditionStore:
         it is served from the publisher's copy (`pub:M:*`), and the view would only hold
         ~255 bytes per ranked territory per month for nothing. The frozen markers stay (the
         scorer's scripts check them), so the view is never written again."""
-        async with self.redis.pipeline(transaction=False) as pipe:
+        editions = list(editions)
+        if not editions:
+            return
+        batches = []
+        for category in CATEGORY_IDS:
+            batch = self.fence.batch(rk.category_tag(category))
             for edition in editions:
-                for category in CATEGORY_IDS:
-                    prefix = rk.view_prefix(category, edition)
-                    pipe.unlink(rk.rank_key(prefix), rk.entry_key(prefix))
-                    pipe.srem(rk.edition_months_key(category), edition)
-            await pipe.execute()
+                prefix = rk.view_prefix(category, edition)
+                batch.add("UNLINK", rk.rank_key(prefix))
+                batch.add("UNLINK", rk.entry_key(prefix))
+                batch.add("SREM", rk.edition_months_key(category), edition)
+            batches.append(batch)
+        await self.fence.run(*batches)
 
     async def read_edition_view(self, category: str, edition: str) -> list[ViewRow]:
         """The scorer's (frozen) view of a month in rank order, with each territory's link
@@ -116,28 +128,34 @@ class EditionStore:
         rank_key = rk.published_rank_key(category, edition)
         entry_key = rk.published_entry_key(category, edition)
         ranks = {entry["id"]: entry["rank"] for entry in standings}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(rank_key, entry_key)
-            for chunk in _chunks(list(standings), 1000):
-                pipe.zadd(rank_key, {entry["id"]: entry["rank"] for entry in chunk})
-                pipe.hset(entry_key, mapping={entry["id"]: orjson.dumps(entry) for entry in chunk})
-            pipe.hset(
-                rk.published_meta_key(category, edition),
-                mapping={"published_at": published_at, "parts": parts, "total": len(standings)},
-            )
-            if is_latest:
-                latest_rank = rk.latest_published_rank_key(category)
-                pipe.delete(latest_rank)
-                items = list(ranks.items())
-                for chunk_items in _chunks(items, 1000):
-                    pipe.zadd(latest_rank, dict(chunk_items))
-                pipe.set(rk.latest_published_edition_key(category), edition)
-            await pipe.execute()
+        # One fenced script: atomic, as the MULTI it replaces.
+        batch = self.fence.batch(rk.category_tag(category))
+        batch.add("DEL", rank_key)
+        batch.add("DEL", entry_key)
+        for chunk in _chunks(list(standings), 1000):
+            batch.add("ZADD", rank_key, *(v for e in chunk for v in (e["rank"], e["id"])))
+            batch.add("HSET", entry_key, *(v for e in chunk for v in (e["id"], orjson.dumps(e))))
+        batch.add(
+            "HSET",
+            rk.published_meta_key(category, edition),
+            *("published_at", published_at, "parts", parts, "total", len(standings)),
+        )
+        if is_latest:
+            latest_rank = rk.latest_published_rank_key(category)
+            batch.add("DEL", latest_rank)
+            for chunk_items in _chunks(list(ranks.items()), 1000):
+                batch.add(
+                    "ZADD", latest_rank, *(v for tid, rank in chunk_items for v in (rank, tid))
+                )
+            batch.add("SET", rk.latest_published_edition_key(category), edition)
+        await self.fence.run(batch)
 
     async def record_published(self, edition: str, record: EditionRecord) -> None:
         """The last step of a publication: the month is published from now on."""
-        await self.redis.hset(rk.EDITIONS_KEY, edition, record.encode())
-        await self.redis.sadd(rk.FROZEN_MONTHS_KEY, edition)
+        batch = self.fence.batch(rk.META_TAG)
+        batch.add("HSET", rk.EDITIONS_KEY, edition, record.encode())
+        batch.add("SADD", rk.FROZEN_MONTHS_KEY, edition)
+        await self.fence.run(batch)
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

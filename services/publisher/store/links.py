@@ -10,13 +10,29 @@ from redis.asyncio import Redis
 
 from services.common.dead_links import LinkState
 from services.common.view import keys as rk
+from services.publisher.store.fence import FencedWriter, WriteBatch
+
+FIELDS_PER_COMMAND = 500  # Lua's unpack() stops at a few thousand values
+
+
+def _hset(batch: WriteBatch, key: str, mapping: Mapping[str, str | bytes]) -> None:
+    items = list(mapping.items())
+    for start in range(0, len(items), FIELDS_PER_COMMAND):
+        chunk = items[start : start + FIELDS_PER_COMMAND]
+        batch.add("HSET", key, *(value for item in chunk for value in item))
+
+
+def _hdel(batch: WriteBatch, key: str, fields: list[str]) -> None:
+    for start in range(0, len(fields), FIELDS_PER_COMMAND):
+        batch.add("HDEL", key, *fields[start : start + FIELDS_PER_COMMAND])
 
 
 class LinkStore:
     """Reads and writes of the publisher's link facts."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, fence: FencedWriter) -> None:
         self.redis = redis
+        self.fence = fence
 
     async def states(self, accounts: Iterable[tuple[str, str]]) -> dict[tuple[str, str], LinkState]:
         """The judged link of each (platform, handle); a fresh state when never judged."""
@@ -41,23 +57,28 @@ class LinkStore:
     ) -> None:
         """Write territory link statuses (category -> id -> status, None: unjudged), the
         dead-links index, then the account states last: a crash in between is repaired by
-        the redelivered snapshots, which find the old account states."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for category, statuses in territory_status.items():
-                key = rk.link_status_key(category)
-                if any(s is not None for s in statuses.values()):
-                    pipe.hset(key, mapping={tid: s for tid, s in statuses.items() if s is not None})
-                unjudged = [tid for tid, s in statuses.items() if s is None]
-                if unjudged:
-                    pipe.hdel(key, *unjudged)
-            for account_key, value in dead_links.items():
-                if value is None:
-                    pipe.hdel(rk.DEAD_LINKS_KEY, account_key)
-                else:
-                    pipe.hset(rk.DEAD_LINKS_KEY, account_key, value)
-            for (platform, handle), state in states.items():
-                pipe.set(rk.account_link_key(platform, handle), state.to_json())
-            await pipe.execute()
+        the redelivered snapshots, which find the old account states.
+
+        The first two are fenced writes (one per category slot, one on `obs:{meta}`): a
+        publisher that lost its lease stops there (`Fenced`) and never writes the account
+        states, whose keys (one slot per account) cannot be claimed in advance."""
+        batches = []
+        for category, statuses in sorted(territory_status.items()):
+            batch = self.fence.batch(rk.category_tag(category))
+            key = rk.link_status_key(category)
+            _hset(batch, key, {tid: s for tid, s in statuses.items() if s is not None})
+            _hdel(batch, key, [tid for tid, s in statuses.items() if s is None])
+            batches.append(batch)
+        meta = self.fence.batch(rk.META_TAG)
+        _hset(meta, rk.DEAD_LINKS_KEY, {k: v for k, v in dead_links.items() if v is not None})
+        _hdel(meta, rk.DEAD_LINKS_KEY, [k for k, v in dead_links.items() if v is None])
+        batches.append(meta)
+        await self.fence.run(*batches)
+        if states:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for (platform, handle), state in states.items():
+                    pipe.set(rk.account_link_key(platform, handle), state.to_json())
+                await pipe.execute()
 
     async def dead_link_count(self) -> int:
         return int(await self.redis.hlen(rk.DEAD_LINKS_KEY))
@@ -69,11 +90,14 @@ class LinkStore:
 
     async def set_handles(self, handles: dict[str, str]) -> None:
         """Record many territories' handles at once (rebuild)."""
-        if handles:
-            await self.redis.hset(rk.PUBLISHER_ACCOUNTS_KEY, mapping=handles)  # type: ignore[arg-type]
+        batch = self.fence.batch(rk.META_TAG)
+        _hset(batch, rk.PUBLISHER_ACCOUNTS_KEY, handles)
+        await self.fence.run(batch)
 
     async def set_handle(self, territory_id: str, handle: str | None) -> None:
+        batch = self.fence.batch(rk.META_TAG)
         if handle is None:
-            await self.redis.hdel(rk.PUBLISHER_ACCOUNTS_KEY, territory_id)
+            batch.add("HDEL", rk.PUBLISHER_ACCOUNTS_KEY, territory_id)
         else:
-            await self.redis.hset(rk.PUBLISHER_ACCOUNTS_KEY, territory_id, handle)
+            batch.add("HSET", rk.PUBLISHER_ACCOUNTS_KEY, territory_id, handle)
+        await self.fence.run(batch)

@@ -9,13 +9,15 @@ from redis.asyncio import Redis
 
 from services.common.view import keys as rk
 from services.common.view.scripts import publisher as scripts
+from services.publisher.store.fence import FencedWriter, check
 
 
 class OffsetStore:
     """Per topic and partition, the offset up to which the topic is reflected."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, fence: FencedWriter) -> None:
         self.redis = redis
+        self.fence = fence
         self._advance = scripts.ADVANCE_OFFSET.bind(redis)
 
     async def of(self, topic: str) -> dict[int, int]:
@@ -30,12 +32,15 @@ class OffsetStore:
 
     async def advance(self, topic: str, partition: int, next_offset: int) -> None:
         """Raise the reflected offset of one partition (never lowers it)."""
-        await self._advance(scripts.offsets_keys(), [f"{topic}:{partition}", next_offset])
+        reply = await self._advance(
+            scripts.offsets_keys(), [f"{topic}:{partition}", next_offset, self.fence.token]
+        )
+        check(reply, self.fence.token, rk.META_TAG)
 
     async def set(self, topic: str, offsets: Mapping[int, int]) -> None:
         """Set the reflected offsets of a topic (after reading it to these end offsets)."""
         if offsets:
-            await self.redis.hset(
-                rk.PUBLISHER_OFFSETS_KEY,
-                mapping={f"{topic}:{p}": offset for p, offset in offsets.items()},
-            )
+            batch = self.fence.batch(rk.META_TAG)
+            for partition, offset in offsets.items():
+                batch.add("HSET", rk.PUBLISHER_OFFSETS_KEY, f"{topic}:{partition}", offset)
+            await self.fence.run(batch)

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from services.common.view import keys as rk
 from services.common.view.scripts import publisher as scripts
 from services.common.view.values import PendingRankChange, RankState
+from services.publisher.store.fence import FencedWriter, check
 
 RECENT_EVENTS = 1000  # rank-change events kept per category (ARCHITECTURE: the last 1,000)
 
@@ -30,8 +31,9 @@ class TopRead:
 class RankChangeStore:
     """Reads and idempotent writes of the rank-change state."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, fence: FencedWriter) -> None:
         self.redis = redis
+        self.fence = fence
         self._read_top = scripts.READ_TOP.bind(redis)
         self._commit = scripts.COMMIT_RANK_CHANGE.bind(redis)
 
@@ -57,11 +59,17 @@ class RankChangeStore:
 
     async def write_pending(self, category: str, pending: PendingRankChange) -> None:
         """Save, before producing, what the event's record cannot carry: every score."""
-        await self.redis.set(rk.rank_changes_pending_key(category), pending.encode())
+        tag = rk.category_tag(category)
+        batch = self.fence.batch(tag).add(
+            "SET", rk.rank_changes_pending_key(category), pending.encode()
+        )
+        await self.fence.run(batch)
 
     async def drop_pending(self, category: str) -> None:
         """Forget a write-ahead copy whose event never reached the topic."""
-        await self.redis.delete(rk.rank_changes_pending_key(category))
+        tag = rk.category_tag(category)
+        batch = self.fence.batch(tag).add("DEL", rk.rank_changes_pending_key(category))
+        await self.fence.run(batch)
 
     async def commit(
         self,
@@ -75,7 +83,7 @@ class RankChangeStore:
         record: bytes,
     ) -> None:
         """Record a delivered event (idempotent: the same event twice changes nothing)."""
-        await self._commit(
+        reply = await self._commit(
             scripts.rank_change_keys(category),
             [
                 seq,
@@ -85,8 +93,10 @@ class RankChangeStore:
                 orjson.dumps(dict(scores)),
                 record,
                 RECENT_EVENTS,
+                self.fence.token,
             ],
         )
+        check(reply, self.fence.token, rk.category_tag(category))
 
     async def recent(self, category: str, after_seq: int = 0) -> list[bytes]:
         """The recorded events of a category after `after_seq`, in seq order."""

@@ -1,0 +1,24 @@
+"""Command results as the publisher writes them: fenced (services/publisher/store/fence.py)."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from services.common.view import keys as rk
+from services.common.view.results import ResultStore
+from services.publisher.store.fence import FencedWriter
+
+
+class FencedResultStore(ResultStore):
+    """`ResultStore` whose writes check the publisher's lease token."""
+
+    def __init__(self, redis: Redis, fence: FencedWriter) -> None:
+        super().__init__(redis)
+        self.fence = fence
+
+    async def save(self, command_id: str, record: bytes) -> None:
+        """Store a result as produced to `obs.command-results.v1`."""
+        batch = self.fence.batch(rk.META_TAG).add(
+            "HSET", rk.COMMAND_RESULTS_KEY, command_id, record
+        )
+        await self.fence.run(batch)
