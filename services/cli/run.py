@@ -1,7 +1,9 @@
 """`observatoire run`: the whole local observatory in the foreground.
 
 Starts Redis (nothing on disk) and the in-memory Tansu broker, creates the topics, then the
-services as child processes, and stops everything within 10 s of Ctrl-C or SIGTERM. Without
+services as child processes (`--scorers N`: N scorer workers in one consumer group, worker i
+with OBS_WORKER_INDEX=i, so its metrics port is OBS_SCORER_METRICS_PORT + 100 i), and stops
+everything within 10 s of Ctrl-C or SIGTERM. Without
 OBS_COMMAND_KEY it generates the key operator commands are signed with, writes it to
 RUN_DIR/command.key (mode 0600, where the CLI finds it) and gives it to the services.
 """
@@ -30,6 +32,7 @@ from services.common.settings import Settings, get_settings
 SERVICE = "run"
 CHILD_STOP_SECONDS = 8.0  # children's own watchdogs fire at 7 s
 RESTARTS_PER_MINUTE = 5
+MAX_SCORERS = 12  # the partitions of obs.metrics.v1: a thirteenth worker would sit idle
 
 
 class Child:
@@ -72,7 +75,50 @@ class Child:
             return self.proc.wait()
 
 
-def run_stack(settings: Settings, source: str, file: Path | None) -> None:
+def scorer_workers(settings: Settings, scorers: int) -> list[tuple[str, int]]:
+    """(child name, metrics port or 0) of each scorer worker: one worker is `scorer`, several
+    are `scorer-0` … `scorer-{N-1}`, worker i running with OBS_WORKER_INDEX=i."""
+    if not 1 <= scorers <= MAX_SCORERS:
+        raise ValueError(f"--scorers {scorers}: from 1 to {MAX_SCORERS} (the metrics partitions)")
+    return [
+        (
+            "scorer" if scorers == 1 else f"scorer-{index}",
+            settings.model_copy(update={"worker_index": index}).metrics_port(
+                settings.scorer_metrics_port
+            ),
+        )
+        for index in range(scorers)
+    ]
+
+
+def service_children(
+    settings: Settings,
+    source: str,
+    file: Path | None,
+    log_dir: Path,
+    env: dict[str, str] | None,
+    scorers: int = 1,
+) -> list[Child]:
+    """The stack's service processes: the scorer workers, the publisher, the API and (unless
+    `source` is none) the collector."""
+    base = dict(os.environ) if env is None else env
+    children = [
+        Child(name, ["scorer"], log_dir, base | {"OBS_WORKER_INDEX": str(index)})
+        for index, (name, _port) in enumerate(scorer_workers(settings, scorers))
+    ]
+    children += [
+        Child("publisher", ["publisher"], log_dir, env),
+        Child("api", ["api"], log_dir, env),
+    ]
+    if source != "none":
+        args = ["collector", "--source", source]
+        if file is not None:
+            args += ["--file", str(file.resolve())]
+        children.append(Child("collector", args, log_dir, env))
+    return children
+
+
+def run_stack(settings: Settings, source: str, file: Path | None, scorers: int = 1) -> None:
     """Run broker, Redis and every service until a stop signal."""
     log = configure_logging(SERVICE, settings.log_level)
     stop = threading.Event()
@@ -107,18 +153,17 @@ def run_stack(settings: Settings, source: str, file: Path | None) -> None:
         seeded = seed_bundled_accounts(settings, log.warning)
         log.info("topics ready (%d), %d bundled accounts seeded", len(reports), seeded)
         env = _children_env(settings, log)
-        children = [
-            Child("scorer", ["scorer"], log_dir, env),
-            Child("publisher", ["publisher"], log_dir, env),
-            Child("api", ["api"], log_dir, env),
-        ]
-        if source != "none":
-            args = ["collector", "--source", source]
-            if file is not None:
-                args += ["--file", str(file.resolve())]
-            children.append(Child("collector", args, log_dir, env))
+        children = service_children(settings, source, file, log_dir, env, scorers)
         for child in children:
             child.start()
+        for index, (name, port) in enumerate(scorer_workers(settings, scorers)):
+            log.info(
+                "%s (worker index %d of %d, one consumer group): metrics %s",
+                name,
+                index,
+                scorers,
+                f"http://{settings.metrics_host}:{port}/metrics" if port else "off",
+            )
         _announce_when_ready(settings, stop, log)
         while not stop.wait(0.5):
             for child in children:
@@ -191,6 +236,13 @@ def run_command(
         "is set, else sim.",
     ),
     file: Path | None = typer.Option(None, help="Input file for --source csv."),
+    scorers: int = typer.Option(
+        1,
+        min=1,
+        max=MAX_SCORERS,
+        help="Scorer workers (one consumer group); worker i serves its metrics on "
+        "OBS_SCORER_METRICS_PORT + 100 i.",
+    ),
 ) -> None:
     """The whole local stack in the foreground; Ctrl-C or SIGTERM stops it within 10 s."""
     settings = get_settings()
@@ -199,6 +251,11 @@ def run_command(
     if source not in {"sim", "graph", "csv", "none"}:
         typer.echo(f"error: unknown source {source!r} (sim, graph, csv or none)", err=True)
         raise typer.Exit(2)
+    try:
+        scorer_workers(settings, scorers)  # every worker's metrics port exists
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     if source in {"graph", "csv"}:
         from services.collector.delivery import CollectorUnavailable
         from services.collector.main import check_source
@@ -209,7 +266,7 @@ def run_command(
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
     try:
-        run_stack(settings, source, file)
+        run_stack(settings, source, file, scorers)
     except LocalServiceError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

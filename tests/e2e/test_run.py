@@ -1,8 +1,10 @@
-"""`observatoire run` as a newcomer runs it: everything up, départements ranked, Ctrl-C."""
+"""`observatoire run` as a newcomer runs it: everything up, départements ranked, Ctrl-C. It
+runs two scorer workers (`--scorers 2`), each serving its metrics on its own port."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -25,6 +27,8 @@ REDIS_PASSWORD = "e2e-redis-s3cr3t"
 def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Path):
     """Through a password-protected Redis: every service authenticates, anonymous clients do not."""
     ports = {name: free_port() for name in ("kafka", "redis", "api", "scorer", "collector")}
+    ports["scorer-1"] = ports["scorer"] + 100  # worker index 1
+    assert not port_is_open("127.0.0.1", ports["scorer-1"])
     env = {k: v for k, v in os.environ.items() if not k.startswith("OBS_")} | {
         "OBS_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
         "OBS_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
@@ -38,7 +42,7 @@ def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Pa
     log_path = tmp_path / "run.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "run"],
+            [sys.executable, "-m", "services.cli", "run", "--scorers", "2"],
             cwd=tmp_path,  # no .env of the developer's
             env=env,
             stdout=log,
@@ -64,8 +68,15 @@ def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Pa
         scores = [item["score"] for item in body["items"]]
         assert scores == sorted(scores, reverse=True)
         assert all(item["simulated"] for item in body["items"])
-        metrics = httpx.get(f"http://127.0.0.1:{ports['scorer']}/metrics").text
-        assert "obs_scorer_entries_applied_total" in metrics
+        for worker in ("scorer", "scorer-1"):  # both workers of the group share the partitions
+            wait_for(
+                lambda worker=worker: re.search(
+                    r'obs_scorer_events_consumed_total\{topic="metrics"\} [1-9]',
+                    httpx.get(f"http://127.0.0.1:{ports[worker]}/metrics").text,
+                ),
+                timeout=30,
+                what=f"{worker} to consume snapshots:\n{log_path.read_text()[-3000:]}",
+            )
         anonymous = redis.Redis(port=ports["redis"], protocol=2, retry=Retry(NoBackoff(), 0))
         with pytest.raises(redis.AuthenticationError, match="Authentication required"):  # NOAUTH
             anonymous.ping()
@@ -114,6 +125,8 @@ def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Pa
     assert not any(command_key in written for written in logs)
     for name, port in ports.items():
         assert not port_is_open("127.0.0.1", port), f"{name} still listening after stop"
-    for service in ("scorer", "api", "collector"):
+    for index in (0, 1):
+        assert f"http://127.0.0.1:{ports['scorer'] + 100 * index}/metrics" in text
+    for service in ("scorer-0", "scorer-1", "api", "collector"):
         service_log = (tmp_path / "run" / "logs" / f"{service}.log").read_text()
         assert "stopped" in service_log, f"{service} did not say it stopped:\n{service_log[-2000:]}"
