@@ -165,6 +165,16 @@ class Security:
         assert self.password is not None  # checked in __post_init__ for every SASL protocol
         return self.password.get_secret_value()
 
+    def _sasl_options(self) -> dict[str, Any]:
+        """The SASL options, named alike by kafka-python and aiokafka (none without SASL)."""
+        if not self.sasl:
+            return {}
+        return {
+            "sasl_mechanism": self.mechanism,
+            "sasl_plain_username": self.username,
+            "sasl_plain_password": self._secret(),
+        }
+
     def ssl_context(self) -> ssl.SSLContext:
         """The asyncio clients' TLS context: `cafile`'s CAs (else the system's), host names
         checked (aiokafka's `create_ssl_context`)."""
@@ -186,13 +196,7 @@ class Security:
                 "ssl_cafile": None if self.cafile is None else str(self.cafile),
                 "ssl_check_hostname": True,
             }
-        if self.sasl:
-            options |= {
-                "sasl_mechanism": self.mechanism,
-                "sasl_plain_username": self.username,
-                "sasl_plain_password": self._secret(),
-            }
-        return options
+        return options | self._sasl_options()
 
     def aiokafka(self) -> dict[str, Any]:
         """Options for aiokafka clients (`ssl_context` is mandatory with TLS there)."""
@@ -201,13 +205,7 @@ class Security:
         options: dict[str, Any] = {"security_protocol": self.protocol}
         if self.tls:
             options["ssl_context"] = self.ssl_context()
-        if self.sasl:
-            options |= {
-                "sasl_mechanism": self.mechanism,
-                "sasl_plain_username": self.username,
-                "sasl_plain_password": self._secret(),
-            }
-        return options
+        return options | self._sasl_options()
 
     def faust(self) -> dict[str, Any]:
         """Options for `faust.App`: its `broker_credentials`.
