@@ -7,14 +7,17 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
 from services.common.contracts import CATEGORY_IDS, TOPIC_METRICS
+from services.common.kafka import create_topics
+from services.common.localstack import RedisServer, TansuBroker
 from services.common.settings import Settings
 from services.common.view import keys as rk
 
@@ -48,6 +51,30 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
     if settings.command_keys is not None:
         env["OBS_COMMAND_KEYS"] = settings.command_keys.get_secret_value()
     return env | extra
+
+
+def isolated_settings(
+    broker: TansuBroker, redis_server: RedisServer, run_dir: Path, db: int, **extra: Any
+) -> Settings:
+    """Settings on the session broker and Redis, with a topic prefix and a Redis database of
+    their own (a module's stack), plus `extra`."""
+    return Settings(
+        _env_file=None,
+        kafka_bootstrap=broker.bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:12]}-",
+        redis_url=f"{redis_server.url.rsplit('/', 1)[0]}/{db}",
+        run_dir=run_dir,
+        **extra,
+    )
+
+
+def fresh_stack(settings: Settings) -> redis.Redis:
+    """Create every topic under the settings' prefix and empty their Redis database; returns a
+    client of that database (the caller closes it)."""
+    assert all(report.ok for report in create_topics(settings))
+    client = redis.Redis.from_url(settings.redis_url)
+    client.flushdb()
+    return client
 
 
 class ServiceProcess:

@@ -7,7 +7,6 @@ command signed with an older key listed in OBS_COMMAND_KEYS is still executed.""
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,6 @@ from services.common.commands.keys import UNAUTHENTICATED, CommandKeys
 from services.common.commands.protocol import submit_command, wait_for_result
 from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_COMMANDS
 from services.common.events import Command, build_command, command_signature, with_event_id
-from services.common.kafka import create_topics
 from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.settings import Settings
 from services.common.territories import load_registry
@@ -35,7 +33,7 @@ from services.publisher.core import Publisher
 from services.publisher.main import _warn_without_command_key
 from tests.integration.test_api_story import RecordingSender
 from tests.kafka_read import read_all
-from tests.services import ServiceProcess, service_env, wait_for
+from tests.services import ServiceProcess, fresh_stack, isolated_settings, service_env, wait_for
 
 CURRENT = SecretStr("the-current-command-key")
 OLD = SecretStr("the-previous-command-key")  # in OBS_COMMAND_KEYS: still accepted
@@ -62,20 +60,17 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(broker: TansuBroker, redis_server: RedisServer, tmp_path_factory) -> Iterator[Stack]:
     tmp: Path = tmp_path_factory.mktemp("command-signatures")
-    settings = Settings(
-        _env_file=None,
-        kafka_bootstrap=broker.bootstrap,
-        topic_prefix=f"t{uuid.uuid4().hex[:12]}-",
-        redis_url=f"{redis_server.url.rsplit('/', 1)[0]}/8",
+    settings = isolated_settings(
+        broker,
+        redis_server,
+        tmp / "run",
+        8,
         scorer_metrics_port=free_port(),
         publisher_metrics_port=free_port(),
-        run_dir=tmp / "run",
         command_key=CURRENT,
         command_keys=OLD,
     )
-    assert all(report.ok for report in create_topics(settings))
-    client = redis.Redis.from_url(settings.redis_url)
-    client.flushdb()
+    client = fresh_stack(settings)
     env = service_env(settings)
     scorer = ServiceProcess(["service", "scorer"], env, tmp / "scorer.log").start()
     publisher = ServiceProcess(["service", "publisher"], env, tmp / "publisher.log").start()

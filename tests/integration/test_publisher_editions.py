@@ -11,7 +11,6 @@ good; the publisher stops within 10 s and `rebuild` restores exactly what it had
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from services.common.contracts import (
     TOPIC_RANK_CHANGES,
 )
 from services.common.events import EditionPart, RankChange, build_command, build_metrics_event
-from services.common.kafka import create_topics, make_producer
+from services.common.kafka import make_producer
 from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.settings import Settings, get_settings
 from services.common.view import keys as rk
@@ -40,7 +39,7 @@ from services.common.view.entries import decode_account_link
 from services.common.view.values import decode_watermark
 from services.publisher.rebuild import rebuild_publisher
 from tests.kafka_read import read_all
-from tests.services import ServiceProcess, service_env, wait_for
+from tests.services import ServiceProcess, fresh_stack, isolated_settings, service_env, wait_for
 from tests.signing import COMMAND_KEY
 from tests.witnesses import witnesses
 
@@ -70,19 +69,16 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(broker: TansuBroker, redis_server: RedisServer, tmp_path_factory) -> Iterator[Stack]:
     tmp: Path = tmp_path_factory.mktemp("publisher-editions")
-    settings = Settings(
-        _env_file=None,
-        kafka_bootstrap=broker.bootstrap,
-        topic_prefix=f"t{uuid.uuid4().hex[:12]}-",
-        redis_url=f"{redis_server.url.rsplit('/', 1)[0]}/7",
+    settings = isolated_settings(
+        broker,
+        redis_server,
+        tmp / "run",
+        7,
         scorer_metrics_port=free_port(),
         publisher_metrics_port=free_port(),
-        run_dir=tmp / "run",
         command_key=COMMAND_KEY,
     )
-    assert all(report.ok for report in create_topics(settings))  # no bundled accounts seeded
-    client = redis.Redis.from_url(settings.redis_url)
-    client.flushdb()
+    client = fresh_stack(settings)  # no bundled accounts seeded
     env = service_env(settings, OBS_PUBLISHER_METRICS_PORT=str(settings.publisher_metrics_port))
     scorer = ServiceProcess(["service", "scorer"], env, tmp / "scorer.log").start()
     publisher = publisher_process(env, tmp / "publisher.log").start()

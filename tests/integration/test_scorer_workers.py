@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 import signal
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,14 +21,21 @@ from kafka import KafkaConsumer, TopicPartition
 from services.common.clock import utcnow
 from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS
 from services.common.events import build_account_record, build_metrics_event, build_recent_post
-from services.common.kafka import create_topics, end_offsets, make_producer
+from services.common.kafka import end_offsets, make_producer
 from services.common.localstack import RedisServer, TansuBroker
 from services.common.reference import compute_standings
 from services.common.settings import Settings
 from services.common.territories import load_registry
 from services.common.view import keys as rk
 from services.common.view.entries import decode_entry
-from tests.services import ServiceProcess, service_env, standings_from_redis, wait_for
+from tests.services import (
+    ServiceProcess,
+    fresh_stack,
+    isolated_settings,
+    service_env,
+    standings_from_redis,
+    wait_for,
+)
 
 WORKERS = 3
 DAYS = 45  # snapshots over two to three edition months; some accounts fall inactive
@@ -169,16 +175,8 @@ def _stale_entries(url: str, mapping: dict[str, str | None]) -> list[tuple[str, 
 
 @pytest.fixture
 def workers_settings(broker: TansuBroker, redis_server: RedisServer, tmp_path: Path) -> Settings:
-    settings = Settings(
-        _env_file=None,
-        kafka_bootstrap=broker.bootstrap,
-        topic_prefix=f"w{uuid.uuid4().hex[:10]}-",
-        redis_url=f"{redis_server.url.rsplit('/', 1)[0]}/12",
-        scorer_metrics_port=0,
-        run_dir=tmp_path / "run",
-    )
-    redis.Redis.from_url(settings.redis_url).flushdb()
-    assert all(report.ok for report in create_topics(settings))
+    settings = isolated_settings(broker, redis_server, tmp_path / "run", 12, scorer_metrics_port=0)
+    fresh_stack(settings).close()
     return settings
 
 
