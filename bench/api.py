@@ -37,6 +37,7 @@ from services.common.events import (
 )
 from services.common.localstack import RedisServer, free_port
 from services.common.territories import load_registry
+from services.common.view.keys import ViewKeys
 from tests.signing import COMMAND_KEY, COMMAND_KEYS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -90,10 +91,12 @@ async def seed(redis_url: str) -> int:
     registry = load_registry()
     redis = Redis.from_url(redis_url)
     try:
-        store = ScorerStore(redis)
+        store = ScorerStore(redis, ViewKeys(0))
         await store.views.ensure_geo(registry, geo_fingerprint(registry))
         updater = StandingsUpdater(store, registry)
-        publisher = Publisher(redis, registry, send, grace_hours=24, command_keys=COMMAND_KEYS)
+        publisher = Publisher(
+            redis, ViewKeys(0), registry, send, grace_hours=24, command_keys=COMMAND_KEYS
+        )
         await publisher.load()
         departements = registry.by_category("departements")
         for offset, territory in enumerate(departements):

@@ -29,6 +29,7 @@ from services.common.events import MetricsSnapshot
 from services.common.localstack import RedisServer, free_port
 from services.common.territories import load_registry
 from services.common.validation import Rejection, validate_metrics
+from services.common.view.keys import ViewKeys
 from services.common.view.layout import claim_view
 from services.scorer.standings import StandingsUpdater
 from services.scorer.store import ScorerStore, geo_fingerprint
@@ -52,8 +53,8 @@ async def _fill(url: str, months: int) -> tuple[int, float]:
     sim = world(tuple(CATEGORY_IDS), moments[-1])
     client = Redis.from_url(url)
     try:
-        store = ScorerStore(client)
-        await claim_view(client, where=url)
+        store = ScorerStore(client, ViewKeys(0))
+        await claim_view(client, ViewKeys(0), where=url)
         await store.views.ensure_geo(registry, geo_fingerprint(registry))
         updater = StandingsUpdater(store, registry)
         records = list(sim.account_records())

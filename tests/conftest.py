@@ -17,6 +17,7 @@ import redis
 
 from services.common.localstack import (
     LocalProcess,
+    LocalRedisCluster,
     LocalServiceError,
     RedisServer,
     TansuBroker,
@@ -24,6 +25,7 @@ from services.common.localstack import (
     port_is_open,
 )
 from services.common.settings import Settings
+from tests.services import start_redis_cluster
 from tests.signing import COMMAND_KEY
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +75,16 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     process.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A Redis Cluster of three masters (no replicas) on free ports, for the whole session.
+    Tests on it share its one database: each empties it first (tests/services.py fresh_stack).
+    A cluster with replicas: `start_redis_cluster(path, replicas=1)` in the test."""
+    cluster = start_redis_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
 def settings(broker: TansuBroker, redis_server: RedisServer, tmp_path: Path) -> Settings:
     """Settings pointing at the session services, with a topic prefix unique to this test."""
@@ -85,6 +97,7 @@ def settings(broker: TansuBroker, redis_server: RedisServer, tmp_path: Path) -> 
         run_dir=tmp_path / "run",
         spool_dir=tmp_path / "spool",
         command_key=COMMAND_KEY,
+        rebuild_grace_seconds=0,  # no reader outlives a test's rebuild
     )
 
 

@@ -12,14 +12,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
 from services.common.contracts import CATEGORY_IDS, TOPIC_METRICS
 from services.common.kafka import create_topics
-from services.common.localstack import RedisServer, TansuBroker
+from services.common.localstack import (
+    LocalRedisCluster,
+    LocalServiceError,
+    RedisServer,
+    TansuBroker,
+    free_port,
+)
 from services.common.settings import Settings
-from services.common.view import keys as rk
+from services.common.view.client import redis_client
+from services.common.view.generations import read_generations_sync
+from services.common.view.keys import ViewKeys
+
+rk = ViewKeys(0)  # the generation a fresh view starts in
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -39,9 +50,14 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         "OBS_PUBLISHER_METRICS_PORT": str(settings.publisher_metrics_port),
         "OBS_RUN_DIR": str(settings.run_dir),
         "OBS_SPOOL_DIR": str(settings.spool_dir),
+        "OBS_REBUILD_GRACE_SECONDS": str(settings.rebuild_grace_seconds),
         "PYTHONPATH": str(REPO_ROOT),
         "NO_COLOR": "1",
     }
+    if settings.redis_cluster:
+        env["OBS_REDIS_CLUSTER"] = "true"
+    if settings.redis_wait_replicas:
+        env["OBS_REDIS_WAIT_REPLICAS"] = str(settings.redis_wait_replicas)
     if settings.redis_username is not None:
         env["OBS_REDIS_USERNAME"] = settings.redis_username
     if settings.redis_password is not None:
@@ -64,15 +80,47 @@ def isolated_settings(
         topic_prefix=f"t{uuid.uuid4().hex[:12]}-",
         redis_url=f"{redis_server.url.rsplit('/', 1)[0]}/{db}",
         run_dir=run_dir,
-        **extra,
+        **({"rebuild_grace_seconds": 0.0} | extra),  # no reader outlives a test's rebuild
     )
 
 
+def cluster_settings(
+    broker: TansuBroker, cluster: LocalRedisCluster, run_dir: Path, **extra: Any
+) -> Settings:
+    """Settings on the session broker and a Redis Cluster (`OBS_REDIS_CLUSTER=true`, its first
+    master the seed), with a topic prefix of their own, plus `extra`. A cluster has database 0
+    only: a test isolates its view by emptying the cluster (`fresh_stack`)."""
+    return Settings(
+        _env_file=None,
+        kafka_bootstrap=broker.bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:12]}-",
+        redis_url=cluster.url,
+        redis_cluster=True,
+        redis_username=cluster.username,
+        redis_password=cluster.password,
+        run_dir=run_dir,
+        **({"rebuild_grace_seconds": 0.0} | extra),  # no reader outlives a test's rebuild
+    )
+
+
+def start_redis_cluster(log_dir: Path, **options: Any) -> LocalRedisCluster:
+    """A LocalRedisCluster (`options`: e.g. replicas=1, password=...) started on free ports;
+    a port taken meanwhile is retried, any other failure fails the test (never a skip)."""
+    error: LocalServiceError | None = None
+    for _attempt in range(3):
+        cluster = LocalRedisCluster(free_port(), log_dir, **options)
+        try:
+            return cluster.start()
+        except LocalServiceError as exc:
+            error = exc
+    pytest.fail(f"a local Redis Cluster could not start.\n{error}", pytrace=False)
+
+
 def fresh_stack(settings: Settings) -> redis.Redis:
-    """Create every topic under the settings' prefix and empty their Redis database; returns a
-    client of that database (the caller closes it)."""
+    """Create every topic under the settings' prefix and empty their Redis database (every
+    primary of a cluster); returns a client of that database (the caller closes it)."""
     assert all(report.ok for report in create_topics(settings))
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings, sync=True)
     client.flushdb()
     return client
 
@@ -155,8 +203,14 @@ def committed_offsets(settings: Settings, group: str) -> int:
         consumer.close()
 
 
-def standings_from_redis(redis_url: str) -> tuple[dict, dict]:
-    client = redis.Redis.from_url(redis_url)
+def standings_from_redis(redis_url: str | Settings) -> tuple[dict, dict]:
+    """Every ranked view of the current generation as (current, editions); from a URL, or
+    from Settings (a cluster)."""
+    if isinstance(redis_url, Settings):
+        client = redis_client(redis_url, sync=True)
+    else:
+        client = redis.Redis.from_url(redis_url)
+    rk = read_generations_sync(client).keys
     current: dict[str, list[dict]] = {}
     editions: dict[str, dict[str, list[dict]]] = {}
     for category in CATEGORY_IDS:

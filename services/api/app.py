@@ -25,10 +25,7 @@ from services.api.middleware import (
 from services.api.operator import token_digest
 from services.api.options import ApiOptions
 from services.api.ratelimit import TokenBuckets
-from services.api.read.editions import EditionIndex
-from services.api.read.rank_changes import RankChangeFeed
-from services.api.read.standings import StandingsRepository
-from services.api.read.territory import TerritoryReader
+from services.api.read.view import LiveView
 from services.api.responses import JSON
 from services.api.routes import (
     commands,
@@ -67,8 +64,10 @@ def create_app(settings: Settings | None = None, options: ApiOptions | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = redis_client(settings, socket_timeout=5, health_check_interval=30)
+        view = LiveView(redis, registry, grace_hours=settings.edition_grace_hours)
         hub = StreamHub(
             redis,
+            view,
             poll_seconds=options.sse_poll_seconds,
             max_streams=options.sse_max_streams,
             max_streams_per_client=options.sse_max_streams_per_client,
@@ -77,10 +76,7 @@ def create_app(settings: Settings | None = None, options: ApiOptions | None = No
         command_sender = CommandSender(settings)
         state = app.state
         state.redis = redis
-        state.repository = StandingsRepository(redis)
-        state.editions = EditionIndex(redis, grace_hours=settings.edition_grace_hours)
-        state.territories = TerritoryReader(redis, registry)
-        state.feed = RankChangeFeed(redis)
+        state.view = view
         state.hub = hub
         state.commands = command_sender
         try:

@@ -14,6 +14,7 @@ from services.api.read.editions import EditionIndex
 from services.api.read.rank_changes import RankChangeFeed
 from services.api.read.standings import StandingsRepository
 from services.api.read.territory import TerritoryReader
+from services.api.read.view import LiveView, Readers
 from services.api.streams import StreamHub
 from services.common.territories import Registry
 
@@ -30,24 +31,36 @@ async def get_registry(request: Request) -> Registry:
     return request.app.state.registry
 
 
-async def get_repository(request: Request) -> StandingsRepository:
-    return request.app.state.repository
+async def get_readers(request: Request) -> Readers:
+    """The readers of the current generation of the view."""
+    return await request.app.state.view.readers()
+
+
+ReadersDep = Annotated[Readers, Depends(get_readers)]  # once per request: one generation
+
+
+async def get_repository(readers: ReadersDep) -> StandingsRepository:
+    return readers.repository
 
 
 async def get_scored(request: Request) -> ScoredEntries:
     return request.app.state.scored
 
 
-async def get_editions(request: Request) -> EditionIndex:
-    return request.app.state.editions
+async def get_editions(readers: ReadersDep) -> EditionIndex:
+    return readers.editions
 
 
-async def get_territories(request: Request) -> TerritoryReader:
-    return request.app.state.territories
+async def get_territories(readers: ReadersDep) -> TerritoryReader:
+    return readers.territories
 
 
-async def get_feed(request: Request) -> RankChangeFeed:
-    return request.app.state.feed
+async def get_feed(readers: ReadersDep) -> RankChangeFeed:
+    return readers.feed
+
+
+async def get_view(request: Request) -> LiveView:
+    return request.app.state.view
 
 
 async def get_hub(request: Request) -> StreamHub:
@@ -61,6 +74,7 @@ async def get_commands(request: Request) -> CommandSender:
 OptionsDep = Annotated[ApiOptions, Depends(get_options)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
+ViewDep = Annotated[LiveView, Depends(get_view)]
 RepositoryDep = Annotated[StandingsRepository, Depends(get_repository)]
 ScoredDep = Annotated[ScoredEntries, Depends(get_scored)]
 EditionsDep = Annotated[EditionIndex, Depends(get_editions)]

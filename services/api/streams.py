@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.api.read.rank_changes import last_seqs
+from services.api.read.view import LiveView
 
 log = logging.getLogger("api.streams")
 
@@ -42,12 +43,14 @@ class StreamHub:
     def __init__(
         self,
         redis: Redis,
+        view: LiveView,
         *,
         poll_seconds: float,
         max_streams: int,
         max_streams_per_client: int,
     ) -> None:
         self.redis = redis
+        self.view = view
         self.poll_seconds = poll_seconds
         self.max_streams = max_streams
         self.max_streams_per_client = max_streams_per_client
@@ -141,7 +144,7 @@ class StreamHub:
         while self._followers and not self._stopping:
             categories = list(self._followers)
             try:
-                seqs = await last_seqs(self.redis, categories)
+                seqs = await last_seqs(self.redis, await self.view.keys(), categories)
             except (RedisError, OSError) as exc:
                 log.warning("cannot read rank-change state: %s", exc)
             else:

@@ -1,4 +1,5 @@
-"""`observatoire rebuild`: wipe the derived Redis view and rebuild it from the topics."""
+"""`observatoire rebuild`: rebuild the derived Redis view from the topics, beside the live one
+(services/rebuild.py)."""
 
 from __future__ import annotations
 
@@ -32,13 +33,21 @@ def rebuild_command(
             help="Processes sharing obs.metrics.v1's partitions (default: OBS_REBUILD_WORKERS).",
         ),
     ] = None,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            "--restart",
+            help="Give up a rebuild left unfinished (interrupted) and start again.",
+        ),
+    ] = False,
 ) -> None:
-    """Rebuild standings, details and summaries from obs.accounts.v1 and obs.metrics.v1.
+    """Rebuild the Redis view from the topics, beside the live one, without downtime.
 
-    Then the publisher's facts from its own topics. Stop the scorer and the publisher first
-    (their consumer groups keep their offsets and resume after).
+    A new generation of the view is built while the services run (the scorers write both,
+    the publisher holds for its part), then readers switch to it and the old one is dropped
+    after OBS_REBUILD_GRACE_SECONDS. It works as well with every service stopped.
     """
-    from services.scorer.rebuild import rebuild
+    from services.rebuild import RebuildRefused, rebuild_view
 
     settings = get_settings()
     check_command(settings, "rebuild")
@@ -61,27 +70,44 @@ def rebuild_command(
         console.print(f"error: {exc}")
         raise typer.Exit(2) from exc
     totals = {t: sum(end_offsets(settings, t).values()) for t in (TOPIC_ACCOUNTS, TOPIC_METRICS)}
-    with _progress(console, "scorer", totals) as advance:
-        report = asyncio.run(rebuild(settings, progress=advance, workers=workers))
+    with _progress(console, ("scorer", "publisher"), totals) as advance:
+        try:
+            report = asyncio.run(
+                rebuild_view(
+                    settings,
+                    progress=advance,
+                    step=lambda what: console.print(f"rebuild: {what}"),
+                    workers=workers,
+                    restart=restart,
+                )
+            )
+        except RebuildRefused as exc:
+            console.print(f"error: {exc}")
+            raise typer.Exit(2) from exc
+    scorer = report.scorer
     console.print(
-        f"rebuilt from {report.accounts} account records and {report.metrics} snapshots "
-        f"({report.unexamined} superseded by a newer valid one, not validated) "
-        f"in {report.seconds:.1f} s" + (f"; rejected: {report.rejected}" if report.rejected else "")
+        f"generation {report.generation}: scorer's part from {scorer.accounts} account records "
+        f"and {scorer.metrics} snapshots ({scorer.unexamined} superseded by a newer valid one, "
+        f"not validated) in {scorer.seconds:.1f} s"
+        + (f"; rejected: {scorer.rejected}" if scorer.rejected else "")
     )
-    from services.publisher.rebuild import rebuild_publisher
-
-    with _progress(console, "publisher", totals) as advance:
-        publisher_report = asyncio.run(rebuild_publisher(settings, progress=advance))
-    console.print(f"rebuilt the {publisher_report.summary()}")
+    console.print(
+        f"rebuilt the {report.publisher.summary()}"
+        + ("" if report.publisher_held else " (no live publisher)")
+    )
+    console.print(
+        f"readers read generation {report.generation} (generation {report.previous} dropped: "
+        f"{report.dropped} keys) after {report.seconds:.1f} s"
+    )
 
 
 @contextlib.contextmanager
 def _progress(
-    console: Console, who: str, totals: dict[str, int]
-) -> Iterator[Callable[[str, int], None]]:
-    """A bar per topic; yields `advance(topic, records)`. A bar's total grows with the records
-    read when the end offsets came out short (the local broker under-reports them for
-    partitions written in multi-record batches)."""
+    console: Console, parts: tuple[str, ...], totals: dict[str, int]
+) -> Iterator[Callable[[str, str, int], None]]:
+    """A bar per part and topic; yields `advance(part, topic, records)`. A bar's total grows
+    with the records read when the end offsets came out short (the local broker under-reports
+    them for partitions written in multi-record batches)."""
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -89,11 +115,13 @@ def _progress(
         TimeElapsedColumn(),
         console=console,
     ) as bar:
-        tasks = {t: bar.add_task(f"{who} {t}", total=total) for t, total in totals.items()}
-        done = dict.fromkeys(totals, 0)
+        bars = [(part, topic) for part in parts for topic in totals]
+        tasks = {b: bar.add_task(f"{b[0]} {b[1]}", total=totals[b[1]]) for b in bars}
+        done = dict.fromkeys(bars, 0)
 
-        def advance(topic: str, records: int) -> None:
-            done[topic] += records
-            bar.update(tasks[topic], completed=done[topic], total=max(totals[topic], done[topic]))
+        def advance(part: str, topic: str, records: int) -> None:
+            done[part, topic] += records
+            total = max(totals[topic], done[part, topic])
+            bar.update(tasks[part, topic], completed=done[part, topic], total=total)
 
         yield advance

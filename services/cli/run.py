@@ -1,6 +1,7 @@
 """`observatoire run`: the whole local observatory in the foreground.
 
-Starts Redis (nothing on disk) and the in-memory Tansu broker, creates the topics, then the
+Starts Redis (nothing on disk; with OBS_REDIS_CLUSTER a three-master cluster, OBS_REDIS_URL's
+port the first master) and the in-memory Tansu broker, creates the topics, then the
 services as child processes (`--scorers N`: N scorer workers in one consumer group, worker i
 with OBS_WORKER_INDEX=i, so its metrics port is OBS_SCORER_METRICS_PORT + 100 i), and stops
 everything within 10 s of Ctrl-C or SIGTERM. Without
@@ -26,7 +27,12 @@ import typer
 from services.common.commands.keys import local_key_path, write_local_key
 from services.common.kafka import create_topics
 from services.common.lifecycle import arm_shutdown_watchdog, configure_logging
-from services.common.localstack import LocalServiceError, RedisServer, TansuBroker
+from services.common.localstack import (
+    LocalRedisCluster,
+    LocalServiceError,
+    RedisServer,
+    TansuBroker,
+)
 from services.common.settings import Settings, get_settings
 
 SERVICE = "run"
@@ -133,12 +139,24 @@ def run_stack(settings: Settings, source: str, file: Path | None, scorers: int =
 
     log_dir = settings.run_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    redis = RedisServer.from_settings(settings, log_dir / "redis.log")
+    redis: RedisServer | LocalRedisCluster
+    if settings.redis_cluster:
+        redis = LocalRedisCluster.from_settings(settings, log_dir)
+    else:
+        redis = RedisServer.from_settings(settings, log_dir / "redis.log")
     broker = TansuBroker.from_settings(settings, log_dir / "tansu.log")
     children: list[Child] = []
     try:
         redis.start()
-        log.info("local Redis on %s %s", settings.redis_where, redis.auth_summary)
+        if isinstance(redis, LocalRedisCluster):
+            log.info(
+                "local Redis Cluster (OBS_REDIS_CLUSTER=true): %s, seed %s; it %s",
+                redis.summary,
+                settings.redis_where,
+                redis.auth_summary,
+            )
+        else:
+            log.info("local Redis on %s %s", settings.redis_where, redis.auth_summary)
         broker.start()
         log.warning(
             "the local broker on %s runs Kafka unauthenticated (PLAINTEXT, no ACLs): Tansu 0.6.0 "
@@ -197,17 +215,28 @@ def run_stack(settings: Settings, source: str, file: Path | None, scorers: int =
 
 def _children_env(settings: Settings, log: logging.Logger) -> dict[str, str] | None:
     """The services' environment: this one, plus a generated command key when none is set
-    (written to RUN_DIR/command.key for the CLI; the key itself is never logged)."""
-    if settings.command_key is not None and settings.command_key.get_secret_value():
-        return None
-    key = write_local_key(settings)
-    log.info(
-        "no OBS_COMMAND_KEY: generated a command key for this run and wrote it to %s "
-        "(mode 0600); the services sign and verify operator commands with it, and the CLI "
-        "reads it from there",
-        local_key_path(settings),
-    )
-    return os.environ | {"OBS_COMMAND_KEY": key.get_secret_value()}
+    (written to RUN_DIR/command.key for the CLI; the key itself is never logged), plus, on a
+    local cluster with replicas, a replica to wait for unless OBS_REDIS_WAIT_REPLICAS says
+    otherwise (a failover then loses nothing: docs/operations.md)."""
+    extra: dict[str, str] = {}
+    if settings.command_key is None or not settings.command_key.get_secret_value():
+        key = write_local_key(settings)
+        log.info(
+            "no OBS_COMMAND_KEY: generated a command key for this run and wrote it to %s "
+            "(mode 0600); the services sign and verify operator commands with it, and the CLI "
+            "reads it from there",
+            local_key_path(settings),
+        )
+        extra["OBS_COMMAND_KEY"] = key.get_secret_value()
+    replicas = settings.redis_cluster_replicas if settings.redis_cluster else 0
+    if replicas and "OBS_REDIS_WAIT_REPLICAS" not in os.environ:
+        extra["OBS_REDIS_WAIT_REPLICAS"] = str(replicas)
+        log.info(
+            "each batch waits for its Redis writes on %d replica(s) of every master before "
+            "it is committed (OBS_REDIS_WAIT_REPLICAS)",
+            replicas,
+        )
+    return os.environ | extra if extra else None
 
 
 def _announce_when_ready(settings: Settings, stop: threading.Event, log: logging.Logger) -> None:

@@ -1,4 +1,5 @@
-"""Real local processes for runs and tests: the Tansu broker and a Redis that keeps nothing on disk.
+"""Real local processes for runs and tests: the Tansu broker and a Redis that keeps nothing on disk
+(one server, or a three-master Redis Cluster of them: `LocalRedisCluster`).
 
 Both are started on configurable ports, answer a protocol-level health check before `start()`
 returns (Kafka metadata through kafka-python, Redis PING), and are stopped with SIGTERM, then
@@ -20,11 +21,14 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, NoReturn, Self
+from typing import IO, Any, NoReturn, Self
 
+import redis
 from pydantic import SecretStr
+from redis.exceptions import RedisError
 
 from services.common.settings import Settings
 
@@ -196,6 +200,12 @@ class LocalProcess:
             f"command: {' '.join(command)}\n"
             f"log {self.log_path} (last lines):\n{self.log_tail()}"
         )
+
+    def signal_stop(self) -> None:
+        """Send `stop_signal` without waiting (several processes stop together; then `stop`)."""
+        if self._proc is not None and self._proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.send_signal(self.stop_signal)
 
     def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         """`stop_signal` (SIGTERM), then SIGKILL if the process is still there after `timeout` s."""
@@ -397,6 +407,7 @@ class RedisServer(LocalProcess):
                     f"user {_config_word(self.username)} on {_config_word('>' + secret)} "
                     "~* &* +@all",
                 ]
+        lines += self._extra_config()
         path = Path(self._dir) / "redis.conf"
         path.unlink(missing_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -404,16 +415,22 @@ class RedisServer(LocalProcess):
             config.write("\n".join(lines) + "\n")
         return path
 
-    def probe(self) -> None:
-        import redis
+    def _extra_config(self) -> list[str]:
+        """More lines of the 0600 config file (a cluster node's replication credentials)."""
+        return []
 
-        client = redis.Redis(
+    def client(self, socket_timeout: float = 1.0) -> redis.Redis:
+        """A client of this one server, authenticated as configured (the caller closes it)."""
+        return redis.Redis(
             host=self.host,
             port=self.port,
             username=self.username,
             password=self.password.get_secret_value() if self.password is not None else None,
-            socket_timeout=1.0,
+            socket_timeout=socket_timeout,
         )
+
+    def probe(self) -> None:
+        client = self.client()
         try:
             if not client.ping():
                 raise ConnectionError("PING did not answer PONG")
@@ -424,6 +441,355 @@ class RedisServer(LocalProcess):
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+
+class ClusterNodeServer(RedisServer):
+    """One redis-server of a local Redis Cluster: cluster mode, its bus on `bus_port`, its
+    cluster config file in `directory` (which the cluster owns and removes: a node stopped
+    and started again rejoins with the same identity)."""
+
+    name = "Redis Cluster node"
+
+    def __init__(
+        self,
+        port: int,
+        log_path: Path | str,
+        *,
+        directory: Path,
+        bus_port: int,
+        node_timeout_ms: int,
+        **options: Any,
+    ) -> None:
+        super().__init__(port, log_path, **options)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._dir = str(directory)
+        self.bus_port = bus_port
+        self.node_timeout_ms = node_timeout_ms
+
+    def command(self) -> Sequence[str]:
+        assert self._dir is not None
+        return [
+            *super().command(),
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            str(Path(self._dir) / "nodes.conf"),
+            # The default bus port is port + 10000, above 65535 for a port above 55535.
+            "--cluster-port",
+            str(self.bus_port),
+            "--cluster-node-timeout",
+            str(self.node_timeout_ms),
+            # A replica's first sync starts at once rather than after the default 5 s wait
+            # for more replicas (the transfer is diskless: nothing is written).
+            "--repl-diskless-sync-delay",
+            "0",
+        ]
+
+    def _extra_config(self) -> list[str]:
+        if self.password is None:
+            return []
+        lines = [f"masterauth {_config_word(self.password.get_secret_value())}"]
+        if self.username is not None and self.username != "default":
+            lines.append(f"masteruser {_config_word(self.username)}")
+        return lines
+
+    def role(self) -> str:
+        """`master`, `replica`, or `down` when the process is gone or does not answer."""
+        if not self.running:
+            return "down"
+        client = self.client()
+        try:
+            reply = client.execute_command("ROLE")
+        except (OSError, RedisError):
+            return "down"
+        finally:
+            client.close()
+        return "master" if reply[0] in (b"master", "master") else "replica"
+
+    def cluster_info(self) -> dict[str, str]:
+        """CLUSTER INFO of this node, as text fields."""
+        client = self.client()
+        try:
+            info = client.execute_command("CLUSTER INFO")  # parsed by redis-py into a dict
+        finally:
+            client.close()
+        return {str(key): str(value) for key, value in info.items()}
+
+    def _cleanup(self) -> None:
+        """Nothing: the cluster's directory outlives a node's restart (LocalRedisCluster.stop)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterNodeInfo:
+    """A node of a local Redis Cluster, as it is now."""
+
+    host: str
+    port: int
+    role: str  # master | replica | down
+    pid: int | None
+
+
+class LocalRedisCluster:
+    """A Redis Cluster of three masters (and `replicas` replicas each) that persists nothing.
+
+    Debian's redis-server in cluster mode: the first master on `port` (OBS_REDIS_URL's), the
+    other nodes and every cluster bus on free ports, every node's files in one throwaway
+    directory removed at stop. `redis-cli --cluster create` joins them and spreads the 16,384
+    slots over the masters. With a password every node requires it (`requirepass`, or an ACL
+    user) and replicates with it (`masterauth`), from 0600 config files; redis-cli reads it
+    from REDISCLI_AUTH: no secret is ever on a command line. `node_timeout_ms` is every node's
+    cluster-node-timeout: 5 s rather than Redis's 15 s, so that with replicas a killed master's
+    replica takes over within seconds.
+    """
+
+    name = "Redis Cluster"
+    MASTERS = 3
+
+    def __init__(
+        self,
+        port: int,
+        log_dir: Path | str,
+        *,
+        host: str = "127.0.0.1",
+        replicas: int = 0,
+        binary: str = "redis-server",
+        cli_binary: str | None = None,
+        username: str | None = None,
+        password: SecretStr | str | None = None,
+        node_timeout_ms: int = 5000,
+    ) -> None:
+        if replicas not in (0, 1):
+            raise LocalServiceError(
+                f"a local cluster has 0 or 1 replica per master, not {replicas}"
+            )
+        self.host = host
+        self.port = port
+        self.log_dir = Path(log_dir)
+        self.replicas = replicas
+        self.binary = binary
+        self.cli_binary = cli_binary or _sibling(binary, "redis-cli")
+        self.username = username
+        self.password = SecretStr(password) if isinstance(password, str) else password
+        self.node_timeout_ms = node_timeout_ms
+        self.servers: list[ClusterNodeServer] = []
+        self._dir: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, log_dir: Path | str) -> LocalRedisCluster:
+        """A cluster whose first master listens on `settings.redis_url`'s address."""
+        host, port = settings.redis_host_port
+        return cls(
+            port,
+            log_dir,
+            host=host,
+            replicas=settings.redis_cluster_replicas,
+            binary=settings.redis_server_binary,
+            username=settings.redis_username,
+            password=settings.redis_password,
+        )
+
+    @property
+    def directory(self) -> Path | None:
+        """The throwaway directory of every node's files while the cluster runs."""
+        return None if self._dir is None else Path(self._dir)
+
+    @property
+    def url(self) -> str:
+        """The seed node's URL (no credentials)."""
+        return f"redis://{self.host}:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return bool(self.servers) and all(server.running for server in self.servers)
+
+    @property
+    def auth_summary(self) -> str:
+        """How clients authenticate, for logs (never the secret)."""
+        if self.password is None:
+            return "has no password (set OBS_REDIS_PASSWORD to require one)"
+        if self.username is None or self.username == "default":
+            return "requires a password (requirepass; masterauth between nodes)"
+        return (
+            f"requires a password (ACL user {self.username!r}, the default user off; "
+            "masteruser and masterauth between nodes)"
+        )
+
+    @property
+    def summary(self) -> str:
+        """What runs where, for logs."""
+        masters = ", ".join(f"{s.host}:{s.port}" for s in self.servers[: self.MASTERS])
+        text = f"{self.MASTERS} masters ({masters})"
+        if self.replicas:
+            replicas = ", ".join(f"{s.host}:{s.port}" for s in self.servers[self.MASTERS :])
+            text += f" and {len(self.servers) - self.MASTERS} replicas ({replicas})"
+        return text
+
+    def nodes(self) -> list[ClusterNodeInfo]:
+        """Every node with its current role (asked now: a failover changes them)."""
+        return [
+            ClusterNodeInfo(server.host, server.port, server.role(), server.pid)
+            for server in self.servers
+        ]
+
+    def primaries(self) -> list[ClusterNodeInfo]:
+        """The nodes that are masters now."""
+        return [node for node in self.nodes() if node.role == "master"]
+
+    def server(self, port: int) -> ClusterNodeServer:
+        """The process of the node listening on `port` (to stop or start it in a test)."""
+        return next(server for server in self.servers if server.port == port)
+
+    def start(self, timeout: float = DEFAULT_START_TIMEOUT) -> Self:
+        """Start every node, create the cluster, and return once every node reports
+        `cluster_state:ok` (and every replica's link to its master is up), or raise."""
+        if self.running:
+            return self
+        if shutil.which(self.cli_binary) is None:
+            raise LocalServiceError(
+                f"`{self.cli_binary}` not found on PATH: it creates the local cluster "
+                "(Debian: `apt-get install redis-tools`, a dependency of redis-server)"
+            )
+        deadline = time.monotonic() + timeout
+        self._dir = tempfile.mkdtemp(prefix="obs-redis-cluster-")  # mode 0700
+        try:
+            count = self.MASTERS * (1 + self.replicas)
+            ports = [self.port, *_free_ports(count - 1, self.host, taken={self.port})]
+            buses = _free_ports(count, self.host, taken=set(ports))
+            self.servers = [
+                ClusterNodeServer(
+                    port,
+                    self.log_dir / f"redis-{port}.log",
+                    host=self.host,
+                    binary=self.binary,
+                    username=self.username,
+                    password=self.password,
+                    directory=Path(self._dir) / str(port),
+                    bus_port=bus,
+                    node_timeout_ms=self.node_timeout_ms,
+                )
+                for port, bus in zip(ports, buses, strict=True)
+            ]
+            for server in self.servers:
+                server.start(max(1.0, deadline - time.monotonic()))
+            self._create(deadline)
+            self._wait_ok(deadline)
+        except BaseException:  # including Ctrl-C while waiting: leave no orphan behind
+            self.stop()
+            raise
+        log.info("started %s: %s", self.name, self.summary)
+        return self
+
+    def _create(self, deadline: float) -> None:
+        command = [
+            self.cli_binary,
+            "--cluster",
+            "create",
+            *(f"{server.host}:{server.port}" for server in self.servers),
+            "--cluster-replicas",
+            str(self.replicas),
+            "--cluster-yes",
+        ]
+        if self.username is not None and self.username != "default":
+            command += ["--user", self.username]
+        env = {k: v for k, v in os.environ.items() if k != "REDISCLI_AUTH"} | {"NO_COLOR": "1"}
+        if self.password is not None:
+            env["REDISCLI_AUTH"] = self.password.get_secret_value()
+        log_path = self.log_dir / "redis-cluster.log"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as output:
+            output.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(command)}\n".encode())
+            output.flush()
+            try:
+                done = subprocess.run(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    timeout=max(1.0, deadline - time.monotonic()),
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                code: int | str = "none (timed out)"
+            else:
+                code = done.returncode
+        if code != 0:
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-_LOG_TAIL_LINES:])
+            raise LocalServiceError(
+                f"{self.name}: `redis-cli --cluster create` failed (exit {code}).\n"
+                f"log {log_path} (last lines):\n{tail}"
+            )
+
+    def _wait_ok(self, deadline: float) -> None:
+        total = len(self.servers)
+        last: object = None
+        while True:
+            try:
+                if all(self._node_ready(server, total) for server in self.servers):
+                    return
+            except (OSError, RedisError) as exc:
+                last = exc
+            if time.monotonic() >= deadline:
+                raise LocalServiceError(
+                    f"{self.name} on {self.summary} did not reach cluster_state:ok in time "
+                    f"(last: {last!r}); node logs in {self.log_dir}"
+                )
+            time.sleep(_POLL_INTERVAL)
+
+    @staticmethod
+    def _node_ready(server: ClusterNodeServer, total: int) -> bool:
+        info = server.cluster_info()
+        if (
+            info.get("cluster_state") != "ok"
+            or info.get("cluster_slots_assigned") != "16384"
+            or info.get("cluster_known_nodes") != str(total)
+        ):
+            return False
+        if server.role() != "replica":
+            return True
+        client = server.client()
+        try:
+            replication = client.info("replication")
+        finally:
+            client.close()
+        return replication.get("master_link_status") == "up"
+
+    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
+        """SIGTERM every node, wait for each (SIGKILL after `timeout`), remove the directory."""
+        for server in self.servers:
+            server.signal_stop()
+        for server in self.servers:
+            server.stop(timeout)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _free_ports(count: int, host: str, taken: set[int]) -> list[int]:
+    """`count` distinct free ports, none of them in `taken`."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port(host)
+        if port not in taken and port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _sibling(binary: str, name: str) -> str:
+    """`name` beside `binary` when that is a path (a custom Redis build), else `name`."""
+    directory = os.path.dirname(binary)
+    return os.path.join(directory, name) if directory else name
 
 
 def _config_word(value: str) -> str:

@@ -86,6 +86,20 @@ class Settings(BaseSettings):
     redis_password: SecretStr | None = Field(
         None, description="Password of the view's Redis (unset: none)."
     )
+    redis_cluster: bool = Field(
+        False,
+        description=(
+            "The view is a Redis Cluster: clients use redis-py's cluster client with redis_url "
+            "as a seed node (its database must be 0); `observatoire run` starts a local "
+            "three-master cluster."
+        ),
+    )
+    redis_cluster_replicas: int = Field(
+        0,
+        ge=0,
+        le=1,
+        description="Replicas per master of the local cluster `observatoire run` starts.",
+    )
 
     @model_validator(mode="after")
     def _redis_credentials_leave_the_url(self) -> Self:
@@ -186,8 +200,34 @@ class Settings(BaseSettings):
     )
     scorer_batch_size: int = Field(2000, ge=1, le=100_000)
     scorer_batch_seconds: float = Field(0.05, gt=0, le=10)
+    redis_wait_replicas: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Replicas of every Redis master that must acknowledge a batch's writes (WAIT) before "
+            "the scorer or the publisher commits its offsets or produces; 0: no wait."
+        ),
+    )
+    redis_wait_timeout_ms: int = Field(
+        1000,
+        ge=1,
+        le=60_000,
+        description=(
+            "How long one WAIT blocks before it is logged, counted and sent again (it is "
+            "never given up)."
+        ),
+    )
     rebuild_workers: int = Field(
         2, ge=1, le=64, description="Processes sharing obs.metrics.v1's partitions in a rebuild."
+    )
+    rebuild_grace_seconds: float = Field(
+        30.0,
+        ge=0.0,
+        le=3600.0,
+        description=(
+            "After a rebuild switches readers to the new generation of the view, the old one is "
+            "kept this long (reads under way finish) before it is dropped."
+        ),
     )
     shutdown_watchdog_seconds: float = Field(
         7.0, gt=0, le=9.5, description="A service exits anyway this long after SIGTERM."

@@ -24,6 +24,7 @@ from services.common.commands.keys import CommandKeys
 from services.common.commands.sender import Delivered
 from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_COMMANDS, TOPIC_METRICS
 from services.common.events import MetricsSnapshot
+from services.common.kafka.compat import committed_offsets
 from services.common.streams import dead_letter, record_ms, with_redis_retry
 from services.common.territories import load_registry
 from services.common.validation import (
@@ -34,9 +35,13 @@ from services.common.validation import (
     validate_score,
 )
 from services.common.view.client import redis_client
+from services.common.view.durability import Replication
+from services.common.view.generations import answer_hold, read_generations
+from services.common.view.keys import ViewKeys
 from services.publisher import metrics as m
 from services.publisher.app import app, settings
 from services.publisher.core import Publisher
+from services.publisher.hold import HoldGate, applied, wait_closed
 from services.publisher.lease import stand_down
 from services.publisher.rank_changes import Trigger
 from services.publisher.store import UNFENCED, Fenced
@@ -58,15 +63,24 @@ BATCH_SECONDS = 0.2
 RECONCILE_SECONDS = 5.0  # re-read every category's list (repairs a lost score event)
 AUTO_PUBLISH_CHECK_SECONDS = 10.0
 
+HOLD_POLL_SECONDS = 0.5  # how often the generation pointer is read (a rebuild's hold)
+HOLD_CLOSE_SECONDS = 60.0  # longest wait for the writes under way when a hold is asked
 _publisher: Publisher | None = None
 _publisher_lock = asyncio.Lock()
 _token = UNFENCED  # the lease token every write checks (services/publisher/lease.py)
+_generation = 0  # the generation of the view written (services/common/view/generations.py)
+_held_for: int | None = None  # the generation a rebuild builds while this publisher holds
+_gate = HoldGate()
+# Writes on OBS_REDIS_WAIT_REPLICAS replicas before a produce or an acknowledged batch
+# (services/common/view/durability.py).
+_replication = Replication(settings, log=log)
 
 
-def hold_lease(token: int) -> None:
-    """Write with this lease token from now on (set by main before the worker starts)."""
-    global _token
-    _token = token
+def hold_lease(token: int, generation: int) -> None:
+    """Write with this lease token, in this generation, from now on (set by main before the
+    worker starts)."""
+    global _token, _generation
+    _token, _generation = token, generation
 
 
 async def _send(topic: str, key: bytes, value: bytes) -> Delivered:
@@ -76,6 +90,18 @@ async def _send(topic: str, key: bytes, value: bytes) -> Delivered:
     return Delivered(metadata.partition, metadata.offset)
 
 
+async def _replicated() -> None:
+    """Every Redis write made so far is on the replicas (a failover cannot lose it)."""
+    if _publisher is not None:
+        await _replication.ensure(_publisher.store.redis)
+
+
+async def _replicated_send(topic: str, key: bytes, value: bytes) -> Delivered:
+    """The publisher's produces: a record follows the writes it reflects onto the replicas."""
+    await _replicated()
+    return await _send(topic, key, value)
+
+
 async def publisher() -> Publisher:
     """The worker's publisher, created and loaded on first use inside the worker's loop."""
     global _publisher
@@ -83,8 +109,9 @@ async def publisher() -> Publisher:
         if _publisher is None:
             candidate = Publisher(
                 redis_client(settings),
+                ViewKeys(_generation),
                 load_registry(),
-                _send,
+                _replicated_send,
                 grace_hours=settings.edition_grace_hours,
                 command_keys=CommandKeys.from_settings(settings),
                 token=_token,
@@ -97,8 +124,15 @@ async def publisher() -> Publisher:
 async def _with_redis_retry(what: str, work: Callable[[], Awaitable[T]]) -> T:
     """Retry while Redis is away; stand down when a write is refused (another publisher
     took over: this one was paused past its lease)."""
+
+    async def replicated_work() -> T:  # each attempt: the batch, then its writes replicated
+        _replication.begin()
+        result = await work()
+        await _replicated()
+        return result
+
     try:
-        return await with_redis_retry(what, work, m.REDIS_ERRORS, log)
+        return await with_redis_retry(what, replicated_work, m.REDIS_ERRORS, log)
     except Fenced as exc:
         stand_down(f"while {what}: {exc}")
 
@@ -121,11 +155,13 @@ async def track_rank_changes(stream: Any) -> None:
             triggers.setdefault(result.category, Trigger()).add(
                 result.observed_at, event.message.timestamp
             )
-        core = await publisher()
-        for category, trigger in sorted(triggers.items()):
-            await _with_redis_retry(
-                f"publishing {category}'s list", partial(core.ranks.refresh, category, trigger)
-            )
+        async with _gate.writing(applied(events)):
+            core = await publisher()
+            for category, trigger in sorted(triggers.items()):
+                await _with_redis_retry(
+                    f"publishing {category}'s list",
+                    partial(core.ranks.refresh, category, trigger),
+                )
 
 
 @app.agent(metrics_topic)
@@ -140,9 +176,10 @@ async def track_links(stream: Any) -> None:
                 m.INVALID_RECORDS.labels(TOPIC_METRICS, result.reason).inc()
             else:
                 valid.append(result)
-        if valid:
-            core = await publisher()
-            await _with_redis_retry("judging links", partial(core.links.apply_snapshots, valid))
+        async with _gate.writing(applied(events)):
+            if valid:
+                core = await publisher()
+                await _with_redis_retry("judging links", partial(core.links.apply_snapshots, valid))
 
 
 @app.agent(accounts_topic)
@@ -150,15 +187,16 @@ async def track_accounts(stream: Any) -> None:
     """A territory's account changed: its link status follows the new account."""
     async for events in stream.take_events(500, within=BATCH_SECONDS):
         m.EVENTS_CONSUMED.labels("accounts").inc(len(events))
-        core = await publisher()
-        for event in events:
-            result = validate_account(event.message.value or b"", record_ms(event))
-            if isinstance(result, Rejection):
-                m.INVALID_RECORDS.labels(TOPIC_ACCOUNTS, result.reason).inc()
-                continue
-            await _with_redis_retry(
-                "applying an account change", partial(core.links.apply_account, result)
-            )
+        async with _gate.writing(applied(events)):
+            core = await publisher()
+            for event in events:
+                result = validate_account(event.message.value or b"", record_ms(event))
+                if isinstance(result, Rejection):
+                    m.INVALID_RECORDS.labels(TOPIC_ACCOUNTS, result.reason).inc()
+                    continue
+                await _with_redis_retry(
+                    "applying an account change", partial(core.links.apply_account, result)
+                )
 
 
 @app.agent(commands_topic)
@@ -170,25 +208,29 @@ async def execute_commands(stream: Any) -> None:
         if isinstance(result, Rejection):
             await _dead_letter(commands_dlq, event, result)
             continue
-        core = await publisher()
-        await _with_redis_retry(
-            f"executing command {result.event_id[:12]}", partial(core.commands.execute, result)
-        )
+        async with _gate.writing(applied([event])):
+            core = await publisher()
+            await _with_redis_retry(
+                f"executing command {result.event_id[:12]}",
+                partial(core.commands.execute, result),
+            )
 
 
 @app.task
 async def publish_changes_missed_while_stopped() -> None:
     """At start: whatever the standings became while the publisher was down is published."""
-    core = await publisher()
-    await _with_redis_retry("re-reading every list", core.ranks.refresh_all)
+    async with _gate.writing():
+        core = await publisher()
+        await _with_redis_retry("re-reading every list", core.ranks.refresh_all)
 
 
 @app.timer(interval=RECONCILE_SECONDS)
 async def reconcile_published_lists() -> None:
     """Re-read every list: a change whose score event was lost is still published."""
-    core = await publisher()
     try:
-        await core.ranks.refresh_all()
+        async with _gate.writing():
+            core = await publisher()
+            await core.ranks.refresh_all()
     except Fenced as exc:
         stand_down(f"while re-reading the lists: {exc}")
     except (RedisError, OSError) as exc:  # the next tick tries again
@@ -210,9 +252,10 @@ async def request_due_editions() -> None:
     delay = auto_publish_hours()
     if delay is None:
         return
-    core = await publisher()
     try:
-        command = await core.commands.due_auto_command(delay)
+        async with _gate.writing():
+            core = await publisher()
+            command = await core.commands.due_auto_command(delay)
     except Fenced as exc:
         stand_down(f"while checking for a due edition: {exc}")
     except (RedisError, OSError) as exc:
@@ -222,3 +265,69 @@ async def request_due_editions() -> None:
     if command is not None:
         await _send(TOPIC_COMMANDS, command["event_id"].encode(), orjson.dumps(command))
         log.info("requested the automatic publication of %s", command["args"]["edition"])
+
+
+@app.timer(interval=HOLD_POLL_SECONDS)
+async def follow_generations() -> None:
+    """Hold while a rebuild builds the publisher's part of a new generation; then resume on
+    the generation the rebuild made current (or on ours, if it gave up)."""
+    global _held_for
+    core = await publisher()
+    redis = core.store.redis
+    try:
+        pointer = await read_generations(redis)
+        if _held_for is None and pointer.hold is not None and pointer.hold != _generation:
+            applied_up_to = await wait_closed(_gate, HOLD_CLOSE_SECONDS)
+            if applied_up_to is None:
+                log.warning("a rebuild asked to hold, but a write did not end in time")
+                return
+            # where the rebuild's reading ends: past what was applied, else where the group
+            # resumes (partitions nothing was applied from since this publisher started)
+            positions = {
+                f"{topic}:{partition}": offset
+                for (topic, partition), offset in committed_offsets(app.consumer).items()
+            } | applied_up_to
+            answer = {"token": _token, "generation": _generation, "positions": positions}
+            if await answer_hold(redis, pointer.hold, answer):
+                _held_for = pointer.hold
+                log.info(
+                    "holding while a rebuild builds generation %d (%d input partitions "
+                    "applied up to where the rebuild reads)",
+                    pointer.hold,
+                    len(positions),
+                )
+            else:
+                _gate.open()
+        elif _held_for is not None and pointer.hold != _held_for:
+            await _resume(pointer.current)
+        elif _held_for is None and pointer.current > _generation:
+            await wait_closed(_gate, HOLD_CLOSE_SECONDS)
+            await _resume(pointer.current)
+    except Fenced as exc:
+        stand_down(f"while changing generations: {exc}")
+    except (RedisError, OSError) as exc:  # the next tick tries again
+        m.REDIS_ERRORS.inc()
+        log.error("redis error while following the generations: %r", exc)
+
+
+async def _resume(current: int) -> None:
+    """Write to `current` from now on (claiming its slots first), and open the gate."""
+    global _publisher, _generation, _held_for
+    if current != _generation:
+        candidate = Publisher(
+            redis_client(settings),
+            ViewKeys(current),
+            load_registry(),
+            _replicated_send,
+            grace_hours=settings.edition_grace_hours,
+            command_keys=CommandKeys.from_settings(settings),
+            token=_token,
+        )
+        await candidate.store.fence.claim()
+        await candidate.load()
+        previous, _publisher, _generation = _publisher, candidate, current
+        if previous is not None:
+            await previous.store.redis.aclose()
+        log.info("writing generation %d of the view from now on", current)
+    _held_for = None
+    _gate.open()

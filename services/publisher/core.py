@@ -7,6 +7,7 @@ from redis.asyncio import Redis
 from services.common.commands.keys import CommandKeys
 from services.common.commands.sender import Sender
 from services.common.territories import Registry
+from services.common.view.keys import ViewKeys
 from services.publisher.commands import CommandExecutor
 from services.publisher.links import LinkTracker
 from services.publisher.rank_changes import RankChangeTracker
@@ -19,6 +20,7 @@ class Publisher:
     def __init__(
         self,
         redis: Redis,
+        rk: ViewKeys,
         registry: Registry,
         send: Sender,
         *,
@@ -26,7 +28,7 @@ class Publisher:
         command_keys: CommandKeys,
         token: int = UNFENCED,
     ) -> None:
-        self.store = PublisherStore(redis, token)  # every write checks the lease token
+        self.store = PublisherStore(redis, rk, token)  # every write checks the lease token
         self.ranks = RankChangeTracker(self.store, send)
         self.links = LinkTracker(self.store, send, registry)
         self.commands = CommandExecutor(

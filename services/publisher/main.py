@@ -16,6 +16,7 @@ from services.common.lifecycle import arm_shutdown_watchdog, configure_logging, 
 from services.common.settings import Settings
 from services.common.streams import run_worker
 from services.common.view.client import redis_client
+from services.common.view.generations import read_generations
 from services.common.view.layout import check_view
 from services.publisher.lease import LeaseKeeper, candidate_name, stand_down, wait_for_lease
 from services.publisher.recovery import RecoveryReport, restore_from_topics
@@ -29,18 +30,20 @@ async def _check_redis(settings: Settings) -> None:
     redis = redis_client(settings)
     try:
         await redis.ping()
-        await check_view(redis, where=settings.redis_where)
+        await check_view(redis, (await read_generations(redis)).keys, where=settings.redis_where)
     finally:
         await redis.aclose()
 
 
-async def _take_over(settings: Settings, held: Held) -> RecoveryReport:
-    """Claim every slot for the lease's token (a former holder's writes are refused from
-    now on), then read the topics' tails: what they hold is final, nobody else writes."""
+async def _take_over(settings: Settings, held: Held) -> tuple[int, RecoveryReport]:
+    """Claim every slot of the current generation for the lease's token (a former holder's
+    writes are refused from now on), then read the topics' tails: what they hold is final,
+    nobody else writes. Returns the generation and what was recovered."""
     redis = redis_client(settings)
     try:
-        await FencedWriter(redis, held.token).claim()
-        return await restore_from_topics(settings, redis, token=held.token)
+        rk = (await read_generations(redis)).keys
+        await FencedWriter(redis, rk, held.token).claim()
+        return rk.generation, await restore_from_topics(settings, redis, rk, token=held.token)
     finally:
         await redis.aclose()
 
@@ -108,10 +111,11 @@ def run_publisher(settings: Settings) -> None:
     keeper = LeaseKeeper(settings, held)
     keeper.start()
     try:
-        _log_recovery(log, asyncio.run(_take_over(settings, held)))
+        generation, report = asyncio.run(_take_over(settings, held))
     except Fenced as exc:
         stand_down(str(exc))
-    agents.hold_lease(held.token)
+    _log_recovery(log, report)
+    agents.hold_lease(held.token, generation)
     log.info(
         "publisher starting: broker %s, redis %s, metrics :%s, grace %g h, auto-publish %s, "
         "commands verified with %d key(s)",

@@ -1,6 +1,6 @@
 """Rebuild the publisher's part of the derived view from the topics (`observatoire rebuild`).
 
-Wipes every key the publisher owns, then:
+Into a new generation of the view (services/cli/rebuild.py prepares it):
 - published editions (and the frozen months) from `obs.editions.v1`, the published lists,
   their `seq` and last 1,000 events from `obs.rank-changes.v1`, command results from
   `obs.command-results.v1` (services/publisher/recovery.py, from the beginning);
@@ -8,8 +8,8 @@ Wipes every key the publisher owns, then:
   (each account's snapshots in log order), through the same pure state machine as the live
   publisher (services/common/dead_links.py): the same states, whatever the batches.
 
-Run it with the publisher stopped, after the scorer's rebuild (which wipes every key of a
-category but the link status); the publisher's consumer group keeps its offsets and resumes.
+A live publisher holds meanwhile (services/publisher/hold.py): link status is read up to
+where it stopped applying records, and it resumes on the new generation from there.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from services.common.contracts import TOPIC_METRICS
+from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_METRICS
 from services.common.kafka.reader import TopicReader, read_account_records
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
 from services.common.validation import Rejection
 from services.common.view.client import redis_client
-from services.common.view.wipe import wipe_publisher_view
+from services.common.view.keys import ViewKeys
 from services.publisher.link_reduce import LinkReducer
 from services.publisher.links import account_key, dead_link_entry
 from services.publisher.recovery import RecoveryReport, restore_from_topics
@@ -65,16 +65,22 @@ async def rebuild_publisher(
     *,
     registry: Registry | None = None,
     progress: Callable[[str, int], None] | None = None,
+    rk: ViewKeys,
+    until: Mapping[str, Mapping[int, int]] | None = None,
 ) -> PublisherRebuildReport:
-    """Wipe the publisher's view and rebuild it from the topics."""
+    """Build the publisher's part of a generation of the view (prepared by the caller) from
+    the topics. `until` stops the inputs of link status (`obs.accounts.v1`,
+    `obs.metrics.v1`: topic -> partition -> offset) where a held live publisher stopped
+    applying them (services/publisher/hold.py); its own topics are read to their ends."""
     report = PublisherRebuildReport()
     started = time.perf_counter()
     registry = registry or load_registry()
     redis = redis_client(settings)
     try:
-        await wipe_publisher_view(redis)
-        report.recovery = await restore_from_topics(settings, redis, from_start=True)
-        await _rebuild_links(settings, PublisherStore(redis), registry, report, progress)
+        report.recovery = await restore_from_topics(settings, redis, rk, from_start=True)
+        await _rebuild_links(
+            settings, PublisherStore(redis, rk), registry, report, progress, until or {}
+        )
     finally:
         await redis.aclose()
     report.seconds = time.perf_counter() - started
@@ -87,16 +93,20 @@ async def _rebuild_links(
     registry: Registry,
     report: PublisherRebuildReport,
     progress: Callable[[str, int], None] | None,
+    until: Mapping[str, Mapping[int, int]],
 ) -> None:
     handles: dict[str, tuple[str, str | None]] = {}  # territory -> (platform, handle)
-    async for records in read_account_records(settings, registry, report.reject, progress):
+    accounts = read_account_records(
+        settings, registry, report.reject, progress, until=until.get(TOPIC_ACCOUNTS)
+    )
+    async for records in accounts:
         for record in records:
             handles[record.id] = (record.platform, record.handle)
         report.accounts += len(records)
     # Every snapshot counts for link status in log order; only those that can change an
     # account's state are validated (services/publisher/link_reduce.py).
     reducer = LinkReducer(report.reject)
-    async with TopicReader(settings, TOPIC_METRICS) as reader:
+    async with TopicReader(settings, TOPIC_METRICS, until=until.get(TOPIC_METRICS)) as reader:
         async for chunk in reader:
             for record in chunk:
                 reducer.add(record.value, record.timestamp)

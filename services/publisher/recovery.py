@@ -34,6 +34,7 @@ from services.common.editions import logged_editions, split_parts
 from services.common.events import CommandResult, EditionPart, Event, RankChange
 from services.common.kafka.reader import TopicReader
 from services.common.settings import Settings
+from services.common.view.keys import ViewKeys
 from services.common.view.values import EditionRecord, RankState
 from services.publisher.store import UNFENCED, PublisherStore
 
@@ -66,12 +67,17 @@ def _parse(model: type[Event], value: bytes | None) -> Any:
 
 
 async def restore_from_topics(
-    settings: Settings, redis: Redis, *, from_start: bool = False, token: int = UNFENCED
+    settings: Settings,
+    redis: Redis,
+    rk: ViewKeys,
+    *,
+    from_start: bool = False,
+    token: int = UNFENCED,
 ) -> RecoveryReport:
     """Apply what the publisher's topics hold beyond the offsets Redis reflects, writing with
     the lease `token` (a publisher taking over claims every slot first: services/publisher/
     lease.py; what it reads then is the topics' tail, and no former holder writes after it)."""
-    store = PublisherStore(redis, token)
+    store = PublisherStore(redis, rk, token)
     report = RecoveryReport()
     await _restore_rank_changes(settings, store, report, from_start)
     await _restore_editions(settings, store, report, from_start)

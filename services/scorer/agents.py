@@ -14,17 +14,20 @@ from functools import partial
 from typing import Any, TypeVar
 
 import faust
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.common.events import MetricsSnapshot
 from services.common.streams import dead_letter, record_ms, with_redis_retry
-from services.common.territories import load_registry
+from services.common.territories import Registry, load_registry
 from services.common.validation import Rejection, validate_account, validate_metrics
 from services.common.view.client import redis_client
+from services.common.view.durability import Replication
+from services.common.view.generations import read_generations
 from services.scorer import metrics as m
 from services.scorer.app import app, settings
 from services.scorer.scores import ScoreEmitter
-from services.scorer.standings import BatchOutcome, StandingsUpdater
+from services.scorer.standings import AccountChange, BatchOutcome, StandingsUpdater
 from services.scorer.store import ScorerStore
 from services.scorer.topics import (
     accounts_dlq,
@@ -35,17 +38,41 @@ from services.scorer.topics import (
 
 log = logging.getLogger("scorer")
 T = TypeVar("T")
-_updater: StandingsUpdater | None = None
 _emitter = ScoreEmitter(settings)
+# Before a batch is committed, its writes are on OBS_REDIS_WAIT_REPLICAS replicas (a failover
+# loses nothing): services/common/view/durability.py.
+_replication = Replication(settings, m.REPLICA_WAIT_TIMEOUTS, log)
+_registry: Registry | None = None
+_redis: Redis | None = None
+_updaters: dict[int, StandingsUpdater] = {}  # generation -> its updater (own caches)
 
 
-def updater() -> StandingsUpdater:
-    """The worker's updater, created on first use inside the worker's event loop."""
-    global _updater
-    if _updater is None:
-        redis = redis_client(settings)
-        _updater = StandingsUpdater(ScorerStore(redis), load_registry())
-    return _updater
+def registry() -> Registry:
+    global _registry
+    if _registry is None:
+        _registry = load_registry()
+    return _registry
+
+
+def redis() -> Redis:
+    """The worker's client, created on first use inside the worker's event loop."""
+    global _redis
+    if _redis is None:
+        _redis = redis_client(settings)
+    return _redis
+
+
+async def updaters() -> list[StandingsUpdater]:
+    """The updaters of the generations to write, the current one first: while a rebuild
+    builds the next generation, every batch is applied to both (services/common/view/
+    generations.py; the writes are idempotent, so the rebuild's and ours agree)."""
+    written = (await read_generations(redis())).written()
+    for gone in set(_updaters) - {rk.generation for rk in written}:
+        del _updaters[gone]
+    for rk in written:
+        if rk.generation not in _updaters:
+            _updaters[rk.generation] = StandingsUpdater(ScorerStore(redis(), rk), registry())
+    return [_updaters[rk.generation] for rk in written]
 
 
 async def _dead_letter(topic: faust.TopicT, event: faust.EventT, rejection: Rejection) -> None:
@@ -69,7 +96,12 @@ async def _stop_emitter(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None
 
 
 async def _apply(batch: list[MetricsSnapshot]) -> BatchOutcome:
-    return await updater().apply_snapshots(batch)
+    current, *building = await updaters()
+    outcome = await current.apply_snapshots(batch)
+    for updater in building:
+        await updater.apply_snapshots(batch, announce=False)
+    await _replication.ensure(redis())
+    return outcome
 
 
 @app.agent(metrics_topic)
@@ -104,7 +136,7 @@ async def report_freshness() -> None:
     """Follow the watermark other workers advance (the freshness gauge is computed at each
     scrape, so it grows while nothing new is applied)."""
     try:
-        watermark = await updater().store.summaries.watermark()
+        watermark = await (await updaters())[0].store.summaries.watermark()
     except (RedisError, OSError):
         m.REDIS_ERRORS.inc()
         return
@@ -119,7 +151,7 @@ async def apply_accounts(stream: Any) -> None:
         changes = []
         for event in events:
             result = validate_account(event.message.value or b"", record_ms(event))
-            if not isinstance(result, Rejection) and result.id not in updater().registry:
+            if not isinstance(result, Rejection) and result.id not in registry():
                 result = Rejection("unknown_territory", f"no territory {result.id!r}")
             if isinstance(result, Rejection):
                 await _dead_letter(accounts_dlq, event, result)
@@ -129,6 +161,15 @@ async def apply_accounts(stream: Any) -> None:
                 changes.append((result.id, result.handle, result.simulated, event.message.offset))
         if changes:
             score_events = await _with_redis_retry(
-                "applying account changes", partial(updater().apply_accounts, changes)
+                "applying account changes", partial(_apply_accounts, changes)
             )
             await _publish_scores(score_events)
+
+
+async def _apply_accounts(changes: list[AccountChange]) -> list[dict]:
+    current, *building = await updaters()
+    score_events = await current.apply_accounts(changes)
+    for updater in building:
+        await updater.apply_accounts(changes)
+    await _replication.ensure(redis())
+    return score_events

@@ -12,6 +12,7 @@ from services.common.settings import Settings
 from services.common.streams import run_worker
 from services.common.territories import load_registry
 from services.common.view.client import redis_client
+from services.common.view.generations import read_generations
 from services.common.view.layout import claim_view
 from services.scorer.store import ScorerStore, geo_fingerprint
 
@@ -22,8 +23,9 @@ async def _prepare_redis(settings: Settings) -> None:
     redis = redis_client(settings)
     try:
         await redis.ping()
-        store = ScorerStore(redis)
-        await claim_view(redis, where=settings.redis_where)
+        rk = (await read_generations(redis)).keys
+        store = ScorerStore(redis, rk)
+        await claim_view(redis, rk, where=settings.redis_where)
         registry = load_registry()
         await store.views.ensure_geo(registry, geo_fingerprint(registry))
     finally:

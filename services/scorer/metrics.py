@@ -72,3 +72,8 @@ REDIS_ERRORS = Counter("obs_scorer_redis_errors_total", "Failed Redis operations
 SCORE_EVENTS = Counter(
     "obs_scorer_score_events_total", "Events produced to obs.scores.v1.", ["status"]
 )
+REPLICA_WAIT_TIMEOUTS = Counter(
+    "obs_scorer_replica_wait_timeouts_total",
+    "WAITs that timed out before OBS_REDIS_WAIT_REPLICAS replicas of a master acknowledged a "
+    "batch's writes (sent again; the batch is not committed meanwhile).",
+)

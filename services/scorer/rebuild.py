@@ -27,11 +27,10 @@ from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
 from services.common.validation import Rejection, validate_account
 from services.common.view.client import redis_client
-from services.common.view.layout import claim_view
-from services.common.view.wipe import wipe_scorer_view
+from services.common.view.keys import ViewKeys
 from services.scorer.reduce import LogReducer
 from services.scorer.standings import ACTIVE_SECONDS, AccountChange, StandingsUpdater
-from services.scorer.store import ScorerStore, geo_fingerprint
+from services.scorer.store import ScorerStore
 
 log = logging.getLogger("rebuild")
 
@@ -57,8 +56,10 @@ async def rebuild(
     registry: Registry | None = None,
     progress: Callable[[str, int], None] | None = None,
     workers: int | None = None,
+    rk: ViewKeys,
 ) -> RebuildReport:
-    """Wipe the scorer's view and rebuild it from `obs.accounts.v1` and `obs.metrics.v1`.
+    """Build the scorer's part of a generation of the view (prepared by the caller:
+    services/cli/rebuild.py) from `obs.accounts.v1` and `obs.metrics.v1`.
 
     The accounts are applied first, here; then `workers` processes (default
     `settings.rebuild_workers`) each read a share of the metrics topic's partitions and apply
@@ -73,10 +74,7 @@ async def rebuild(
     workers = workers or settings.rebuild_workers
     redis = redis_client(settings)
     try:
-        await wipe_scorer_view(redis)
-        store = ScorerStore(redis)
-        await claim_view(redis, where=settings.redis_where)
-        await store.views.ensure_geo(registry, geo_fingerprint(registry))
+        store = ScorerStore(redis, rk)
         updater = StandingsUpdater(store, registry)
         async for changes in _account_changes(settings, registry, report, progress):
             await updater.apply_accounts(changes)
@@ -85,7 +83,7 @@ async def rebuild(
             await _apply_metrics(settings, updater, report, None, progress)
             report.largest_rss_mb = _peak_rss_mb()
         else:
-            await _apply_metrics_in_processes(settings, workers, report, progress)
+            await _apply_metrics_in_processes(settings, rk, workers, report, progress)
         watermark = await store.summaries.watermark()
         if watermark is not None:
             await store.views.evict_inactive(watermark - ACTIVE_SECONDS, from_epoch(watermark))
@@ -147,6 +145,7 @@ async def _apply_metrics(
 
 async def _apply_metrics_in_processes(
     settings: Settings,
+    rk: ViewKeys,
     workers: int,
     report: RebuildReport,
     progress: Callable[[str, int], None] | None,
@@ -158,7 +157,7 @@ async def _apply_metrics_in_processes(
     processes = [
         context.Process(
             target=_metrics_worker,
-            args=(settings, share, messages),
+            args=(settings, rk.generation, share, messages),
             name=f"rebuild-metrics-{i}",
             daemon=True,
         )
@@ -197,19 +196,23 @@ async def _apply_metrics_in_processes(
             process.join(10)
 
 
-def _metrics_worker(settings: Settings, partitions: list[int], messages: Any) -> None:
+def _metrics_worker(
+    settings: Settings, generation: int, partitions: list[int], messages: Any
+) -> None:
     """One rebuild process: its partitions of obs.metrics.v1 through the scorer's own code."""
     try:
-        asyncio.run(_metrics_share(settings, partitions, messages))
+        asyncio.run(_metrics_share(settings, ViewKeys(generation), partitions, messages))
     except BaseException as exc:  # reported to the parent, which stops the rebuild
         messages.put(("error", f"{type(exc).__name__}: {exc}"))
         raise
 
 
-async def _metrics_share(settings: Settings, partitions: list[int], messages: Any) -> None:
+async def _metrics_share(
+    settings: Settings, rk: ViewKeys, partitions: list[int], messages: Any
+) -> None:
     redis = redis_client(settings)
     try:
-        updater = StandingsUpdater(ScorerStore(redis), load_registry())
+        updater = StandingsUpdater(ScorerStore(redis, rk), load_registry())
         share = RebuildReport()
         await _apply_metrics(
             settings, updater, share, partitions, lambda _, n: messages.put(("progress", n))

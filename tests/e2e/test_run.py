@@ -130,3 +130,82 @@ def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Pa
     for service in ("scorer-0", "scorer-1", "api", "collector"):
         service_log = (tmp_path / "run" / "logs" / f"{service}.log").read_text()
         assert "stopped" in service_log, f"{service} did not say it stopped:\n{service_log[-2000:]}"
+
+
+def test_run_on_a_redis_cluster_starts_three_masters_and_serves(tmp_path: Path):
+    """OBS_REDIS_CLUSTER=true: `run` starts three masters (the first on OBS_REDIS_URL's port),
+    every service works through the cluster, and Ctrl-C stops the nodes and removes their files."""
+    names = ("kafka", "redis", "api", "scorer", "collector", "publisher")
+    ports = {name: free_port() for name in names}
+    scratch = tmp_path / "tmp"  # the cluster's throwaway directory goes here
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBS_")} | {
+        "OBS_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
+        "OBS_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+        "OBS_REDIS_CLUSTER": "true",
+        "OBS_API_PORT": str(ports["api"]),
+        "OBS_SCORER_METRICS_PORT": str(ports["scorer"]),
+        "OBS_COLLECTOR_METRICS_PORT": str(ports["collector"]),
+        "OBS_PUBLISHER_METRICS_PORT": str(ports["publisher"]),
+        "OBS_RUN_DIR": str(tmp_path / "run"),
+        "TMPDIR": str(scratch),
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    log_path = tmp_path / "run.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "run"],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    api = f"http://127.0.0.1:{ports['api']}"
+    try:
+        body = wait_for(
+            lambda: (
+                (
+                    r := httpx.get(f"{api}/api/v1/standings/departements", params={"limit": 10})
+                ).status_code
+                == 200
+                and r.json()["total"] >= 10
+                and r.json()
+            ),
+            timeout=60,
+            what=f"ranked départements on the cluster:\n{log_path.read_text()[-3000:]}",
+        )
+        assert [item["rank"] for item in body["items"]] == list(range(1, 11))
+        announced = re.search(
+            r"local Redis Cluster \(OBS_REDIS_CLUSTER=true\): 3 masters \(([^)]*)\)",
+            log_path.read_text(),
+        )
+        assert announced, log_path.read_text()[-3000:]
+        masters = [int(address.rsplit(":", 1)[1]) for address in announced[1].split(", ")]
+        assert masters[0] == ports["redis"] and len(set(masters)) == 3
+        for port in masters:
+            node = redis.Redis(port=port, retry=Retry(NoBackoff(), 0))
+            info = node.cluster("INFO")
+            assert (info["cluster_state"], info["cluster_known_nodes"]) == ("ok", "3")
+            assert node.dbsize() > 0  # the view is spread over the three
+            node.close()
+        publisher_log = tmp_path / "run" / "logs" / "publisher.log"
+        wait_for(
+            lambda: "publisher starting" in publisher_log.read_text(),
+            timeout=30,
+            what=f"the publisher to start on the cluster:\n{log_path.read_text()[-3000:]}",
+        )
+        assert any(scratch.iterdir())  # the nodes' files, while they run
+        proc.send_signal(signal.SIGINT)
+        stopping = time.monotonic()
+        proc.wait(10)
+        took = time.monotonic() - stopping
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log_path.read_text()
+    assert took < 10, text[-3000:]
+    assert proc.returncode == 0, text[-3000:]
+    for port in masters:
+        assert not port_is_open("127.0.0.1", port), f"node {port} still listening after stop"
+    assert list(scratch.iterdir()) == []

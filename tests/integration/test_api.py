@@ -14,6 +14,7 @@ from services.api.app import create_app
 from services.common.events import MetricsSnapshot, build_metrics_event
 from services.common.settings import Settings
 from services.common.territories import load_registry
+from services.common.view.keys import ViewKeys
 from services.scorer.standings import StandingsUpdater
 from services.scorer.store import ScorerStore
 
@@ -37,7 +38,7 @@ async def _seed(settings: Settings) -> None:
     redis = Redis.from_url(settings.redis_url)
     await redis.flushdb()
     registry = load_registry()
-    store = ScorerStore(redis)
+    store = ScorerStore(redis, ViewKeys(0))
     await store.views.ensure_geo(registry, "test")
     updater = StandingsUpdater(store, registry)
     snapshots = []

@@ -21,6 +21,7 @@ from services.common.events import Command, signature_matches
 from services.common.kafka import create_topics
 from services.common.settings import Settings
 from services.common.territories import load_registry
+from services.common.view.keys import ViewKeys
 from services.publisher.core import Publisher
 from tests.integration.test_api_story import RecordingSender
 from tests.kafka_read import read_all
@@ -122,7 +123,12 @@ def test_the_status_url_tells_the_publishers_outcome(client, operator_settings):
         try:
             await redis.flushdb()
             publisher = Publisher(
-                redis, load_registry(), RecordingSender(), grace_hours=24, command_keys=COMMAND_KEYS
+                redis,
+                ViewKeys(0),
+                load_registry(),
+                RecordingSender(),
+                grace_hours=24,
+                command_keys=COMMAND_KEYS,
             )
             await publisher.load()
             for produced in commands(operator_settings):

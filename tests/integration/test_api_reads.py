@@ -26,6 +26,7 @@ from services.api.read.standings import StandingsRepository
 from services.common.events import build_command
 from services.common.localstack import RedisServer, free_port
 from services.common.settings import Settings
+from services.common.view.keys import ViewKeys
 from tests.integration.test_api_story import (
     ACCOUNTS,
     DEAD,
@@ -118,7 +119,9 @@ def test_json_items_are_the_same_whether_assembled_or_built(client, story_settin
 
         redis = Redis.from_url(story_settings.redis_url)
         try:
-            return await StandingsRepository(redis).page("departements", None, offset=0, limit=10)
+            return await StandingsRepository(redis, ViewKeys(0)).page(
+                "departements", None, offset=0, limit=10
+            )
         finally:
             await redis.aclose()
 

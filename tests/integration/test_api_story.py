@@ -43,11 +43,14 @@ from services.common.events import (
 from services.common.localstack import free_port
 from services.common.settings import Settings
 from services.common.territories import load_registry
+from services.common.view.keys import ViewKeys
 from services.publisher.core import Publisher
 from services.scorer.standings import StandingsUpdater
 from services.scorer.store import ScorerStore, geo_fingerprint
 from tests.signing import COMMAND_KEY, COMMAND_KEYS
 from tests.witnesses import with_witnesses
+
+rk = ViewKeys(0)  # the generation a fresh view starts in
 
 # Versions of the account records applied (their offsets in obs.accounts.v1): increasing.
 OFFSETS = itertools.count()
@@ -173,12 +176,12 @@ async def tell_story(redis_url: str) -> Story:
     try:
         await redis.flushdb()
         registry = load_registry()
-        store = ScorerStore(redis)
+        store = ScorerStore(redis, ViewKeys(0))
         await store.views.ensure_geo(registry, geo_fingerprint(registry))
         story = Story()
         story.updater = StandingsUpdater(store, registry)
         story.publisher = Publisher(
-            redis, registry, story.sent, grace_hours=24, command_keys=COMMAND_KEYS
+            redis, ViewKeys(0), registry, story.sent, grace_hours=24, command_keys=COMMAND_KEYS
         )
         await story.publisher.load()
         for tid, handle in ACCOUNTS.items():
@@ -223,9 +226,9 @@ async def push_rank_change(redis_url: str, tid: str, followers: int, observed_at
     try:
         registry = load_registry()
         story = Story()
-        story.updater = StandingsUpdater(ScorerStore(redis), registry)
+        story.updater = StandingsUpdater(ScorerStore(redis, ViewKeys(0)), registry)
         story.publisher = Publisher(
-            redis, registry, story.sent, grace_hours=24, command_keys=COMMAND_KEYS
+            redis, ViewKeys(0), registry, story.sent, grace_hours=24, command_keys=COMMAND_KEYS
         )
         await story.publisher.load()
         await apply(story, [snapshot(tid, observed_at, followers)])
@@ -270,7 +273,6 @@ def live_api(settings: Settings, options: ApiOptions | None = None) -> Iterator[
 
 
 async def test_the_story_leaves_every_view_the_api_reads(redis_server):
-    from services.common.view import keys as rk
 
     url = f"{redis_server.url.rsplit('/', 1)[0]}/12"
     story = await tell_story(url)

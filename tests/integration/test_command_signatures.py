@@ -27,13 +27,15 @@ from services.common.events import Command, build_command, command_signature, wi
 from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.settings import Settings
 from services.common.territories import load_registry
-from services.common.view import keys as rk
 from services.common.view.entries import decode_account_link
+from services.common.view.keys import ViewKeys
 from services.publisher.core import Publisher
 from services.publisher.main import _warn_without_command_key
 from tests.integration.test_api_story import RecordingSender
 from tests.kafka_read import read_all
 from tests.services import ServiceProcess, fresh_stack, isolated_settings, service_env, wait_for
+
+rk = ViewKeys(0)  # the generation a fresh view starts in
 
 CURRENT = SecretStr("the-current-command-key")
 OLD = SecretStr("the-previous-command-key")  # in OBS_COMMAND_KEYS: still accepted
@@ -188,6 +190,7 @@ async def test_a_publisher_without_any_key_refuses_every_command_and_says_so_at_
         await redis.flushdb()
         publisher = Publisher(
             redis,
+            ViewKeys(0),
             load_registry(),
             sent,
             grace_hours=24,

@@ -97,6 +97,7 @@ def forged(broker: TansuBroker, redis_server: RedisServer, tmp_path_factory) -> 
         collector_metrics_port=free_port(),
         run_dir=tmp / "run",
         spool_dir=tmp / "spool",
+        rebuild_grace_seconds=0,
     )
     import redis
 

@@ -24,8 +24,8 @@ from services.common.kafka import (
     make_producer,
 )
 from services.common.localstack import RedisServer, TansuBroker, free_port
-from services.common.reference import compute_standings
 from services.common.settings import Settings
+from tests.golden.check import assert_same_standings, batch_standings, produce_golden_log
 from tests.golden.generate import generate
 from tests.services import (
     ServiceProcess,
@@ -39,22 +39,6 @@ N_EVENTS = 50_000
 KILL_AT = (0.25, 0.45, 0.62)  # fractions of the log committed when the scorer is SIGKILLed
 
 
-def _differences(actual: dict, expected: dict) -> dict[str, object]:
-    """Per category: the territories whose (rank, score) differ, for a readable failure."""
-    out: dict[str, object] = {}
-    for category in sorted(set(actual) | set(expected)):
-        got = {row["id"]: (row["rank"], row["score"]) for row in actual.get(category, [])}
-        want = {row["id"]: (row["rank"], row["score"]) for row in expected.get(category, [])}
-        diff = {
-            tid: {"streaming": got.get(tid), "batch": want.get(tid)}
-            for tid in sorted(set(got) | set(want))
-            if got.get(tid) != want.get(tid)
-        }
-        if diff:
-            out[category] = dict(list(diff.items())[:5]) | {"count": len(diff)}
-    return out
-
-
 @pytest.mark.slow
 def test_streaming_equals_batch_on_the_golden_log_despite_three_crashes(
     broker: TansuBroker, redis_server: RedisServer, tmp_path: Path
@@ -66,6 +50,7 @@ def test_streaming_equals_batch_on_the_golden_log_despite_three_crashes(
         redis_url=f"{redis_server.url.rsplit('/', 1)[0]}/5",
         scorer_metrics_port=free_port(),
         run_dir=tmp_path / "run",
+        rebuild_grace_seconds=0,
     )
     client = redis.Redis.from_url(settings.redis_url)
     client.flushdb()
@@ -73,25 +58,7 @@ def test_streaming_equals_batch_on_the_golden_log_despite_three_crashes(
     log = generate(7, N_EVENTS, end=end)
     assert len(log.metrics) >= N_EVENTS
     assert all(report.ok for report in create_topics(settings))
-
-    # Produce the log as a collector would: accounts first, the handle change mid-stream.
-    producer = make_producer(settings, enable_idempotence=False)
-    accounts_topic, metrics_topic = settings.topic(TOPIC_ACCOUNTS), settings.topic(TOPIC_METRICS)
-    for record in log.accounts:
-        producer.send(accounts_topic, key=record["id"].encode(), value=orjson.dumps(record))
-    after = dict(log.accounts_after)  # index -> record
-    for index, event in enumerate(log.metrics):
-        if index in after:
-            producer.flush()
-            record = after[index]
-            producer.send(accounts_topic, key=record["id"].encode(), value=orjson.dumps(record))
-        producer.send(
-            metrics_topic, key=f"instagram:{event['handle']}".encode(), value=orjson.dumps(event)
-        )
-    producer.flush()
-    producer.close()
-    total = sum(end_offsets(settings, TOPIC_METRICS).values())
-    assert total == len(log.metrics)
+    total = produce_golden_log(settings, log)
 
     env = service_env(settings, OBS_SCORER_BATCH_SIZE="500")
     group = f"{settings.topic_prefix}observatoire-scorer"
@@ -122,26 +89,13 @@ def test_streaming_equals_batch_on_the_golden_log_despite_three_crashes(
     finally:
         scorer.terminate()
 
-    accounts_path = tmp_path / "accounts.jsonl"
-    metrics_path = tmp_path / "metrics.jsonl"
-    log.write(tmp_path)
-    expected = compute_standings(
-        metrics_path.read_bytes().splitlines(),
-        account_lines=accounts_path.read_bytes().splitlines(),
-        now_ms=int(utcnow().timestamp() * 1000),
-    )
-    assert expected.rejected == []
+    expected = batch_standings(log, tmp_path)
     (tmp_path / "streaming.json").write_bytes(
         orjson.dumps({"current": current, "editions": editions})
     )
     (tmp_path / "batch.json").write_bytes(orjson.dumps(expected.to_json_object()))
     assert set(current) == set(CATEGORY_IDS)  # the golden log covers every category
-    assert current == expected.current, _differences(current, expected.current)
-    assert editions == expected.editions, {
-        month: _differences(editions.get(month, {}), expected.editions.get(month, {}))
-        for month in sorted(set(editions) | set(expected.editions))
-        if editions.get(month) != expected.editions.get(month)
-    }
+    assert_same_standings(current, editions, expected)
     ranked = sum(map(len, current.values()))
     print(f"killed at {[f'{k:.0%}' for k in kills]} of the log; {ranked} ranked")
 
@@ -150,8 +104,7 @@ def test_streaming_equals_batch_on_the_golden_log_despite_three_crashes(
     rebuild = ServiceProcess(["rebuild"], env, tmp_path / "rebuild.log").start()
     assert rebuild.wait(300) == 0, rebuild.log()[-3000:]
     current, editions = standings_from_redis(settings.redis_url)
-    assert current == expected.current, _differences(current, expected.current)
-    assert editions == expected.editions
+    assert_same_standings(current, editions, expected)
 
 
 def test_rebuild_of_a_log_written_in_large_batches_equals_batch(
@@ -166,6 +119,7 @@ def test_rebuild_of_a_log_written_in_large_batches_equals_batch(
         topic_prefix=f"g{uuid.uuid4().hex[:10]}-",
         redis_url=f"{redis_server.url.rsplit('/', 1)[0]}/6",
         run_dir=tmp_path / "run",
+        rebuild_grace_seconds=0,
     )
     redis.Redis.from_url(settings.redis_url).flushdb()
     log = generate(11, 12_000, end=utcnow() - timedelta(minutes=10))
@@ -188,11 +142,4 @@ def test_rebuild_of_a_log_written_in_large_batches_equals_batch(
     assert f"and {len(log.metrics)} snapshots" in rebuild.log()  # every record read
     assert f"{len(log.metrics)}/{len(log.metrics)}" in rebuild.log()  # the bar's total grew
     current, editions = standings_from_redis(settings.redis_url)
-    log.write(tmp_path)
-    expected = compute_standings(
-        (tmp_path / "metrics.jsonl").read_bytes().splitlines(),
-        account_lines=(tmp_path / "accounts.jsonl").read_bytes().splitlines(),
-        now_ms=int(utcnow().timestamp() * 1000),
-    )
-    assert current == expected.current, _differences(current, expected.current)
-    assert editions == expected.editions
+    assert_same_standings(current, editions, batch_standings(log, tmp_path))

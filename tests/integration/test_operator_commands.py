@@ -93,8 +93,9 @@ def test_scorer_refuses_a_redis_view_of_another_layout_until_rebuilt(
 
     result = CliRunner().invoke(app, ["rebuild"], env=env)
     assert result.exit_code == 0, result.output
-    assert redis_client.get("obs:{meta}:layout") == LAYOUT_VERSION
-    assert not redis_client.hexists("obs:{cat:departements}:cur:entry", "dep-32")
+    assert redis_client.hget("obs:{meta}:generation", "current") == "1"
+    assert redis_client.get("obs:g1:{meta}:layout") == LAYOUT_VERSION
+    assert not redis_client.exists("obs:{meta}:watermark", "obs:{cat:departements}:cur:entry")
     proc = ServiceProcess(["service", "scorer"], env, tmp_path / "s2.log").start()
     try:
         wait_for(lambda: "scorer starting" in proc.log(), timeout=60, what="the scorer to start")
@@ -121,8 +122,8 @@ def test_scorer_refuses_a_view_scored_by_another_methodology_until_rebuilt(
 
     result = CliRunner().invoke(app, ["rebuild"], env=env)
     assert result.exit_code == 0, result.output
-    assert redis_client.get("obs:{meta}:methodology") == str(METHODOLOGY_VERSION)
-    assert redis_client.get("obs:{meta}:layout") == LAYOUT_VERSION
+    assert redis_client.get("obs:g1:{meta}:methodology") == str(METHODOLOGY_VERSION)
+    assert redis_client.get("obs:g1:{meta}:layout") == LAYOUT_VERSION
 
 
 def test_a_retry_of_an_answered_command_in_the_same_second_is_a_new_request(

@@ -17,12 +17,14 @@ from services.common.kafka import create_topics
 from services.common.methodology import SnapshotSummary, score_summary
 from services.common.settings import Settings
 from services.common.territories import load_registry
-from services.common.view import keys as rk
 from services.common.view.entries import encode_entry, entry_version
+from services.common.view.keys import ViewKeys
 from services.publisher.core import Publisher
 from tests.kafka_read import read_all
 from tests.signing import COMMAND_KEY, COMMAND_KEYS
 from tests.witnesses import watermark_set
+
+rk = ViewKeys(0)  # the generation a fresh view starts in
 
 REGISTRY = load_registry()
 CATEGORY = "petites-villes"
@@ -78,7 +80,9 @@ async def test_a_full_ranking_of_over_1000_entries_is_published_in_parts(setting
     await edition_view(redis, "2021-05", 1203)
     await redis.zadd(rk.WATERMARK_KEY, watermark_set(to_epoch("2021-06-05T00:00:00Z")))
     async with kafka_sender(settings) as send:
-        publisher = Publisher(redis, REGISTRY, send, grace_hours=24, command_keys=COMMAND_KEYS)
+        publisher = Publisher(
+            redis, ViewKeys(0), REGISTRY, send, grace_hours=24, command_keys=COMMAND_KEYS
+        )
         await publisher.load()
         # An interrupted attempt had frozen the month: running again keeps its published_at.
         await publisher.store.editions.freeze("2021-05", "2021-06-02T08:00:00Z")
@@ -116,7 +120,9 @@ async def test_automatic_publication_requests_each_due_month_once(settings, redi
     await edition_view(redis, "2021-06", 2)
     await redis.zadd(rk.WATERMARK_KEY, watermark_set(to_epoch("2021-07-02T21:59:59Z")))
     async with kafka_sender(settings) as send:
-        publisher = Publisher(redis, REGISTRY, send, grace_hours=24, command_keys=COMMAND_KEYS)
+        publisher = Publisher(
+            redis, ViewKeys(0), REGISTRY, send, grace_hours=24, command_keys=COMMAND_KEYS
+        )
         await publisher.load()
         first = await publisher.commands.due_auto_command(delay_hours=48)
         assert first is not None and first["args"] == {"edition": "2021-05"}
@@ -143,7 +149,9 @@ async def test_a_publisher_starting_drops_views_left_by_an_interrupted_publicati
     await redis.set(rk.edition_frozen_key(CATEGORY, "2021-05"), "2021-06-02T08:00:00Z")
     await redis.hset(rk.EDITIONS_KEY, "2021-05", orjson.dumps({"published_at": "x"}))
     async with kafka_sender(settings) as send:
-        await Publisher(redis, REGISTRY, send, grace_hours=24, command_keys=COMMAND_KEYS).load()
+        await Publisher(
+            redis, ViewKeys(0), REGISTRY, send, grace_hours=24, command_keys=COMMAND_KEYS
+        ).load()
     may, june = rk.view_prefix(CATEGORY, "2021-05"), rk.view_prefix(CATEGORY, "2021-06")
     assert not await redis.exists(rk.rank_key(may), rk.entry_key(may))
     assert await redis.get(rk.edition_frozen_key(CATEGORY, "2021-05")) is not None

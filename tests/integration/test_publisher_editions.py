@@ -34,14 +34,16 @@ from services.common.events import EditionPart, RankChange, build_command, build
 from services.common.kafka import make_producer
 from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.settings import Settings, get_settings
-from services.common.view import keys as rk
 from services.common.view.entries import decode_account_link
+from services.common.view.keys import ViewKeys
 from services.common.view.values import decode_watermark
-from services.publisher.rebuild import rebuild_publisher
+from services.rebuild import rebuild_view
 from tests.kafka_read import read_all
 from tests.services import ServiceProcess, fresh_stack, isolated_settings, service_env, wait_for
 from tests.signing import COMMAND_KEY
 from tests.witnesses import witnesses
+
+rk = ViewKeys(0)  # the generation a fresh view starts in
 
 HANDLES = {"dep-01": "pub.alpha", "dep-02": "pub.beta", "dep-03": "pub.gamma"}
 MONTHS = ["2021-03", "2021-04", "2021-05", "2021-06"]
@@ -303,15 +305,16 @@ def test_rank_changes_follow_the_live_standings_of_the_real_scorer(stack: Stack)
     assert events[-1]["top"] == top
 
 
-def _publisher_view(client: redis.Redis) -> dict[str, object]:
-    """Every key the publisher owns, as comparable data."""
+def _publisher_view(client: redis.Redis, rk: ViewKeys) -> dict[str, object]:
+    """Every key the publisher owns in a generation, as comparable data (named without the
+    generation's root)."""
     view: dict[str, object] = {}
     patterns = [
         f"{rk.category_tag(c)}:{p}"
         for c in CATEGORY_IDS
         for p in ("rc:*", "pub:*", "link", "ed:*:frozen")
     ]
-    patterns += ["obs:acct:*:link"]
+    patterns += [f"{rk.root}:acct:*:link"]
     for pattern in patterns:
         for key in client.scan_iter(match=pattern):
             name = key.decode()
@@ -324,16 +327,16 @@ def _publisher_view(client: redis.Redis) -> dict[str, object]:
                 value = client.zrange(key, 0, -1, withscores=True)
             else:
                 value = client.get(key)
-            view[name] = value
+            view[name.removeprefix(rk.root)] = value
     for key in (
         rk.COMMAND_RESULTS_KEY,
         rk.DEAD_LINKS_KEY,
         rk.PUBLISHER_ACCOUNTS_KEY,
         rk.PUBLISHER_OFFSETS_KEY,
     ):
-        view[key] = client.hgetall(key)
-    view[rk.FROZEN_MONTHS_KEY] = client.smembers(rk.FROZEN_MONTHS_KEY)
-    view[rk.EDITIONS_KEY] = {
+        view[key.removeprefix(rk.root)] = client.hgetall(key)
+    view[rk.FROZEN_MONTHS_KEY.removeprefix(rk.root)] = client.smembers(rk.FROZEN_MONTHS_KEY)
+    view[rk.EDITIONS_KEY.removeprefix(rk.root)] = {
         month: {k: v for k, v in orjson.loads(raw).items() if k != "command_id"}
         for month, raw in client.hgetall(rk.EDITIONS_KEY).items()
     }
@@ -344,12 +347,16 @@ def test_the_publisher_stops_within_10_s_and_rebuild_restores_its_view(stack: St
     took = stack.publisher.terminate(timeout=10)
     assert took < 10
     assert "stopped cleanly" in stack.publisher.log(), stack.publisher.log()[-2000:]
-    before = _publisher_view(stack.redis)
-    assert before[rk.EDITIONS_KEY] and before[rk.COMMAND_RESULTS_KEY]
-    report = asyncio.run(rebuild_publisher(stack.settings))
-    assert report.recovery.editions == MONTHS
-    after = _publisher_view(stack.redis)
+    before = _publisher_view(stack.redis, rk)
+    assert before[rk.EDITIONS_KEY.removeprefix("obs")]
+    assert before[rk.COMMAND_RESULTS_KEY.removeprefix("obs")]
+    report = asyncio.run(rebuild_view(stack.settings, grace_seconds=0))
+    assert report.generation == 1 and not report.publisher_held  # no live publisher
+    assert report.publisher.recovery.editions == MONTHS
+    after = _publisher_view(stack.redis, ViewKeys(report.generation))
     assert sorted(after) == sorted(before)
     for key in before:
         assert after[key] == before[key], key
-    assert "4 published editions" in report.summary()
+    assert "4 published editions" in report.publisher.summary()
+    # generation 0 is dropped: none of its keys is left
+    assert not any(_publisher_view(stack.redis, rk).values())

@@ -34,7 +34,7 @@ from services.common.dead_links import LinkState
 from services.common.events import build_command, build_metrics_event
 from services.common.kafka import create_topics, make_producer
 from services.common.settings import Settings
-from services.common.view import keys as rk
+from services.common.view.keys import ViewKeys
 from services.common.view.values import PendingRankChange
 from services.publisher.store import Fenced, PublisherStore
 from services.publisher.store.lease import Held, LeaseStore
@@ -50,6 +50,8 @@ from tests.integration.test_publisher_streams import (
 from tests.kafka_read import read_all
 from tests.services import ServiceProcess, service_env, wait_for
 from tests.signing import COMMAND_KEY
+
+rk = ViewKeys(0)  # the generation a fresh view starts in
 
 CATEGORY = "departements"
 TAKEOVER_LIMIT = 15.0  # seconds from the SIGKILL to the standby's first rank-change event
@@ -74,7 +76,7 @@ async def test_a_former_active_is_fenced_out_of_every_slot_once_a_newer_holder_c
     first = await leases.acquire("first", 60_000)
     assert isinstance(first, Held) and first.token == 1
     assert await leases.acquire("second", 60_000) == first.value  # held: a standby waits
-    zombie = PublisherStore(redis_view, first.token)
+    zombie = PublisherStore(redis_view, ViewKeys(0), first.token)
     await zombie.fence.claim()
     await zombie.rank_changes.write_pending(CATEGORY, PendingRankChange(1, "a" * 64, {}))
     await zombie.results.save("c1", b'{"status": "done"}')
@@ -84,7 +86,7 @@ async def test_a_former_active_is_fenced_out_of_every_slot_once_a_newer_holder_c
     await redis_view.delete(rk.PUBLISHER_LEASE_KEY)  # what the lease's expiry does
     second = await leases.acquire("second", 60_000)
     assert isinstance(second, Held) and second.token == 2
-    active = PublisherStore(redis_view, second.token)
+    active = PublisherStore(redis_view, ViewKeys(0), second.token)
     await active.fence.claim()
     assert set((await active.fence.stored_tokens()).values()) == {2}
 
@@ -144,10 +146,16 @@ async def test_a_zombie_rank_change_stops_before_its_produce(settings: Settings,
     await redis_view.hset(rk.meta_key(CATEGORY), "as_of", "2021-06-01T00:00:00Z")
     async with kafka_sender(settings) as send:
         zombie = Publisher(
-            redis_view, load_registry(), send, grace_hours=24, command_keys=COMMAND_KEYS, token=1
+            redis_view,
+            ViewKeys(0),
+            load_registry(),
+            send,
+            grace_hours=24,
+            command_keys=COMMAND_KEYS,
+            token=1,
         )
         await zombie.load()
-        await PublisherStore(redis_view, 2).fence.claim()
+        await PublisherStore(redis_view, ViewKeys(0), 2).fence.claim()
         with pytest.raises(Fenced):
             await zombie.ranks.refresh(CATEGORY)
     assert rank_change_events(settings, CATEGORY) == []

@@ -16,11 +16,13 @@ from services.common.contracts import TOPIC_RANK_CHANGES
 from services.common.kafka import create_topics
 from services.common.settings import Settings
 from services.common.territories import load_registry
-from services.common.view import keys as rk
+from services.common.view.keys import ViewKeys
 from services.publisher.core import Publisher
 from services.publisher.recovery import restore_from_topics
 from tests.kafka_read import read_all
 from tests.signing import COMMAND_KEYS
+
+rk = ViewKeys(0)  # the generation a fresh view starts in
 
 CATEGORY = "departements"
 
@@ -55,7 +57,9 @@ def events_in_topic(settings: Settings) -> list[dict]:
 async def test_an_event_produced_but_not_recorded_is_taken_from_the_topic(settings, redis):
     registry = load_registry()
     async with kafka_sender(settings) as send:
-        first = Publisher(redis, registry, send, grace_hours=24, command_keys=COMMAND_KEYS)
+        first = Publisher(
+            redis, ViewKeys(0), registry, send, grace_hours=24, command_keys=COMMAND_KEYS
+        )
         await first.load()
         await standings(redis, {"dep-01": 50.0, "dep-02": 40.0}, "2021-06-01T00:00:00Z")
         assert (await first.ranks.refresh(CATEGORY))["seq"] == 1
@@ -72,9 +76,11 @@ async def test_an_event_produced_but_not_recorded_is_taken_from_the_topic(settin
         assert (await first.store.rank_changes.state(CATEGORY)).seq == 1  # Redis lags the topic
         assert [e["seq"] for e in events_in_topic(settings)] == [1, 2]
 
-        report = await restore_from_topics(settings, redis)  # what a restart does
+        report = await restore_from_topics(settings, redis, ViewKeys(0))  # what a restart does
         assert report.recovered_events == 1 and report.seq[CATEGORY] == 2
-        second = Publisher(redis, registry, send, grace_hours=24, command_keys=COMMAND_KEYS)
+        second = Publisher(
+            redis, ViewKeys(0), registry, send, grace_hours=24, command_keys=COMMAND_KEYS
+        )
         await second.load()
         state = second.ranks.state(CATEGORY)
         assert (state.seq, state.top) == (2, ["dep-02", "dep-03", "dep-01"])
@@ -98,7 +104,9 @@ async def test_an_event_produced_but_not_recorded_is_taken_from_the_topic(settin
 async def test_an_event_written_ahead_but_never_produced_leaves_no_gap(settings, redis):
     registry = load_registry()
     async with kafka_sender(settings) as send:
-        publisher = Publisher(redis, registry, send, grace_hours=24, command_keys=COMMAND_KEYS)
+        publisher = Publisher(
+            redis, ViewKeys(0), registry, send, grace_hours=24, command_keys=COMMAND_KEYS
+        )
         await publisher.load()
         await standings(redis, {"dep-01": 50.0}, "2021-06-01T00:00:00Z")
         await publisher.ranks.refresh(CATEGORY)
@@ -112,10 +120,12 @@ async def test_an_event_written_ahead_but_never_produced_leaves_no_gap(settings,
             await publisher.ranks.refresh(CATEGORY)
         assert await redis.get(rk.rank_changes_pending_key(CATEGORY)) is not None
 
-        report = await restore_from_topics(settings, redis)
+        report = await restore_from_topics(settings, redis, ViewKeys(0))
         assert report.seq[CATEGORY] == 1
         assert await redis.get(rk.rank_changes_pending_key(CATEGORY)) is None
-        restarted = Publisher(redis, registry, send, grace_hours=24, command_keys=COMMAND_KEYS)
+        restarted = Publisher(
+            redis, ViewKeys(0), registry, send, grace_hours=24, command_keys=COMMAND_KEYS
+        )
         await restarted.load()
         event = await restarted.ranks.refresh(CATEGORY)
     assert event is not None and event["seq"] == 2
@@ -125,16 +135,20 @@ async def test_an_event_written_ahead_but_never_produced_leaves_no_gap(settings,
 async def test_a_redis_that_lost_everything_continues_the_seq_of_the_topic(settings, redis):
     registry = load_registry()
     async with kafka_sender(settings) as send:
-        publisher = Publisher(redis, registry, send, grace_hours=24, command_keys=COMMAND_KEYS)
+        publisher = Publisher(
+            redis, ViewKeys(0), registry, send, grace_hours=24, command_keys=COMMAND_KEYS
+        )
         await publisher.load()
         for hour, leader in enumerate(["dep-01", "dep-02", "dep-03"]):
             scores = {"dep-01": 10.0, "dep-02": 20.0, "dep-03": 30.0, leader: 90.0}
             await standings(redis, scores, f"2021-06-01T0{hour}:00:00Z")
             await publisher.ranks.refresh(CATEGORY)
         await redis.flushdb()
-        report = await restore_from_topics(settings, redis)
+        report = await restore_from_topics(settings, redis, ViewKeys(0))
         assert report.seq[CATEGORY] == 3
-        restarted = Publisher(redis, registry, send, grace_hours=24, command_keys=COMMAND_KEYS)
+        restarted = Publisher(
+            redis, ViewKeys(0), registry, send, grace_hours=24, command_keys=COMMAND_KEYS
+        )
         await restarted.load()
         assert restarted.ranks.state(CATEGORY).top == ["dep-03", "dep-02", "dep-01"]
         await standings(

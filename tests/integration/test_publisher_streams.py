@@ -45,10 +45,12 @@ from services.common.localstack import RedisServer, TansuBroker, free_port
 from services.common.methodology import SnapshotSummary
 from services.common.settings import Settings
 from services.common.territories import load_registry
-from services.common.view import keys as rk
 from services.common.view.entries import encode_entry, entry_version
+from services.common.view.keys import ViewKeys
 from tests.kafka_read import read_all
 from tests.services import ServiceProcess, service_env, wait_for
+
+rk = ViewKeys(0)  # the generation a fresh view starts in
 
 INDICATORS = {
     "engagement": {"value": 0.03, "points": 54.78260869565217},
@@ -176,7 +178,7 @@ def api_top(settings: Settings, category: str) -> list[str]:
     async def read() -> list[str]:
         client = redis.asyncio.Redis.from_url(settings.redis_url)
         try:
-            page = await StandingsRepository(client).page(
+            page = await StandingsRepository(client, ViewKeys(0)).page(
                 category, None, offset=0, limit=published_size(category)
             )
             return [row.territory_id for row in page.rows]

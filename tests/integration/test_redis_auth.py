@@ -118,9 +118,9 @@ def test_rebuild_authenticates_with_the_password(
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
-    assert "rebuilt from" in result.output
+    assert "readers read generation 1" in result.output
     client = redis_client(locked, sync=True)
-    assert client.get("obs:{meta}:layout") == LAYOUT_VERSION.encode()
+    assert client.get("obs:g1:{meta}:layout") == LAYOUT_VERSION.encode()
     client.close()
 
 

@@ -39,12 +39,14 @@ from services.common.events import MetricsSnapshot, build_account_record, build_
 from services.common.localstack import RedisServer
 from services.common.reference import compute_standings
 from services.common.territories import Registry, load_registry
-from services.common.view import keys as rk
 from services.common.view.entries import decode_entry
+from services.common.view.keys import ViewKeys
 from services.common.view.scripts import all_scripts
 from services.scorer.standings import StandingsUpdater
 from services.scorer.store import ScorerStore
 from tests.services import standings_from_redis
+
+rk = ViewKeys(0)  # the generation a fresh view starts in
 
 TERRITORIES = ("dep-32", "dep-33", "dep-31", "reg-76")  # two categories, two slots
 HANDLES = ("compte_a", "compte_b", "compte_c")  # three accounts: a watermark exists
@@ -162,7 +164,7 @@ async def _interleave(
 
     async def worker(actor: int, queue: list[Work]) -> None:
         _actor.set(actor)
-        updater = StandingsUpdater(ScorerStore(client), registry)
+        updater = StandingsUpdater(ScorerStore(client, ViewKeys(0)), registry)
         for index, work in enumerate(queue):
             try:
                 await work.apply(updater)

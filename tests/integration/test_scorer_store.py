@@ -14,11 +14,13 @@ from services.api.read.standings import StandingsRepository
 from services.common.events import MetricsSnapshot, build_metrics_event
 from services.common.settings import Settings
 from services.common.territories import load_registry
-from services.common.view import keys as rk
+from services.common.view.keys import ViewKeys
 from services.common.watermark import K, NewestAccounts, kth_newest
 from services.scorer.standings import StandingsUpdater
 from services.scorer.store import ScorerStore
 from tests.witnesses import corroborated, witnesses
+
+rk = ViewKeys(0)  # the generation a fresh view starts in
 
 # Versions of the account records applied (their offsets in obs.accounts.v1): increasing.
 OFFSETS = itertools.count()
@@ -36,7 +38,7 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 @pytest.fixture
 async def updater(redis: Redis) -> StandingsUpdater:
     registry = load_registry()
-    store = ScorerStore(redis)
+    store = ScorerStore(redis, ViewKeys(0))
     await store.views.ensure_geo(registry, "test")
     return StandingsUpdater(store, registry)
 
@@ -59,7 +61,9 @@ def snapshot(handle: str, observed_at: str, followers: int, **extra: object) -> 
 async def ranking(
     redis: Redis, category: str = "departements", **filters: str
 ) -> list[tuple[str, float]]:
-    page = await StandingsRepository(redis).page(category, None, offset=0, limit=500, **filters)
+    page = await StandingsRepository(redis, ViewKeys(0)).page(
+        category, None, offset=0, limit=500, **filters
+    )
     registry = load_registry()
     return [
         (row.territory_id, row.entry.score(registry[row.territory_id].population).score)
@@ -77,7 +81,9 @@ async def test_newer_snapshot_wins_and_older_or_duplicate_changes_nothing(update
     assert (await updater.apply_snapshots(corroborated([newer]))).applied == 0  # redelivery
     rows = await ranking(redis)
     assert [tid for tid, _ in rows] == ["dep-32"]
-    page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+    page = await StandingsRepository(redis, ViewKeys(0)).page(
+        "departements", None, offset=0, limit=5
+    )
     assert page.rows[0].entry.summary.followers == 15000
     assert page.as_of == "2021-06-30T06:00:00Z"
 
@@ -92,7 +98,9 @@ async def test_equal_observed_at_greatest_event_id_wins_in_any_order(updater, re
         await updater.apply_account("dep-32", "gers", False, version=next(OFFSETS))
         for snap in order:
             await updater.apply_snapshots(corroborated([snap]))
-        page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+        page = await StandingsRepository(redis, ViewKeys(0)).page(
+            "departements", None, offset=0, limit=5
+        )
         assert page.rows[0].entry.summary.followers == winner.followers
 
 
@@ -119,7 +127,9 @@ async def test_error_snapshot_moves_the_watermark_but_not_the_standings(updater,
     )
     outcome = await updater.apply_snapshots(corroborated([error]))
     assert outcome.applied == 0
-    page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+    page = await StandingsRepository(redis, ViewKeys(0)).page(
+        "departements", None, offset=0, limit=5
+    )
     assert page.as_of == "2021-06-20T00:00:00Z"
     assert page.rows[0].entry.summary.observed_at == "2021-06-01T00:00:00Z"
 
@@ -134,11 +144,15 @@ async def test_handle_change_rederives_current_and_edition_entries_at_once(updat
         )
     )
     await updater.apply_account("dep-32", "old_handle", False, version=next(OFFSETS))
-    page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+    page = await StandingsRepository(redis, ViewKeys(0)).page(
+        "departements", None, offset=0, limit=5
+    )
     assert page.rows[0].entry.handle == "old_handle"
     await updater.apply_account("dep-32", "new_handle", False, version=next(OFFSETS))
     for edition in (None, "2021-06"):
-        page = await StandingsRepository(redis).page("departements", edition, offset=0, limit=5)
+        page = await StandingsRepository(redis, ViewKeys(0)).page(
+            "departements", edition, offset=0, limit=5
+        )
         assert [r.territory_id for r in page.rows] == ["dep-32"]
         assert page.rows[0].entry.handle == "new_handle"
         assert page.rows[0].entry.summary.followers == 50000
@@ -170,7 +184,7 @@ async def test_region_filter_gives_filtered_and_national_ranks(updater, redis):
         await updater.apply_snapshots(
             corroborated([snapshot(handle, "2021-06-30T06:00:00Z", followers)])
         )
-    page = await StandingsRepository(redis).page(
+    page = await StandingsRepository(redis, ViewKeys(0)).page(
         "departements", None, offset=0, limit=10, region="76"
     )
     assert [r.territory_id for r in page.rows] == ["dep-32", "dep-31"]
@@ -179,7 +193,6 @@ async def test_region_filter_gives_filtered_and_national_ranks(updater, redis):
 
 
 async def test_a_frozen_month_is_never_written_even_by_a_late_first_snapshot(updater, redis):
-    from services.common.view import keys as rk
 
     await updater.apply_account("dep-32", "gers", False, version=next(OFFSETS))
     await updater.apply_account("dep-75", "paris", False, version=next(OFFSETS))
@@ -191,7 +204,9 @@ async def test_a_frozen_month_is_never_written_even_by_a_late_first_snapshot(upd
     ]
     outcome = await updater.apply_snapshots(corroborated(late))
     assert outcome.applied == 2  # the current standings still move
-    june = await StandingsRepository(redis).page("departements", "2021-06", offset=0, limit=5)
+    june = await StandingsRepository(redis, ViewKeys(0)).page(
+        "departements", "2021-06", offset=0, limit=5
+    )
     assert [r.territory_id for r in june.rows] == ["dep-32"]
     assert june.rows[0].entry.summary.followers == 100
 
@@ -205,7 +220,9 @@ async def test_equal_observed_at_the_greatest_event_id_wins_among_many(updater, 
     random.Random(5).shuffle(snaps)
     for snap in snaps:  # one batch each: every write goes through the compare-and-set
         await updater.apply_snapshots(corroborated([snap]))
-    page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+    page = await StandingsRepository(redis, ViewKeys(0)).page(
+        "departements", None, offset=0, limit=5
+    )
     assert page.rows[0].entry.summary.followers == winner.followers
     held = await updater.store.summaries.of_accounts("instagram", ["gers"])
     assert held["gers"][None].event_id == winner.event_id
@@ -244,7 +261,6 @@ async def test_inactive_territories_leave_the_ranking_one_by_one_as_the_watermar
 async def test_account_summaries_keep_the_newest_per_month_and_drop_frozen_months(updater, redis):
     """One packed value per account: each month compare-and-set apart, months arriving in any
     order; a frozen month is dropped unless it is the account's newest (its current)."""
-    from services.common.view import keys as rk
 
     store = updater.store
     for observed_at, followers in [
@@ -284,7 +300,9 @@ async def test_no_watermark_until_three_accounts_then_the_first_sweep_finds_old_
     await updater.apply_snapshots([snapshot("gers", "2021-05-01T00:00:00Z", 500)])
     outcome = await updater.apply_snapshots([snapshot("paris", "2021-06-15T00:00:00Z", 500)])
     assert outcome.watermark is None
-    page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+    page = await StandingsRepository(redis, ViewKeys(0)).page(
+        "departements", None, offset=0, limit=5
+    )
     assert page.as_of is None and {row.territory_id for row in page.rows} == {"dep-32", "dep-75"}
     # A third account: the 3rd newest is Gers's own time, so Gers is still ranked.
     outcome = await updater.apply_snapshots([snapshot("bdr", "2021-06-15T00:00:00Z", 500)])
@@ -296,7 +314,9 @@ async def test_no_watermark_until_three_accounts_then_the_first_sweep_finds_old_
     )
     assert {tid for tid, _ in await ranking(redis)} == {"dep-75", "dep-13"}
     assert ("dep-32", "inactive") in {(e["id"], e["status"]) for e in outcome.score_events}
-    page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+    page = await StandingsRepository(redis, ViewKeys(0)).page(
+        "departements", None, offset=0, limit=5
+    )
     assert page.as_of == "2021-06-15T00:00:00Z"
 
 
@@ -311,7 +331,9 @@ async def test_one_account_far_in_the_future_unranks_nobody(updater, redis):
     )
     before = await ranking(redis)
     as_of = "2021-06-01T00:00:00Z"  # the 3rd newest: Gers and its two witnesses
-    page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+    page = await StandingsRepository(redis, ViewKeys(0)).page(
+        "departements", None, offset=0, limit=5
+    )
     assert page.as_of == as_of
     forged = MetricsSnapshot.model_validate(
         build_metrics_event(
@@ -321,14 +343,16 @@ async def test_one_account_far_in_the_future_unranks_nobody(updater, redis):
     outcome = await updater.apply_snapshots([forged])
     assert outcome.watermark == 1622505600  # still 2021-06-01T00:00:00Z
     assert await ranking(redis) == before
-    page = await StandingsRepository(redis).page("departements", None, offset=0, limit=5)
+    page = await StandingsRepository(redis, ViewKeys(0)).page(
+        "departements", None, offset=0, limit=5
+    )
     assert page.as_of == as_of
 
 
 async def test_the_stored_watermark_is_the_k_th_newest_whatever_the_batches(redis):
     """ADVANCE_WATERMARK (ZADD GT, then trim to K) against the plain computation, on random
     batches in random orders, on a real redis-server."""
-    store = ScorerStore(redis)
+    store = ScorerStore(redis, ViewKeys(0))
     rnd = random.Random(12)
     for _ in range(40):
         await redis.delete(rk.WATERMARK_KEY)

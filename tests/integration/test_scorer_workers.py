@@ -26,8 +26,8 @@ from services.common.localstack import RedisServer, TansuBroker
 from services.common.reference import compute_standings
 from services.common.settings import Settings
 from services.common.territories import load_registry
-from services.common.view import keys as rk
 from services.common.view.entries import decode_entry
+from services.common.view.keys import ViewKeys
 from tests.services import (
     ServiceProcess,
     fresh_stack,
@@ -36,6 +36,8 @@ from tests.services import (
     standings_from_redis,
     wait_for,
 )
+
+rk = ViewKeys(0)  # the generation a fresh view starts in
 
 WORKERS = 3
 DAYS = 45  # snapshots over two to three edition months; some accounts fall inactive

@@ -38,3 +38,27 @@ def test_force_closing_never_raises():
 
     compat.force_close_producer(Broken())
     compat.force_close_producer(object())  # no sender at all
+
+
+def test_faust_consumers_keep_their_committed_offsets_per_partition():
+    import faust.transport.consumer as faust_consumer
+
+    source = inspect.getsource(faust_consumer.Consumer)
+    attribute = compat.COMMITTED_OFFSET_ATTRIBUTE
+    assert f"self.{attribute} = defaultdict(lambda: None)" in source  # set in __init__
+    assert f"self.{attribute}.update(" in source  # at assignment and at each commit
+
+    class Tp:
+        def __init__(self, topic: str, partition: int) -> None:
+            self.topic, self.partition = topic, partition
+
+    first, second = Tp("t", 0), Tp("t", 1)
+
+    class Consumer:
+        def __init__(self) -> None:
+            self._committed_offset = {first: 41, second: None}
+
+        def assignment(self) -> set[Tp]:
+            return {first, second}
+
+    assert compat.committed_offsets(Consumer()) == {("t", 0): 41, ("t", 1): 0}

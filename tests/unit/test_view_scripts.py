@@ -7,11 +7,13 @@ import inspect
 from redis.crc import key_slot
 
 from services.common.contracts import CATEGORY_IDS
-from services.common.view import keys as rk
+from services.common.view.keys import ViewKeys
 from services.common.view.scripts import all_scripts
 from services.common.view.scripts import publisher as publisher_scripts
 from services.common.view.scripts import reader as reader_scripts
 from services.common.view.scripts import scorer as scorer_scripts
+
+rk = ViewKeys(0)  # the generation a fresh view starts in
 
 
 def _one_slot(keys: list[str]) -> bool:
@@ -38,31 +40,33 @@ def test_every_script_has_a_header_giving_keys_argv_and_reply():
 
 
 def test_every_call_of_a_category_script_is_on_one_slot():
+    """In generation 0 and in a later one (every generation keeps the hash tags)."""
     calls: list[list[str]] = []
-    for category in CATEGORY_IDS:
-        for edition in (None, "2021-06"):
-            calls.append(scorer_scripts.view_keys(category, edition))
-            calls.append(reader_scripts.current_keys(category, edition, None))
-        calls.append(scorer_scripts.evict_keys(category))
-        calls.append(scorer_scripts.links_keys(category, []))
-        calls.append(scorer_scripts.links_keys(category, ["2021-05", "2021-06"]))
-        geo = reader_scripts.geo_key(category, "76", None)
-        calls.append(reader_scripts.current_keys(category, None, geo))
-        calls.append(reader_scripts.edition_keys(category, "2021-06", geo))
-        calls.append(reader_scripts.summary_keys(category))
-        calls.append(
-            reader_scripts.territory_keys(
-                category, [("reg", "76"), ("dep", "32")], ["2021-05", "2021-06"]
+    for rk in (ViewKeys(0), ViewKeys(7)):
+        for category in CATEGORY_IDS:
+            for edition in (None, "2021-06"):
+                calls.append(scorer_scripts.view_keys(rk, category, edition))
+                calls.append(reader_scripts.current_keys(rk, category, edition, None))
+            calls.append(scorer_scripts.evict_keys(rk, category))
+            calls.append(scorer_scripts.links_keys(rk, category, []))
+            calls.append(scorer_scripts.links_keys(rk, category, ["2021-05", "2021-06"]))
+            geo = reader_scripts.geo_key(rk, category, "76", None)
+            calls.append(reader_scripts.current_keys(rk, category, None, geo))
+            calls.append(reader_scripts.edition_keys(rk, category, "2021-06", geo))
+            calls.append(reader_scripts.summary_keys(rk, category))
+            calls.append(
+                reader_scripts.territory_keys(
+                    rk, category, [("reg", "76"), ("dep", "32")], ["2021-05", "2021-06"]
+                )
             )
-        )
-        calls.append(publisher_scripts.top_keys(category))
-        calls.append(publisher_scripts.rank_change_keys(category))
-        calls.append(publisher_scripts.edition_view_keys(category, "2021-06"))
-    calls.append(scorer_scripts.summaries_keys("instagram", "gersledepartement"))
-    calls.append(scorer_scripts.watermark_keys())
-    calls.append(scorer_scripts.accounts_keys())
-    calls.append(publisher_scripts.offsets_keys())
-    calls.append(publisher_scripts.lease_keys())
+            calls.append(publisher_scripts.top_keys(rk, category))
+            calls.append(publisher_scripts.rank_change_keys(rk, category))
+            calls.append(publisher_scripts.edition_view_keys(rk, category, "2021-06"))
+        calls.append(scorer_scripts.summaries_keys(rk, "instagram", "gersledepartement"))
+        calls.append(scorer_scripts.watermark_keys(rk))
+        calls.append(scorer_scripts.accounts_keys(rk))
+        calls.append(publisher_scripts.offsets_keys(rk))
+        calls.append(publisher_scripts.lease_keys())
     assert [keys for keys in calls if not _one_slot(keys)] == []
 
 

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from services.common.clock import format_timestamp, from_epoch
 from services.common.contracts import CATEGORIES, CATEGORY_IDS
 from services.common.editions import publishable_at
-from services.common.view import keys as rk
+from services.common.view.keys import ViewKeys
 from services.common.view.values import EditionRecord, decode_editions, decode_watermark
 
 
@@ -25,15 +25,16 @@ def _text(value: Any) -> str | None:
 class EditionIndex:
     """Reads the editions index (the publisher's) and the months with data (the scorer's)."""
 
-    def __init__(self, redis: Redis, *, grace_hours: float) -> None:
+    def __init__(self, redis: Redis, rk: ViewKeys, *, grace_hours: float) -> None:
         self.redis = redis
+        self.rk = rk
         self.grace_hours = grace_hours
 
     async def _global(self) -> tuple[dict[str, EditionRecord], set[str], str | None]:
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(rk.EDITIONS_KEY)
-            pipe.smembers(rk.MONTHS_KEY)
-            pipe.zrange(rk.WATERMARK_KEY, 0, -1, withscores=True)
+            pipe.hgetall(self.rk.EDITIONS_KEY)
+            pipe.smembers(self.rk.MONTHS_KEY)
+            pipe.zrange(self.rk.WATERMARK_KEY, 0, -1, withscores=True)
             published_raw, months_raw, watermark_raw = await pipe.execute()
         published = decode_editions(published_raw)
         months = {cast(bytes, m).decode() for m in months_raw}
@@ -46,12 +47,12 @@ class EditionIndex:
 
     async def latest_published(self) -> str | None:
         """The latest published month, if any."""
-        months = await self.redis.hkeys(rk.EDITIONS_KEY)
+        months = await self.redis.hkeys(self.rk.EDITIONS_KEY)
         return max((cast(bytes, m).decode() for m in months), default=None)
 
     async def published_months(self) -> list[str]:
         """Published months, latest first."""
-        months = await self.redis.hkeys(rk.EDITIONS_KEY)
+        months = await self.redis.hkeys(self.rk.EDITIONS_KEY)
         return sorted((cast(bytes, m).decode() for m in months), reverse=True)
 
     async def listing(self) -> dict[str, Any]:
@@ -81,9 +82,9 @@ class EditionIndex:
         published, months, watermark = await self._global()
         async with self.redis.pipeline(transaction=False) as pipe:
             for category in CATEGORY_IDS:
-                pipe.hgetall(rk.published_meta_key(category, month))
-                pipe.zcard(rk.rank_key(rk.view_prefix(category, month)))
-                pipe.get(rk.edition_frozen_key(category, month))
+                pipe.hgetall(self.rk.published_meta_key(category, month))
+                pipe.zcard(self.rk.rank_key(self.rk.view_prefix(category, month)))
+                pipe.get(self.rk.edition_frozen_key(category, month))
             found = await pipe.execute()
         summary = published.get(month)
         categories = []
@@ -133,7 +134,7 @@ class EditionIndex:
     async def exists(self, month: str) -> bool:
         """A month published, or with data in some category."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hexists(rk.EDITIONS_KEY, month)
-            pipe.sismember(rk.MONTHS_KEY, month)
+            pipe.hexists(self.rk.EDITIONS_KEY, month)
+            pipe.sismember(self.rk.MONTHS_KEY, month)
             published, has_data = await pipe.execute()
         return bool(published or has_data)

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from services.common.view import keys as rk
+from services.common.view.keys import ViewKeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,18 +39,19 @@ class FeedSlice:
 class RankChangeFeed:
     """Reads a category's recorded rank-change events."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, rk: ViewKeys) -> None:
         self.redis = redis
+        self.rk = rk
 
     async def after(self, category: str, after_seq: int, limit: int) -> FeedSlice:
         """Up to `limit` events with seq > after_seq, in seq order, in one consistent read."""
-        events_key = rk.rank_changes_events_key(category)
+        events_key = self.rk.rank_changes_events_key(category)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zrangebyscore(
                 events_key, f"({after_seq}", "+inf", start=0, num=limit, withscores=True
             )
             pipe.zrange(events_key, 0, 0, withscores=True)
-            pipe.hget(rk.rank_changes_state_key(category), "seq")
+            pipe.hget(self.rk.rank_changes_state_key(category), "seq")
             found, oldest, seq = await pipe.execute()
         events = [(int(score), cast(bytes, raw)) for raw, score in found]
         return FeedSlice(
@@ -60,7 +61,7 @@ class RankChangeFeed:
         )
 
 
-async def last_seqs(redis: Redis, categories: list[str]) -> dict[str, int]:
+async def last_seqs(redis: Redis, rk: ViewKeys, categories: list[str]) -> dict[str, int]:
     """The last rank-change seq of each category (0: none yet), in one pipelined read."""
     async with redis.pipeline(transaction=False) as pipe:
         for category in categories:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from services.common.view.keys import ViewKeys
 from services.common.view.scripts import reader
 from services.common.view.scripts.reader import (
     CategorySummary,
@@ -34,8 +35,9 @@ __all__ = [
 class StandingsRepository:
     """Reads standings views (current, provisional or published months) from Redis."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, rk: ViewKeys) -> None:
         self.redis = redis
+        self.rk = rk
         self._current = reader.READ_CURRENT.bind(redis)
         self._edition = reader.READ_EDITION.bind(redis)
         self._summary = reader.READ_SUMMARY.bind(redis)
@@ -68,9 +70,10 @@ class StandingsRepository:
         departement: str | None = None,
     ) -> CurrentReply:
         """A scorer view's page as read (equal replies: equal pages)."""
-        geo = reader.geo_key(category, region, departement)
+        geo = reader.geo_key(self.rk, category, region, departement)
         return await self._current(
-            reader.current_keys(category, edition, geo), [offset, limit, int(geo is not None)]
+            reader.current_keys(self.rk, category, edition, geo),
+            [offset, limit, int(geo is not None)],
         )
 
     async def edition(
@@ -84,16 +87,17 @@ class StandingsRepository:
         departement: str | None = None,
     ) -> EditionPage:
         """A month of a category in one read: its published copy, or the provisional view."""
-        geo = reader.geo_key(category, region, departement)
+        geo = reader.geo_key(self.rk, category, region, departement)
         return await self._edition(
-            reader.edition_keys(category, edition, geo), [offset, limit, int(geo is not None)]
+            reader.edition_keys(self.rk, category, edition, geo),
+            [offset, limit, int(geo is not None)],
         )
 
     async def summaries(self, categories: list[str], leaders: int) -> list[CategorySummary]:
         """Each category's size, first `leaders` and latest edition (one script each)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for category in categories:
-                await self._summary.queue(pipe, reader.summary_keys(category), [leaders])
+                await self._summary.queue(pipe, reader.summary_keys(self.rk, category), [leaders])
             results = await pipe.execute()
         return [
             _with_category(self._summary.decode(result), category)
@@ -106,7 +110,7 @@ class StandingsRepository:
         """The first `leaders` of each category's published edition (one script each)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for category in categories:
-                keys = reader.edition_keys(category, edition, None)
+                keys = reader.edition_keys(self.rk, category, edition, None)
                 await self._edition.queue(pipe, keys, [0, leaders, 0])
             results = await pipe.execute()
         pages = {}

@@ -15,8 +15,8 @@ from redis.asyncio import Redis
 from services.api.items import breakdown
 from services.common.contracts import CATEGORIES_BY_ID
 from services.common.territories import KIND_DEPARTEMENT, KIND_REGION, Registry, Territory
-from services.common.view import keys as rk
 from services.common.view.entries import decode_entry
+from services.common.view.keys import ViewKeys
 from services.common.view.scripts import reader
 from services.common.view.scripts.reader import TerritoryReply
 from services.common.view.values import AccountLink, EditionRecord, decode_editions
@@ -28,8 +28,9 @@ MAX_HISTORY: Final = 120
 class TerritoryReader:
     """Reads one territory's detail."""
 
-    def __init__(self, redis: Redis, registry: Registry) -> None:
+    def __init__(self, redis: Redis, rk: ViewKeys, registry: Registry) -> None:
         self.redis = redis
+        self.rk = rk
         self.registry = registry
         self._read = reader.READ_TERRITORY.bind(redis)
 
@@ -45,14 +46,14 @@ class TerritoryReader:
     async def detail(self, territory: Territory) -> dict[str, Any]:
         """The JSON body of `GET /api/v1/territories/{id}`."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(rk.EDITIONS_KEY)
-            pipe.hget(rk.ACCOUNTS_KEY, territory.id)
+            pipe.hgetall(self.rk.EDITIONS_KEY)
+            pipe.hget(self.rk.ACCOUNTS_KEY, territory.id)
             editions_raw, account_raw = await pipe.execute()
         editions = decode_editions(editions_raw)
         months = sorted(editions)[-MAX_HISTORY:]
         levels = self._geo_levels(territory)
         reply = await self._read(
-            reader.territory_keys(territory.category, levels, months),
+            reader.territory_keys(self.rk, territory.category, levels, months),
             [territory.id, len(levels), len(months)],
         )
         account = None if account_raw is None else AccountLink.decode(account_raw)

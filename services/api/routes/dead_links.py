@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from services.api import schemas
-from services.api.deps import RedisDep, RegistryDep
+from services.api.deps import ReadersDep, RedisDep, RegistryDep
 from services.api.params import Limit, Offset, check_category
 from services.api.read.links import dead_links as read_dead_links
 from services.api.responses import JSON
@@ -23,6 +23,7 @@ router = APIRouter(prefix="/api/v1", tags=["dead links"])
 )
 async def dead_links(
     redis: RedisDep,
+    readers: ReadersDep,
     registry: RegistryDep,
     category: Annotated[
         str | None, Query(description="Only accounts serving a territory of this category.")
@@ -40,7 +41,7 @@ async def dead_links(
     if category is not None:
         check_category(category)
     items: list[dict[str, Any]] = []
-    for link in await read_dead_links(redis):
+    for link in await read_dead_links(redis, readers.rk):
         territories = [
             {"id": tid, "name": registry[tid].name, "category": registry[tid].category}
             for tid in link.territories

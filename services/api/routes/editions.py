@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 
 from services.api import schemas
 from services.api.bodies import edition_body
-from services.api.deps import EditionsDep, RedisDep, RegistryDep, RepositoryDep, ScoredDep
+from services.api.deps import EditionsDep, ReadersDep, RegistryDep, RepositoryDep, ScoredDep
 from services.api.errors import ApiError
 from services.api.etag import etagged
 from services.api.params import (
@@ -19,7 +19,6 @@ from services.api.params import (
     parse_list_query,
 )
 from services.api.responses import JSON
-from services.common.view.accounts import AccountMapping
 
 router = APIRouter(prefix="/api/v1", tags=["editions"])
 
@@ -56,7 +55,7 @@ async def edition_standings(
     registry: RegistryDep,
     scored: ScoredDep,
     editions: EditionsDep,
-    redis: RedisDep,
+    readers: ReadersDep,
 ) -> Response:
     """A month's standings: the published edition (immutable: `movement` against the
     previous edition, `streak`, handle and link status at publication) or, before it is
@@ -76,7 +75,7 @@ async def edition_standings(
             f"no edition {month}: not published, and no territory has data in that month",
         )
     body = await edition_body(
-        AccountMapping(redis), registry, scored, category, month, page, limit=limit, offset=offset
+        readers.accounts, registry, scored, category, month, page, limit=limit, offset=offset
     )
     cache = "public, max-age=300" if page.status == "published" else "no-cache"
     return etagged(request, body, cache)

@@ -15,11 +15,10 @@ from typing import Any, Literal
 import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
-from redis.asyncio import Redis
 
 from services.api import schemas
 from services.api.command_sender import CommandSender
-from services.api.deps import CommandsDep, RedisDep, RegistryDep
+from services.api.deps import CommandsDep, ReadersDep, RegistryDep
 from services.api.errors import ApiError
 from services.api.metrics import OPERATOR_ACTIONS
 from services.api.operator import Operator, OperatorDep
@@ -34,7 +33,7 @@ log = logging.getLogger("api.operator")
 
 
 async def _produce(
-    redis: Redis,
+    results: ResultStore,
     commands: CommandSender,
     operator: Operator,
     action: str,
@@ -46,7 +45,6 @@ async def _produce(
     except ApiError:
         OPERATOR_ACTIONS.labels(action, "unavailable").inc()
         raise
-    results = ResultStore(redis)
 
     async def answered(command_id: str) -> bool:
         return await results.of(command_id) is not None
@@ -99,7 +97,7 @@ async def set_account(
     operator: OperatorDep,
     registry: RegistryDep,
     commands: CommandsDep,
-    redis: RedisDep,
+    readers: ReadersDep,
 ) -> JSON:
     """Change the Instagram account a territory uses (`set_account`; null: no account).
 
@@ -120,7 +118,7 @@ async def set_account(
                 422, "invalid_handle", f"handle {change.handle!r} {invalid.reason}"
             ) from invalid
     return await _produce(
-        redis,
+        readers.results,
         commands,
         operator,
         "set_account",
@@ -151,7 +149,7 @@ async def _account_change(request: Request) -> schemas.AccountChange:
     responses=schemas.responses(schemas.Accepted, 400, 401, 413),
 )
 async def publish_edition(
-    month: Month, operator: OperatorDep, commands: CommandsDep, redis: RedisDep
+    month: Month, operator: OperatorDep, commands: CommandsDep, readers: ReadersDep
 ) -> JSON:
     """Request the publication of a month, every category at once (`publish_edition`).
 
@@ -159,5 +157,10 @@ async def publish_edition(
     unpublished one, and says why in the command's status. Publishing twice is harmless.
     """
     return await _produce(
-        redis, commands, operator, "publish_edition", "publish_edition", {"edition": month}
+        readers.results,
+        commands,
+        operator,
+        "publish_edition",
+        "publish_edition",
+        {"edition": month},
     )

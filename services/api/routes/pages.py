@@ -13,7 +13,7 @@ from services.api.bodies import edition_body, view_items
 from services.api.charts import Point, line_chart
 from services.api.deps import (
     EditionsDep,
-    RedisDep,
+    ReadersDep,
     RegistryDep,
     RepositoryDep,
     ScoredDep,
@@ -30,7 +30,6 @@ from services.common.clock import parse_edition
 from services.common.contracts import CATEGORIES_BY_ID, CATEGORY_IDS
 from services.common.methodology import WEIGHTS
 from services.common.territories import Registry
-from services.common.view.accounts import AccountMapping
 
 router = APIRouter(include_in_schema=False)
 
@@ -112,7 +111,7 @@ async def standings_page(
     registry: RegistryDep,
     scored: ScoredDep,
     editions: EditionsDep,
-    redis: RedisDep,
+    readers: ReadersDep,
     edition: PageEdition = None,
     region: PageCode = None,
     departement: PageCode = None,
@@ -155,7 +154,7 @@ async def standings_page(
                 404, "unknown_edition", f"Aucune édition {fr_month(edition)} : pas de données."
             )
         body = await edition_body(
-            AccountMapping(redis),
+            readers.accounts,
             registry,
             scored,
             category,

@@ -22,13 +22,13 @@ from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 
 from services.api import schemas
-from services.api.deps import FeedDep, HubDep, OptionsDep
+from services.api.deps import FeedDep, HubDep, OptionsDep, ViewDep
 from services.api.errors import ApiError
 from services.api.metrics import STREAM_EVENTS, STREAMS
 from services.api.middleware import client_of
 from services.api.options import ApiOptions
 from services.api.params import MAX_EVENTS, check_category
-from services.api.read.rank_changes import RankChangeFeed
+from services.api.read.view import LiveView
 from services.api.responses import JSON
 from services.api.streams import (
     StreamHub,
@@ -95,7 +95,7 @@ def _cursor(last_event_id: str | None, after_seq: int | None) -> int | None:
 )
 async def rank_change_stream(
     request: Request,
-    feed: FeedDep,
+    view: ViewDep,
     hub: HubDep,
     options: OptionsDep,
     category: CategoryQuery,
@@ -127,14 +127,14 @@ async def rank_change_stream(
             {"Retry-After": "30"},
         )
     return StreamingResponse(
-        _events(feed, hub, options, category, cursor, client),
+        _events(view, hub, options, category, cursor, client),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 async def _events(
-    feed: RankChangeFeed,
+    view: LiveView,
     hub: StreamHub,
     options: ApiOptions,
     category: str,
@@ -148,6 +148,8 @@ async def _events(
             yield b"retry: %d\n\n" % options.sse_retry_ms
             while time.monotonic() < ends_at and not hub.stopping:
                 try:
+                    # the current generation's feed: a stream outlives a rebuild's switch
+                    feed = (await view.readers()).feed
                     found = await feed.after(category, cursor or 0, options.sse_batch)
                 except (RedisError, OSError) as exc:
                     log.warning("stream of %s: cannot read events: %s", category, exc)

@@ -17,7 +17,7 @@ from services.api.params import (
     check_filters,
     parse_list_query,
 )
-from services.api.read.standings import StandingsRepository
+from services.api.read.view import LiveView
 from services.api.responses import JSON
 from services.common.contracts import CATEGORIES
 
@@ -57,16 +57,20 @@ async def current_standings(request: Request, category: CategoryId) -> Response:
     query = parse_list_query(request.query_params)
     limit, offset, region, departement = query.limit, query.offset, query.region, query.departement
     check_filters(state.registry, region, departement)
-    repository: StandingsRepository = state.repository
+    view: LiveView = state.view
     scored: ScoredEntries = state.scored
 
     key = ("standings", category, offset, limit, region, departement)
     bodies: RenderedBodies = state.bodies
 
     async def read() -> tuple[bytes, str]:
-        reply = await repository.view_reply(
+        reply = await (await view.readers()).repository.view_reply(
             category, None, offset=offset, limit=limit, region=region, departement=departement
         )
+        if reply.missing and await view.refresh():  # nothing there: a rebuild switched?
+            reply = await (await view.readers()).repository.view_reply(
+                category, None, offset=offset, limit=limit, region=region, departement=departement
+            )
         rendered = bodies.get(key, reply)
         if rendered is None:
             raw = standings_json(scored, category, reply.page(), limit, offset)

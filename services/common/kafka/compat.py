@@ -30,3 +30,16 @@ def force_close_producer(producer: Any) -> None:
     with contextlib.suppress(Exception):
         if sender is not None:
             sender.force_close()
+
+
+# faust 0.11 (faust-streaming 0.15): a Consumer keeps, per assigned partition, the offset
+# committed for its group (read at assignment, updated at each commit: the next offset to read;
+# None for none or 0) in `_committed_offset`. The publisher reports it for the partitions it
+# has applied nothing from since it started (services/publisher/hold.py).
+COMMITTED_OFFSET_ATTRIBUTE = "_committed_offset"
+
+
+def committed_offsets(consumer: Any) -> dict[tuple[str, int], int]:
+    """A faust Consumer's committed offset per assigned (topic, partition) (0 where none)."""
+    committed = getattr(consumer, COMMITTED_OFFSET_ATTRIBUTE)
+    return {(tp.topic, tp.partition): committed.get(tp) or 0 for tp in consumer.assignment()}

@@ -9,6 +9,10 @@ last batch's first offset + 1, and the rest of that batch comes in the same fetc
 a partition's end means the log was recreated (a fresh in-memory broker): that partition is
 read from its beginning.
 
+`until` stops exactly at given offsets instead (records from there on are left out; a partition
+it does not name is read to its end): the publisher's part of a rebuild beside a live publisher
+reads up to where it stopped.
+
 `since_ms` reads only the records stamped at or after a time (ListOffsets by timestamp),
 where the broker profile answers that correctly (`Profile.offsets_by_time`); elsewhere (the
 local Tansu broker) the partitions are read from their beginning: more records, never fewer.
@@ -49,6 +53,7 @@ class TopicReader:
         partitions: Iterable[int] | None = None,
         fetch_records: int = FETCH_RECORDS,
         since_ms: int | None = None,
+        until: Mapping[int, int] | None = None,
     ) -> None:
         if start and since_ms is not None:
             raise ValueError("give either start offsets or since_ms, not both")
@@ -58,6 +63,7 @@ class TopicReader:
         self.ends: dict[int, int] = {}
         self.restarted: list[int] = []  # partitions read from the beginning (log recreated)
         self._only = None if partitions is None else set(partitions)
+        self._until = None if until is None else dict(until)
         self._fetch_records = fetch_records
         self._consumer = bulk_consumer(settings)
 
@@ -88,6 +94,8 @@ class TopicReader:
             return
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
+        if self._until is not None:  # an exact stop: records from there on are not read
+            ends = {tp: min(end, self._until.get(tp.partition, end)) for tp, end in ends.items()}
         self.ends = {tp.partition: ends[tp] for tp in partitions}
         if self._since_ms is not None:
             found = await consumer.offsets_for_times({tp: self._since_ms for tp in partitions})
@@ -128,13 +136,16 @@ class TopicReader:
                 *pending, timeout_ms=1000, max_records=self._fetch_records
             )
             chunk = [r for records in fetched.values() for r in records]
+            if self._until is not None:
+                chunk = [r for r in chunk if r.offset < ends[TopicPartition(r.topic, r.partition)]]
             if chunk:
                 yield chunk
             for tp in list(pending):
                 position = await consumer.position(tp)
                 if position >= ends[tp]:
                     pending.discard(tp)
-                    self.ends[tp.partition] = position  # what was read, exactly
+                    # what was read, exactly
+                    self.ends[tp.partition] = position if self._until is None else ends[tp]
 
 
 async def read_topic(
@@ -143,10 +154,13 @@ async def read_topic(
     *,
     fetch: int = 10_000,
     partitions: Iterable[int] | None = None,
+    until: Mapping[int, int] | None = None,
 ) -> AsyncIterator[list[ConsumerRecord]]:
     """Every record of a topic (or of some of its partitions) from the beginning up to (at
-    least) the end offsets seen at the start, in bulk chunks."""
-    async with TopicReader(settings, topic, partitions=partitions, fetch_records=fetch) as reader:
+    least) the end offsets seen at the start, or exactly up to `until`, in bulk chunks."""
+    async with TopicReader(
+        settings, topic, partitions=partitions, fetch_records=fetch, until=until
+    ) as reader:
         async for chunk in reader:
             yield chunk
 
@@ -156,11 +170,13 @@ async def read_account_records(
     territories: Container[str],
     reject: Callable[[Rejection], None],
     progress: Callable[[str, int], None] | None = None,
+    *,
+    until: Mapping[int, int] | None = None,
 ) -> AsyncIterator[list[AccountRecord]]:
     """`obs.accounts.v1` from the beginning, chunk by chunk: the valid records of known
     territories, in log order; every other record goes to `reject` with its reason (what both
     rebuilds do with the mapping)."""
-    async for chunk in read_topic(settings, TOPIC_ACCOUNTS):
+    async for chunk in read_topic(settings, TOPIC_ACCOUNTS, until=until):
         records = []
         for record in chunk:
             result = validate_account(record.value, record.timestamp)

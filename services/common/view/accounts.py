@@ -13,7 +13,8 @@ from typing import cast
 import redis as sync_redis
 from redis.asyncio import Redis
 
-from services.common.view import keys as rk
+from services.common.view.generations import read_generations_sync
+from services.common.view.keys import ViewKeys
 from services.common.view.scripts import scorer as scripts
 from services.common.view.values import AccountLink
 
@@ -21,8 +22,9 @@ from services.common.view.values import AccountLink
 class AccountMapping:
     """Reads and writes of the mapping; `mapping()` re-reads it only when it changed."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, rk: ViewKeys) -> None:
         self.redis = redis
+        self.rk = rk
         self._version: int | None = None
         self._mapping: dict[str, AccountLink] = {}
         self._set = scripts.SET_ACCOUNTS.bind(redis)
@@ -37,13 +39,13 @@ class AccountMapping:
         args: list[str | bytes | int] = []
         for tid, (link, version) in links.items():
             args += [tid, version, link.encode()]
-        return await self._set(scripts.accounts_keys(), args)
+        return await self._set(scripts.accounts_keys(self.rk), args)
 
     async def mapping(self) -> dict[str, AccountLink]:
         """Every territory's account, re-read only when the mapping changed."""
-        version = int(await self.redis.get(rk.ACCOUNTS_VERSION_KEY) or 0)
+        version = int(await self.redis.get(self.rk.ACCOUNTS_VERSION_KEY) or 0)
         if version != self._version:
-            raw = cast(dict[bytes, bytes], await self.redis.hgetall(rk.ACCOUNTS_KEY))
+            raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.rk.ACCOUNTS_KEY))
             self._mapping = {k.decode(): AccountLink.decode(v) for k, v in raw.items()}
             self._version = version
         return self._mapping
@@ -52,7 +54,7 @@ class AccountMapping:
         """The accounts of these territories (absent: never mapped)."""
         if not ids:
             return {}
-        found = await self.redis.hmget(rk.ACCOUNTS_KEY, ids)
+        found = await self.redis.hmget(self.rk.ACCOUNTS_KEY, ids)
         return {
             tid: AccountLink.decode(raw)
             for tid, raw in zip(ids, found, strict=True)
@@ -61,6 +63,8 @@ class AccountMapping:
 
 
 def read_link(client: sync_redis.Redis, territory_id: str) -> AccountLink | None:
-    """One territory's account, read with a synchronous client (the CLI)."""
+    """One territory's account in the current generation, read with a synchronous client
+    (the CLI)."""
+    rk = read_generations_sync(client).keys
     raw = client.hget(rk.ACCOUNTS_KEY, territory_id)
     return None if raw is None else AccountLink.decode(cast(bytes | str, raw))

@@ -1,16 +1,29 @@
 """The one place a Redis client is built: from Settings, synchronous or asyncio.
 
 Connection security (AUTH, TLS) and Redis Cluster are added here and nowhere else.
+
+With `redis_cluster` the client is redis-py's cluster client, `redis_url` its seed node. Every
+script's keys are on one slot (tests/unit/test_view_scripts.py) and so are the keys of every
+MULTI, so the view's code runs unchanged on it; what redis-py's asyncio cluster pipeline lacks
+is the script loading its single-server pipeline does: `ViewCluster`'s pipeline runs a script
+call answered NOSCRIPT again, once the scripts it carries are loaded on every primary (a
+promoted replica or a fresh node starts with an empty script cache).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from services.common.settings import Settings
+
+NOSCRIPT_RELOADS = 3  # scripts flushed again between a load and the call: give up after this
 
 
 @overload
@@ -44,12 +57,20 @@ def redis_client(
 
     It authenticates with `redis_username` / `redis_password` when set; a `rediss://` URL
     connects over TLS, its `ssl_*` query parameters (e.g. `ssl_ca_certs`) read by redis-py.
+    With `redis_cluster` it is a cluster client seeded by that URL (same credentials, TLS and
+    timeouts on every node); it serves every command the view's code sends, hence the casts.
     """
     options: dict[str, Any] = {
         "socket_timeout": socket_timeout,
         "health_check_interval": health_check_interval,
         **redis_credentials(settings),
     }
+    if settings.redis_cluster:
+        if sync:
+            return cast(
+                redis.Redis, redis.cluster.RedisCluster.from_url(settings.redis_url, **options)
+            )
+        return cast(redis.asyncio.Redis, ViewCluster.from_url(settings.redis_url, **options))
     if sync:
         return redis.Redis.from_url(settings.redis_url, **options)
     return redis.asyncio.Redis.from_url(settings.redis_url, **options)
@@ -63,3 +84,69 @@ def redis_credentials(settings: Settings) -> dict[str, str]:
     if settings.redis_password is not None:
         credentials["password"] = settings.redis_password.get_secret_value()
     return credentials
+
+
+class ViewCluster(redis.asyncio.cluster.RedisCluster):
+    """redis-py's asyncio cluster client whose pipelines survive NOSCRIPT."""
+
+    def pipeline(
+        self, transaction: Any | None = None, shard_hint: Any | None = None
+    ) -> ViewClusterPipeline:
+        if shard_hint:
+            raise redis.cluster.RedisClusterException("shard_hint is deprecated in cluster mode")
+        # redis-py declares `_event_dispatcher` abstract on its pipelines' base, which mypy
+        # then reports for any ClusterPipeline: the client's dispatcher is the one used.
+        return ViewClusterPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class ViewClusterPipeline(redis.asyncio.cluster.ClusterPipeline):
+    """A cluster pipeline that keeps a copy of its queued commands and the scripts its EVALSHA
+    calls run (`scripts`, as redis-py's single-server pipeline has).
+
+    A call answered NOSCRIPT did not run: its scripts are loaded on every primary and that
+    call alone is sent again (up to NOSCRIPT_RELOADS times), the other replies kept. So a
+    reply is never the second run of a command. Transactions are not retried (none carries a
+    script: rank_changes.py reads plain keys).
+    """
+
+    def __init__(
+        self, client: redis.asyncio.cluster.RedisCluster, transaction: bool | None = None
+    ) -> None:
+        super().__init__(client, transaction)
+        self.scripts: set[AsyncScript] = set()
+        self._queued: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        self._queued.append((args, dict(kwargs)))
+        return super().execute_command(*args, **kwargs)
+
+    async def execute(
+        self, raise_on_error: bool = True, allow_redirections: bool = True
+    ) -> list[Any]:
+        scripts, queued = self.scripts, self._queued
+        self.scripts, self._queued = set(), []  # as redis-py empties its queue
+        if not scripts or self._transaction:
+            return await super().execute(raise_on_error, allow_redirections)
+        replies = await super().execute(False, allow_redirections)
+        if len(replies) == len(queued):  # one reply per queued command (never otherwise)
+            for _attempt in range(NOSCRIPT_RELOADS):
+                again = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+                if not again:
+                    break
+                for script in scripts:
+                    await self.cluster_client.script_load(script.script)  # every primary
+                for i in again:
+                    super().execute_command(*queued[i][0], **queued[i][1])
+                retried = await super().execute(False, allow_redirections)
+                for i, reply in zip(again, retried, strict=True):
+                    replies[i] = reply
+        if raise_on_error:
+            for position, reply in enumerate(replies, start=1):
+                if isinstance(reply, Exception):
+                    reply.args = (
+                        f"Command # {position} of pipeline caused error: "
+                        f"{reply.args[0] if reply.args else reply!r}",
+                        *reply.args[1:],
+                    )
+                    raise reply
+        return replies

@@ -5,6 +5,12 @@ write is one script on one Redis Cluster slot. Account summaries live in bucket 
 its own tag) that spread over the cluster. Members are territory ids (short strings); scores
 in ranking sorted sets are the negated score so that an ascending ZRANGE gives "score
 descending, id ascending".
+
+The view lives in generations (docs/redis.md, "Generations"): `ViewKeys(g)` names every key
+of generation `g` — `obs:{…}` for generation 0, `obs:g<g>:{…}` after — so that a rebuild
+writes a new generation beside the live one and readers switch when it is complete. A few
+keys coordinate the generations and the publishers and belong to none: `GENERATION_KEY`,
+the publisher's lease and its token counter.
 """
 
 from __future__ import annotations
@@ -13,16 +19,20 @@ import hashlib
 from typing import Final
 
 CURRENT: Final = "cur"
+SUMMARY_BUCKETS: Final = 1024
+
+# --- keys outside every generation -----------------------------------------------------------
+GENERATION_KEY: Final = "obs:{meta}:generation"  # HASH (services/common/view/generations.py)
+PUBLISHER_LEASE_KEY: Final = "obs:{meta}:publisher:lease"  # STRING `<token> <name>`, PX ttl
+PUBLISHER_TOKENS_KEY: Final = "obs:{meta}:publisher:tokens"  # STRING counter (INCR): tokens
+SHARED_KEYS: Final = (GENERATION_KEY, PUBLISHER_LEASE_KEY, PUBLISHER_TOKENS_KEY)
 
 
-def category_tag(category: str) -> str:
-    """`obs:{cat:<category>}` — the prefix shared by every key of a category."""
-    return f"obs:{{cat:{category}}}"
-
-
-def view_prefix(category: str, edition: str | None) -> str:
-    """Prefix of one standings view: the current one or an unpublished edition month."""
-    return f"{category_tag(category)}:{CURRENT if edition is None else 'ed:' + edition}"
+def root(generation: int) -> str:
+    """What every key of a generation starts with: `obs` (0) or `obs:g<generation>`."""
+    if generation < 0:
+        raise ValueError(f"a generation is a natural number, not {generation}")
+    return "obs" if generation == 0 else f"obs:g{generation}"
 
 
 def rank_key(prefix: str) -> str:
@@ -35,145 +45,175 @@ def entry_key(prefix: str) -> str:
     return f"{prefix}:entry"
 
 
-def meta_key(category: str) -> str:
-    """HASH: `as_of` (the watermark as last applied to this category), `updated_at`, `oldest`
-    (a lower bound of the observed_at epochs ranked in the current view: the inactivity sweep
-    scans only when its cutoff passes it)."""
-    return f"{category_tag(category)}:meta"
+class ViewKeys:
+    """Every key of one generation of the view."""
 
+    __slots__ = (
+        "ACCOUNTS_KEY",
+        "ACCOUNTS_VERSION_KEY",
+        "ACCOUNT_OFFSETS_KEY",
+        "COMMAND_RESULTS_KEY",
+        "DEAD_LINKS_KEY",
+        "EDITIONS_KEY",
+        "FROZEN_MONTHS_KEY",
+        "GEO_READY_KEY",
+        "LAYOUT_KEY",
+        "META_TAG",
+        "METHODOLOGY_KEY",
+        "MONTHS_KEY",
+        "PUBLISHER_ACCOUNTS_KEY",
+        "PUBLISHER_OFFSETS_KEY",
+        "WATERMARK_KEY",
+        "generation",
+        "root",
+    )
 
-def edition_months_key(category: str) -> str:
-    """SET of edition months holding unpublished standings for this category."""
-    return f"{category_tag(category)}:ed:months"
+    # Keys shared by every generation, here too so that one `ViewKeys` names all a module uses.
+    GENERATION_KEY: Final = GENERATION_KEY
+    PUBLISHER_LEASE_KEY: Final = PUBLISHER_LEASE_KEY
+    PUBLISHER_TOKENS_KEY: Final = PUBLISHER_TOKENS_KEY
+    rank_key = staticmethod(rank_key)
+    entry_key = staticmethod(entry_key)
 
+    def __init__(self, generation: int = 0) -> None:
+        self.generation = generation
+        self.root = root(generation)
+        # --- global facts (one small slot) ---
+        self.META_TAG = f"{self.root}:{{meta}}"
+        meta = self.META_TAG
+        self.WATERMARK_KEY = f"{meta}:watermark"  # ZSET the K newest accounts -> newest epoch
+        self.ACCOUNTS_KEY = f"{meta}:accounts"  # HASH territory id -> [handle, simulated] JSON
+        self.ACCOUNTS_VERSION_KEY = f"{meta}:accounts:version"  # INCR on every mapping change
+        # HASH territory id -> the offset of the `obs.accounts.v1` record ACCOUNTS_KEY holds
+        self.ACCOUNT_OFFSETS_KEY = f"{meta}:accounts:offsets"
+        self.MONTHS_KEY = f"{meta}:months"  # SET of months with any `ok` snapshot
+        self.FROZEN_MONTHS_KEY = f"{meta}:frozen"  # SET of published months (publisher's)
+        self.GEO_READY_KEY = f"{meta}:geo-ready"  # registry fingerprint of the geo sets
+        self.LAYOUT_KEY = f"{meta}:layout"  # STRING the layout version (layout.py)
+        self.METHODOLOGY_KEY = f"{meta}:methodology"  # STRING the methodology version
+        # --- the publisher's facts (docs/redis.md, "Publisher") ---
+        self.EDITIONS_KEY = f"{meta}:editions"  # HASH month -> published edition summary JSON
+        self.COMMAND_RESULTS_KEY = f"{meta}:command-results"  # HASH command id -> result JSON
+        self.DEAD_LINKS_KEY = f"{meta}:dead-links"  # HASH platform:handle -> last `dead` event
+        self.PUBLISHER_ACCOUNTS_KEY = f"{meta}:publisher:accounts"  # HASH territory -> handle
+        self.PUBLISHER_OFFSETS_KEY = f"{meta}:publisher:offsets"  # HASH topic:partition -> offset
 
-def geo_key(category: str, level: str, code: str) -> str:
-    """SET of the category's territory ids in a région (`reg`) or département (`dep`)."""
-    return f"{category_tag(category)}:geo:{level}:{code}"
+    def __repr__(self) -> str:
+        return f"ViewKeys({self.generation})"
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ViewKeys) and other.generation == self.generation
 
-def edition_frozen_key(category: str, edition: str) -> str:
-    """STRING marker: the month is published; scripts refuse to write its edition view."""
-    return f"{category_tag(category)}:ed:{edition}:frozen"
+    def __hash__(self) -> int:
+        return hash(self.generation)
 
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key of this generation (generation 0's also matches
+        later generations' and the shared keys: the caller filters, see wipe.py)."""
+        return f"{self.root}:*"
 
-def category_accounts_key(category: str) -> str:
-    """HASH territory id -> `<record version, 8 bytes big-endian><account link>`: the account
-    each of the category's territories uses, authoritative for the standings writes (the
-    scripts write an entry only if it carries this link). The version is the offset of the
-    `obs.accounts.v1` record that set it; an older record never replaces a newer one."""
-    return f"{category_tag(category)}:accounts"
+    # --- per category ----------------------------------------------------------------------
 
+    def category_tag(self, category: str) -> str:
+        """`obs:{cat:<category>}` — the prefix shared by every key of a category."""
+        return f"{self.root}:{{cat:{category}}}"
 
-def link_status_key(category: str) -> str:
-    """HASH territory id -> `ok` | `suspect` | `dead` (written by the publisher)."""
-    return f"{category_tag(category)}:link"
+    def view_prefix(self, category: str, edition: str | None) -> str:
+        """Prefix of one standings view: the current one or an unpublished edition month."""
+        return f"{self.category_tag(category)}:{CURRENT if edition is None else 'ed:' + edition}"
 
+    def meta_key(self, category: str) -> str:
+        """HASH: `as_of` (the watermark as last applied to this category), `updated_at`,
+        `oldest` (a lower bound of the observed_at epochs ranked in the current view: the
+        inactivity sweep scans only when its cutoff passes it)."""
+        return f"{self.category_tag(category)}:meta"
 
-# --- accounts (summaries bucketed by handle; the publisher's link state tagged per account) --
+    def edition_months_key(self, category: str) -> str:
+        """SET of edition months holding unpublished standings for this category."""
+        return f"{self.category_tag(category)}:ed:months"
 
+    def geo_key(self, category: str, level: str, code: str) -> str:
+        """SET of the category's territory ids in a région (`reg`) or département (`dep`)."""
+        return f"{self.category_tag(category)}:geo:{level}:{code}"
 
-def account_tag(platform: str, handle: str) -> str:
-    """`obs:acct:{<platform>:<handle>}`."""
-    return f"obs:acct:{{{platform}:{handle}}}"
+    def edition_frozen_key(self, category: str, edition: str) -> str:
+        """STRING marker: the month is published; scripts refuse to write its edition view."""
+        return f"{self.category_tag(category)}:ed:{edition}:frozen"
 
+    def category_accounts_key(self, category: str) -> str:
+        """HASH territory id -> `<record version, 8 bytes big-endian><account link>`: the
+        account each of the category's territories uses, authoritative for the standings
+        writes (the scripts write an entry only if it carries this link). The version is the
+        offset of the `obs.accounts.v1` record that set it; an older record never replaces a
+        newer one."""
+        return f"{self.category_tag(category)}:accounts"
 
-SUMMARY_BUCKETS: Final = 1024
+    def link_status_key(self, category: str) -> str:
+        """HASH territory id -> `ok` | `suspect` | `dead` (written by the publisher)."""
+        return f"{self.category_tag(category)}:link"
 
+    # --- accounts (summaries bucketed by handle; the publisher's link state per account) --
 
-def summaries_key(platform: str, handle: str) -> str:
-    """HASH `obs:sums:{<platform>:<bucket>}`, field the handle: the account's summaries, one
-    per edition month, packed (services/common/view/entries.py, `encode_month_summary`).
+    def account_tag(self, platform: str, handle: str) -> str:
+        """`obs:acct:{<platform>:<handle>}`."""
+        return f"{self.root}:acct:{{{platform}:{handle}}}"
 
-    Accounts share 1,024 buckets per platform rather than a key each: a bucket of ~35
-    accounts stays a compact listpack, and the per-key overhead (~90 bytes) is gone. The
-    bucket is a hash of the handle; buckets spread over the Cluster's slots."""
-    digest = hashlib.blake2b(handle.encode(), digest_size=4).digest()
-    return f"obs:sums:{{{platform}:{int.from_bytes(digest, 'big') % SUMMARY_BUCKETS}}}"
+    def summaries_key(self, platform: str, handle: str) -> str:
+        """HASH `obs:sums:{<platform>:<bucket>}`, field the handle: the account's summaries,
+        one per edition month, packed (services/common/view/entries.py,
+        `encode_month_summary`).
 
+        Accounts share 1,024 buckets per platform rather than a key each: a bucket of ~35
+        accounts stays a compact listpack, and the per-key overhead (~90 bytes) is gone. The
+        bucket is a hash of the handle; buckets spread over the Cluster's slots."""
+        digest = hashlib.blake2b(handle.encode(), digest_size=4).digest()
+        bucket = int.from_bytes(digest, "big") % SUMMARY_BUCKETS
+        return f"{self.root}:sums:{{{platform}:{bucket}}}"
 
-# --- global facts (one small slot) ---------------------------------------------------------
+    # --- the publisher's facts per category, under the category's tag (a read joins them) --
 
-META_TAG: Final = "obs:{meta}"
-WATERMARK_KEY: Final = f"{META_TAG}:watermark"  # ZSET the K newest accounts -> their newest epoch
-ACCOUNTS_KEY: Final = f"{META_TAG}:accounts"  # HASH territory id -> [handle, simulated] JSON
-ACCOUNTS_VERSION_KEY: Final = f"{META_TAG}:accounts:version"  # INCR on every mapping change
-# HASH territory id -> the offset of the `obs.accounts.v1` record `ACCOUNTS_KEY` holds for it
-ACCOUNT_OFFSETS_KEY: Final = f"{META_TAG}:accounts:offsets"
-MONTHS_KEY: Final = f"{META_TAG}:months"  # SET of months with any `ok` snapshot
-FROZEN_MONTHS_KEY: Final = f"{META_TAG}:frozen"  # SET of published months (publisher's)
-GEO_READY_KEY: Final = f"{META_TAG}:geo-ready"  # registry fingerprint the geo sets were built from
-LAYOUT_KEY: Final = f"{META_TAG}:layout"  # STRING the layout version the view is in (layout.py)
-METHODOLOGY_KEY: Final = f"{META_TAG}:methodology"  # STRING the methodology version it is scored by
+    def rank_changes_state_key(self, category: str) -> str:
+        """HASH: the last published list: `seq`, `event_id`, `at`, `top` (JSON), `scores`."""
+        return f"{self.category_tag(category)}:rc:state"
 
+    def rank_changes_pending_key(self, category: str) -> str:
+        """STRING: write-ahead copy of the rank-change event being produced, with its scores."""
+        return f"{self.category_tag(category)}:rc:pending"
 
-# --- the publisher's facts (docs/redis.md, "Publisher") -------------------------------------
-# Per category, under the category's hash tag so that a standings read can join them.
+    def rank_changes_events_key(self, category: str) -> str:
+        """ZSET seq -> event JSON: the category's last 1,000 rank-change events."""
+        return f"{self.category_tag(category)}:rc:events"
 
+    def published_prefix(self, category: str, edition: str) -> str:
+        """Prefix of one published (frozen, immutable) edition of a category."""
+        return f"{self.category_tag(category)}:pub:{edition}"
 
-def rank_changes_state_key(category: str) -> str:
-    """HASH: the last published list: `seq`, `event_id`, `at`, `top` (JSON), `scores` (JSON)."""
-    return f"{category_tag(category)}:rc:state"
+    def published_rank_key(self, category: str, edition: str) -> str:
+        """ZSET territory id -> rank (1..N) in a published edition."""
+        return f"{self.published_prefix(category, edition)}:rank"
 
+    def published_entry_key(self, category: str, edition: str) -> str:
+        """HASH territory id -> the edition entry JSON (as in obs.editions.v1 `standings[]`)."""
+        return f"{self.published_prefix(category, edition)}:entry"
 
-def rank_changes_pending_key(category: str) -> str:
-    """STRING: write-ahead copy of the rank-change event being produced, with its scores."""
-    return f"{category_tag(category)}:rc:pending"
+    def published_meta_key(self, category: str, edition: str) -> str:
+        """HASH: `published_at`, `parts`, `total` of a published edition."""
+        return f"{self.published_prefix(category, edition)}:meta"
 
+    def latest_published_rank_key(self, category: str) -> str:
+        """ZSET territory id -> rank in the category's latest published edition."""
+        return f"{self.category_tag(category)}:pub:latest:rank"
 
-def rank_changes_events_key(category: str) -> str:
-    """ZSET seq -> event JSON: the category's last 1,000 rank-change events."""
-    return f"{category_tag(category)}:rc:events"
+    def latest_published_edition_key(self, category: str) -> str:
+        """STRING: the month of the category's latest published edition."""
+        return f"{self.category_tag(category)}:pub:latest:edition"
 
+    def account_link_key(self, platform: str, handle: str) -> str:
+        """STRING: the account's link-status state JSON (`status`, `since`, `position`)."""
+        return f"{self.account_tag(platform, handle)}:link"
 
-def published_prefix(category: str, edition: str) -> str:
-    """Prefix of one published (frozen, immutable) edition of a category."""
-    return f"{category_tag(category)}:pub:{edition}"
-
-
-def published_rank_key(category: str, edition: str) -> str:
-    """ZSET territory id -> rank (1..N) in a published edition."""
-    return f"{published_prefix(category, edition)}:rank"
-
-
-def published_entry_key(category: str, edition: str) -> str:
-    """HASH territory id -> the edition entry JSON (as in obs.editions.v1 `standings[]`)."""
-    return f"{published_prefix(category, edition)}:entry"
-
-
-def published_meta_key(category: str, edition: str) -> str:
-    """HASH: `published_at`, `parts`, `total` of a published edition."""
-    return f"{published_prefix(category, edition)}:meta"
-
-
-def latest_published_rank_key(category: str) -> str:
-    """ZSET territory id -> rank in the category's latest published edition (for `movement`)."""
-    return f"{category_tag(category)}:pub:latest:rank"
-
-
-def latest_published_edition_key(category: str) -> str:
-    """STRING: the month of the category's latest published edition."""
-    return f"{category_tag(category)}:pub:latest:edition"
-
-
-def account_link_key(platform: str, handle: str) -> str:
-    """STRING: the account's link-status state JSON (`status`, `since`, `position`)."""
-    return f"{account_tag(platform, handle)}:link"
-
-
-EDITIONS_KEY: Final = f"{META_TAG}:editions"  # HASH month -> published edition summary JSON
-COMMAND_RESULTS_KEY: Final = f"{META_TAG}:command-results"  # HASH command id -> result JSON
-DEAD_LINKS_KEY: Final = f"{META_TAG}:dead-links"  # HASH platform:handle -> last `dead` event JSON
-PUBLISHER_ACCOUNTS_KEY: Final = f"{META_TAG}:publisher:accounts"  # HASH territory id -> handle
-PUBLISHER_OFFSETS_KEY: Final = f"{META_TAG}:publisher:offsets"  # HASH topic:partition -> offset
-
-# --- the publisher's lease and fencing tokens (docs/redis.md, "Lease and fencing") ----------
-PUBLISHER_LEASE_KEY: Final = f"{META_TAG}:publisher:lease"  # STRING `<token> <name>`, PX ttl
-PUBLISHER_TOKENS_KEY: Final = f"{META_TAG}:publisher:tokens"  # STRING counter (INCR): tokens
-
-
-def publisher_fence_key(tag: str) -> str:
-    """STRING in the slot of `tag` (a category's `obs:{cat:C}` or `obs:{meta}`): the highest
-    lease token that has written or claimed the slot; the publisher's write scripts refuse an
-    older one."""
-    return f"{tag}:publisher:fence"
+    def publisher_fence_key(self, tag: str) -> str:
+        """STRING in the slot of `tag` (a category's `obs:{cat:C}` or `obs:{meta}`): the
+        highest lease token that has written or claimed the slot; the publisher's write
+        scripts refuse an older one."""
+        return f"{tag}:publisher:fence"

@@ -14,7 +14,7 @@ from typing import Final
 from redis.asyncio import Redis
 
 from services.common.contracts import METHODOLOGY_VERSION
-from services.common.view import keys as rk
+from services.common.view.keys import ViewKeys
 
 # 5: each category's slot holds its territories' account links with their record offsets
 # (`obs:{cat:<c>}:accounts`), which every standings write checks, and the global mapping keeps
@@ -63,16 +63,16 @@ def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def read_versions(redis: Redis) -> ViewVersions:
-    """The versions recorded in the view."""
+async def read_versions(redis: Redis, rk: ViewKeys) -> ViewVersions:
+    """The versions recorded in a generation of the view."""
     layout, methodology = await redis.mget(rk.LAYOUT_KEY, rk.METHODOLOGY_KEY)
     return ViewVersions(_text(layout), _text(methodology))
 
 
-async def claim_view(redis: Redis, where: str) -> None:
+async def claim_view(redis: Redis, rk: ViewKeys, where: str) -> None:
     """Record this code's versions in an empty view; raise `ViewMismatch` for a view written
     in other ones (a view written before the versions were recorded counts as layout 1)."""
-    found = await read_versions(redis)
+    found = await read_versions(redis, rk)
     if found.layout is None:
         if await redis.exists(rk.WATERMARK_KEY):
             raise ViewMismatch(where, ViewVersions("1", found.methodology))
@@ -82,10 +82,10 @@ async def claim_view(redis: Redis, where: str) -> None:
         raise ViewMismatch(where, found)
 
 
-async def check_view(redis: Redis, where: str) -> None:
+async def check_view(redis: Redis, rk: ViewKeys, where: str) -> None:
     """Raise `ViewMismatch` unless the view is empty or in this code's versions (readers and
     the publisher: they never claim a view, the scorer does)."""
-    found = await read_versions(redis)
+    found = await read_versions(redis, rk)
     if found.layout is None and found.methodology is None:
         return
     if found.layout == LAYOUT_VERSION and found.methodology in (None, METHODOLOGY):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from services.common.view.keys import ViewKeys
 from services.common.view.results import ResultStore
 from services.publisher.store.editions import EditionStore
 from services.publisher.store.fence import UNFENCED, Fenced, FencedWriter
@@ -42,11 +43,12 @@ __all__ = [
 class PublisherStore:
     """The publisher's stores on one client, writing with one lease token."""
 
-    def __init__(self, redis: Redis, token: int = UNFENCED) -> None:
+    def __init__(self, redis: Redis, rk: ViewKeys, token: int = UNFENCED) -> None:
         self.redis = redis
-        self.fence = FencedWriter(redis, token)
-        self.rank_changes = RankChangeStore(redis, self.fence)
-        self.links = LinkStore(redis, self.fence)
-        self.editions = EditionStore(redis, self.fence)
-        self.results: ResultStore = FencedResultStore(redis, self.fence)
-        self.offsets = OffsetStore(redis, self.fence)
+        self.rk = rk
+        self.fence = FencedWriter(redis, rk, token)
+        self.rank_changes = RankChangeStore(redis, rk, self.fence)
+        self.links = LinkStore(redis, rk, self.fence)
+        self.editions = EditionStore(redis, rk, self.fence)
+        self.results: ResultStore = FencedResultStore(redis, rk, self.fence)
+        self.offsets = OffsetStore(redis, rk, self.fence)

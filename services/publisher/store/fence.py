@@ -21,7 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from services.common.contracts import CATEGORY_IDS
-from services.common.view import keys as rk
+from services.common.view.keys import ViewKeys
 from services.common.view.scripts import ScriptArg
 from services.common.view.scripts import publisher as scripts
 
@@ -39,7 +39,7 @@ class Fenced(Exception):
         self.token, self.stored, self.where = token, stored, where
 
 
-def slot_tags() -> list[str]:
+def slot_tags(rk: ViewKeys) -> list[str]:
     """Every slot the publisher writes and claims: each category's, then the global one."""
     return [rk.category_tag(category) for category in CATEGORY_IDS] + [rk.META_TAG]
 
@@ -73,8 +73,9 @@ def check(reply: Any, token: int, where: str) -> Any:
 class FencedWriter:
     """Runs write batches and fenced scripts with one lease token."""
 
-    def __init__(self, redis: Redis, token: int = UNFENCED) -> None:
+    def __init__(self, redis: Redis, rk: ViewKeys, token: int = UNFENCED) -> None:
         self.redis = redis
+        self.rk = rk
         self.token = token
         self._write = scripts.FENCED_WRITE.bind(redis)
         self._claim = scripts.CLAIM_FENCE.bind(redis)
@@ -83,7 +84,7 @@ class FencedWriter:
         return WriteBatch(tag)
 
     def fence_key(self, tag: str) -> str:
-        return rk.publisher_fence_key(tag)
+        return self.rk.publisher_fence_key(tag)
 
     async def run(self, *batches: WriteBatch) -> None:
         """Run each non-empty batch as one script, in order; `Fenced` stops at a refusal."""
@@ -97,7 +98,7 @@ class FencedWriter:
     async def claim(self, tags: Sequence[str] | None = None) -> None:
         """Claim slots for this token (all the publisher writes by default): from now on a
         write with an older token is refused there. `Fenced` if a newer token holds one."""
-        for tag in slot_tags() if tags is None else tags:
+        for tag in slot_tags(self.rk) if tags is None else tags:
             stored = await self._claim([self.fence_key(tag)], [self.token])
             if stored != self.token:
                 raise Fenced(self.token, stored, tag)
@@ -107,12 +108,12 @@ class FencedWriter:
         paused past its lease learns here, before its record reaches a topic). Unfenced
         writers skip it."""
         if self.token != UNFENCED:
-            await self.claim([rk.META_TAG])
+            await self.claim([self.rk.META_TAG])
 
     async def stored_tokens(self, tags: Iterable[str] | None = None) -> dict[str, int]:
         """The token stored in each slot's fence key (0: never claimed)."""
         found = {}
-        for tag in slot_tags() if tags is None else tags:
+        for tag in slot_tags(self.rk) if tags is None else tags:
             raw = await self.redis.get(self.fence_key(tag))
             found[tag] = 0 if raw is None else int(raw)
         return found

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from services.common.view import keys as rk
+from services.common.view.keys import PUBLISHER_LEASE_KEY
 from services.common.view.scripts import publisher as scripts
 from services.common.view.scripts import text
 
@@ -48,4 +48,4 @@ class LeaseStore:
 
     async def holder(self) -> str | None:
         """The current holder's value, if any."""
-        return text(await self.redis.get(rk.PUBLISHER_LEASE_KEY))
+        return text(await self.redis.get(PUBLISHER_LEASE_KEY))

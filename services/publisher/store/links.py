@@ -9,7 +9,7 @@ from typing import cast
 from redis.asyncio import Redis
 
 from services.common.dead_links import LinkState
-from services.common.view import keys as rk
+from services.common.view.keys import ViewKeys
 from services.publisher.store.fence import FencedWriter, WriteBatch
 
 FIELDS_PER_COMMAND = 500  # Lua's unpack() stops at a few thousand values
@@ -30,8 +30,9 @@ def _hdel(batch: WriteBatch, key: str, fields: list[str]) -> None:
 class LinkStore:
     """Reads and writes of the publisher's link facts."""
 
-    def __init__(self, redis: Redis, fence: FencedWriter) -> None:
+    def __init__(self, redis: Redis, rk: ViewKeys, fence: FencedWriter) -> None:
         self.redis = redis
+        self.rk = rk
         self.fence = fence
 
     async def states(self, accounts: Iterable[tuple[str, str]]) -> dict[tuple[str, str], LinkState]:
@@ -41,7 +42,7 @@ class LinkStore:
             return {}
         async with self.redis.pipeline(transaction=False) as pipe:
             for platform, handle in accounts:
-                pipe.get(rk.account_link_key(platform, handle))
+                pipe.get(self.rk.account_link_key(platform, handle))
             found = await pipe.execute()
         return {
             account: LinkState() if raw is None else LinkState.from_json(raw)
@@ -64,40 +65,40 @@ class LinkStore:
         states, whose keys (one slot per account) cannot be claimed in advance."""
         batches = []
         for category, statuses in sorted(territory_status.items()):
-            batch = self.fence.batch(rk.category_tag(category))
-            key = rk.link_status_key(category)
+            batch = self.fence.batch(self.rk.category_tag(category))
+            key = self.rk.link_status_key(category)
             _hset(batch, key, {tid: s for tid, s in statuses.items() if s is not None})
             _hdel(batch, key, [tid for tid, s in statuses.items() if s is None])
             batches.append(batch)
-        meta = self.fence.batch(rk.META_TAG)
-        _hset(meta, rk.DEAD_LINKS_KEY, {k: v for k, v in dead_links.items() if v is not None})
-        _hdel(meta, rk.DEAD_LINKS_KEY, [k for k, v in dead_links.items() if v is None])
+        meta = self.fence.batch(self.rk.META_TAG)
+        _hset(meta, self.rk.DEAD_LINKS_KEY, {k: v for k, v in dead_links.items() if v is not None})
+        _hdel(meta, self.rk.DEAD_LINKS_KEY, [k for k, v in dead_links.items() if v is None])
         batches.append(meta)
         await self.fence.run(*batches)
         if states:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for (platform, handle), state in states.items():
-                    pipe.set(rk.account_link_key(platform, handle), state.to_json())
+                    pipe.set(self.rk.account_link_key(platform, handle), state.to_json())
                 await pipe.execute()
 
     async def dead_link_count(self) -> int:
-        return int(await self.redis.hlen(rk.DEAD_LINKS_KEY))
+        return int(await self.redis.hlen(self.rk.DEAD_LINKS_KEY))
 
     async def handles(self) -> dict[str, str]:
         """Territory id -> handle, as the publisher applied `obs.accounts.v1`."""
-        raw = cast(dict[bytes, bytes], await self.redis.hgetall(rk.PUBLISHER_ACCOUNTS_KEY))
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.rk.PUBLISHER_ACCOUNTS_KEY))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     async def set_handles(self, handles: dict[str, str]) -> None:
         """Record many territories' handles at once (rebuild)."""
-        batch = self.fence.batch(rk.META_TAG)
-        _hset(batch, rk.PUBLISHER_ACCOUNTS_KEY, handles)
+        batch = self.fence.batch(self.rk.META_TAG)
+        _hset(batch, self.rk.PUBLISHER_ACCOUNTS_KEY, handles)
         await self.fence.run(batch)
 
     async def set_handle(self, territory_id: str, handle: str | None) -> None:
-        batch = self.fence.batch(rk.META_TAG)
+        batch = self.fence.batch(self.rk.META_TAG)
         if handle is None:
-            batch.add("HDEL", rk.PUBLISHER_ACCOUNTS_KEY, territory_id)
+            batch.add("HDEL", self.rk.PUBLISHER_ACCOUNTS_KEY, territory_id)
         else:
-            batch.add("HSET", rk.PUBLISHER_ACCOUNTS_KEY, territory_id, handle)
+            batch.add("HSET", self.rk.PUBLISHER_ACCOUNTS_KEY, territory_id, handle)
         await self.fence.run(batch)

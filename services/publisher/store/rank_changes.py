@@ -10,7 +10,7 @@ from typing import cast
 import orjson
 from redis.asyncio import Redis
 
-from services.common.view import keys as rk
+from services.common.view.keys import ViewKeys
 from services.common.view.scripts import publisher as scripts
 from services.common.view.values import PendingRankChange, RankState
 from services.publisher.store.fence import FencedWriter, check
@@ -31,15 +31,16 @@ class TopRead:
 class RankChangeStore:
     """Reads and idempotent writes of the rank-change state."""
 
-    def __init__(self, redis: Redis, fence: FencedWriter) -> None:
+    def __init__(self, redis: Redis, rk: ViewKeys, fence: FencedWriter) -> None:
         self.redis = redis
+        self.rk = rk
         self.fence = fence
         self._read_top = scripts.READ_TOP.bind(redis)
         self._commit = scripts.COMMIT_RANK_CHANGE.bind(redis)
 
     async def read_top(self, category: str, size: int, previous: Sequence[str]) -> TopRead:
         """The first `size` of the live standings, as one consistent read."""
-        reply = await self._read_top(scripts.top_keys(category), [size - 1, *previous])
+        reply = await self._read_top(scripts.top_keys(self.rk, category), [size - 1, *previous])
         return TopRead(
             top=[tid for tid, _score in reply.top],
             scores=dict(reply.top),
@@ -49,26 +50,26 @@ class RankChangeStore:
 
     async def state(self, category: str) -> RankState:
         """The recorded published list of a category."""
-        raw = await self.redis.hgetall(rk.rank_changes_state_key(category))
+        raw = await self.redis.hgetall(self.rk.rank_changes_state_key(category))
         return RankState.decode(cast(dict[bytes, bytes], raw))
 
     async def pending(self, category: str) -> PendingRankChange | None:
         """The write-ahead copy of an event being produced."""
-        raw = await self.redis.get(rk.rank_changes_pending_key(category))
+        raw = await self.redis.get(self.rk.rank_changes_pending_key(category))
         return None if raw is None else PendingRankChange.decode(raw)
 
     async def write_pending(self, category: str, pending: PendingRankChange) -> None:
         """Save, before producing, what the event's record cannot carry: every score."""
-        tag = rk.category_tag(category)
+        tag = self.rk.category_tag(category)
         batch = self.fence.batch(tag).add(
-            "SET", rk.rank_changes_pending_key(category), pending.encode()
+            "SET", self.rk.rank_changes_pending_key(category), pending.encode()
         )
         await self.fence.run(batch)
 
     async def drop_pending(self, category: str) -> None:
         """Forget a write-ahead copy whose event never reached the topic."""
-        tag = rk.category_tag(category)
-        batch = self.fence.batch(tag).add("DEL", rk.rank_changes_pending_key(category))
+        tag = self.rk.category_tag(category)
+        batch = self.fence.batch(tag).add("DEL", self.rk.rank_changes_pending_key(category))
         await self.fence.run(batch)
 
     async def commit(
@@ -84,7 +85,7 @@ class RankChangeStore:
     ) -> None:
         """Record a delivered event (idempotent: the same event twice changes nothing)."""
         reply = await self._commit(
-            scripts.rank_change_keys(category),
+            scripts.rank_change_keys(self.rk, category),
             [
                 seq,
                 event_id,
@@ -96,11 +97,11 @@ class RankChangeStore:
                 self.fence.token,
             ],
         )
-        check(reply, self.fence.token, rk.category_tag(category))
+        check(reply, self.fence.token, self.rk.category_tag(category))
 
     async def recent(self, category: str, after_seq: int = 0) -> list[bytes]:
         """The recorded events of a category after `after_seq`, in seq order."""
         found = await self.redis.zrangebyscore(
-            rk.rank_changes_events_key(category), f"({after_seq}", "+inf"
+            self.rk.rank_changes_events_key(category), f"({after_seq}", "+inf"
         )
         return cast(list[bytes], found)

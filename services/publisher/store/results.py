@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from services.common.view import keys as rk
+from services.common.view.keys import ViewKeys
 from services.common.view.results import ResultStore
 from services.publisher.store.fence import FencedWriter
 
@@ -12,13 +12,13 @@ from services.publisher.store.fence import FencedWriter
 class FencedResultStore(ResultStore):
     """`ResultStore` whose writes check the publisher's lease token."""
 
-    def __init__(self, redis: Redis, fence: FencedWriter) -> None:
-        super().__init__(redis)
+    def __init__(self, redis: Redis, rk: ViewKeys, fence: FencedWriter) -> None:
+        super().__init__(redis, rk)
         self.fence = fence
 
     async def save(self, command_id: str, record: bytes) -> None:
         """Store a result as produced to `obs.command-results.v1`."""
-        batch = self.fence.batch(rk.META_TAG).add(
-            "HSET", rk.COMMAND_RESULTS_KEY, command_id, record
+        batch = self.fence.batch(self.rk.META_TAG).add(
+            "HSET", self.rk.COMMAND_RESULTS_KEY, command_id, record
         )
         await self.fence.run(batch)

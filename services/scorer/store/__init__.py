@@ -13,6 +13,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from services.common.view.accounts import AccountMapping
+from services.common.view.keys import ViewKeys
 from services.common.view.values import AccountLink
 from services.scorer.store.summaries import SummaryStore
 from services.scorer.store.views import EntryWrite, ViewStore, geo_fingerprint
@@ -31,8 +32,9 @@ __all__ = [
 class ScorerStore:
     """The scorer's stores on one client."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, rk: ViewKeys) -> None:
         self.redis = redis
-        self.summaries = SummaryStore(redis)
-        self.views = ViewStore(redis)
-        self.accounts = AccountMapping(redis)
+        self.rk = rk
+        self.summaries = SummaryStore(redis, rk)
+        self.views = ViewStore(redis, rk)
+        self.accounts = AccountMapping(redis, rk)

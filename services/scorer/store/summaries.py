@@ -9,8 +9,8 @@ from typing import cast
 from redis.asyncio import Redis
 
 from services.common.methodology import SnapshotSummary
-from services.common.view import keys as rk
 from services.common.view.entries import decode_month_summaries, encode_month_summary, month_code
+from services.common.view.keys import ViewKeys
 from services.common.view.scripts import scorer as scripts
 from services.common.view.watermark import read_watermark
 from services.common.watermark import K, NewestAccounts
@@ -20,8 +20,9 @@ from services.scorer.plan import BatchPlan
 class SummaryStore:
     """The scorer's facts about accounts."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, rk: ViewKeys) -> None:
         self.redis = redis
+        self.rk = rk
         self._account_cas = scripts.ACCOUNT_CAS.bind(redis)
         self._watermark = scripts.ADVANCE_WATERMARK.bind(redis)
 
@@ -32,15 +33,15 @@ class SummaryStore:
         args: list[str | int] = [K]
         for account, epoch in newest.items():
             args += [account, epoch]
-        return await self._watermark(scripts.watermark_keys(), args)
+        return await self._watermark(scripts.watermark_keys(self.rk), args)
 
     async def watermark(self) -> int | None:
         """The global watermark (epoch seconds), None while fewer than K accounts are known."""
-        return await read_watermark(self.redis)
+        return await read_watermark(self.redis, self.rk)
 
     async def frozen_months(self) -> set[str]:
         """Edition months the publisher has frozen (never written by the scorer)."""
-        return texts(await self.redis.smembers(rk.FROZEN_MONTHS_KEY))
+        return texts(await self.redis.smembers(self.rk.FROZEN_MONTHS_KEY))
 
     # --- account summaries -------------------------------------------------------------
     async def save(self, plan: BatchPlan, frozen: Iterable[str] = ()) -> None:
@@ -60,10 +61,12 @@ class SummaryStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             for (platform, handle), args in records.items():
                 await self._account_cas.queue(
-                    pipe, scripts.summaries_keys(platform, handle), [handle, frozen_codes, *args]
+                    pipe,
+                    scripts.summaries_keys(self.rk, platform, handle),
+                    [handle, frozen_codes, *args],
                 )
             if months:
-                pipe.sadd(rk.MONTHS_KEY, *sorted(months))
+                pipe.sadd(self.rk.MONTHS_KEY, *sorted(months))
             await pipe.execute()
 
     async def of_accounts(
@@ -75,7 +78,7 @@ class SummaryStore:
             return {}
         async with self.redis.pipeline(transaction=False) as pipe:
             for handle in handles:
-                pipe.hget(rk.summaries_key(platform, handle), handle)
+                pipe.hget(self.rk.summaries_key(platform, handle), handle)
             replies = await pipe.execute()
         out: dict[str, dict[str | None, SnapshotSummary]] = {}
         for handle, raw in zip(handles, replies, strict=True):
@@ -89,7 +92,7 @@ class SummaryStore:
 
     async def months(self) -> set[str]:
         """Every month in which some account has an `ok` snapshot."""
-        return texts(await self.redis.smembers(rk.MONTHS_KEY))
+        return texts(await self.redis.smembers(self.rk.MONTHS_KEY))
 
 
 def texts(members: Iterable[bytes | str]) -> set[str]:

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from services.common.contracts import CATEGORY_IDS
 from services.common.territories import Registry
-from services.common.view import keys as rk
+from services.common.view.keys import ViewKeys
 from services.common.view.scripts import scorer as scripts
 from services.common.view.values import AccountLink
 from services.scorer.store.summaries import texts
@@ -36,8 +36,9 @@ class EntryWrite:
 class ViewStore:
     """Atomic, idempotent writes of the standings views."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, rk: ViewKeys) -> None:
         self.redis = redis
+        self.rk = rk
         self._apply = scripts.APPLY_ENTRIES.bind(redis)
         self._set_links = scripts.SET_LINKS.bind(redis)
         self._evict = scripts.EVICT_INACTIVE.bind(redis)
@@ -55,9 +56,9 @@ class ViewStore:
         if not writes:
             return []
         if edition is not None:
-            await self.redis.sadd(rk.edition_months_key(category), edition)
+            await self.redis.sadd(self.rk.edition_months_key(category), edition)
         written: list[tuple[str, str]] = []
-        keys = scripts.view_keys(category, edition)
+        keys = scripts.view_keys(self.rk, category, edition)
         # A script per few thousand entries: a rebuild's whole category never holds Redis
         # for long (each entry's compare-and-set is atomic on its own).
         for start in range(0, len(writes), SCRIPT_ENTRIES):
@@ -84,7 +85,7 @@ class ViewStore:
         months = sorted(await self.edition_months(category))
         while True:
             done = await self._set_links(
-                scripts.links_keys(category, months), [len(months), *months, *args]
+                scripts.links_keys(self.rk, category, months), [len(months), *months, *args]
             )
             if not done.undeclared:
                 return done.removed
@@ -96,14 +97,18 @@ class ViewStore:
         """The stored entries of territories in one view (None where absent)."""
         if not ids:
             return []
-        found = await self.redis.hmget(rk.entry_key(rk.view_prefix(category, edition)), ids)
+        found = await self.redis.hmget(
+            self.rk.entry_key(self.rk.view_prefix(category, edition)), ids
+        )
         return cast(list[bytes | None], found)
 
     async def evict_inactive(self, cutoff: int, as_of: str) -> dict[str, list[str]]:
         """Unrank, in every category, the territories older than the cutoff."""
         async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
             for category in CATEGORY_IDS:
-                await self._evict.queue(pipe, scripts.evict_keys(category), [cutoff, as_of])
+                await self._evict.queue(
+                    pipe, scripts.evict_keys(self.rk, category), [cutoff, as_of]
+                )
             replies = await pipe.execute()
         evicted = {
             category: self._evict.decode(reply)
@@ -113,24 +118,24 @@ class ViewStore:
 
     async def edition_months(self, category: str) -> set[str]:
         """Months for which this category has edition entries."""
-        return texts(await self.redis.smembers(rk.edition_months_key(category)))
+        return texts(await self.redis.smembers(self.rk.edition_months_key(category)))
 
     async def ensure_geo(self, registry: Registry, fingerprint: str) -> bool:
         """Write the static région/département membership sets once per registry version."""
-        if await self.redis.get(rk.GEO_READY_KEY) == fingerprint.encode():
+        if await self.redis.get(self.rk.GEO_READY_KEY) == fingerprint.encode():
             return False
         async with self.redis.pipeline(transaction=False) as pipe:
             for category in CATEGORY_IDS:
                 groups: dict[str, list[str]] = {}
                 for t in registry.by_category(category):
                     for code in t.regions:
-                        groups.setdefault(rk.geo_key(category, "reg", code), []).append(t.id)
+                        groups.setdefault(self.rk.geo_key(category, "reg", code), []).append(t.id)
                     for code in t.departements:
-                        groups.setdefault(rk.geo_key(category, "dep", code), []).append(t.id)
+                        groups.setdefault(self.rk.geo_key(category, "dep", code), []).append(t.id)
                 for key, ids in groups.items():
                     pipe.delete(key)
                     pipe.sadd(key, *ids)
-            pipe.set(rk.GEO_READY_KEY, fingerprint)
+            pipe.set(self.rk.GEO_READY_KEY, fingerprint)
             await pipe.execute()
         return True
 

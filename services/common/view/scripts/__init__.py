@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -55,8 +55,15 @@ class Bound(Generic[T]):
     async def queue(
         self, pipe: Pipeline, keys: Sequence[str], args: Sequence[ScriptArg] = ()
     ) -> None:
-        """Add one call to a pipeline; decode its reply from `pipe.execute()` with `decode`."""
-        await self._run(keys=list(keys), args=list(args), client=pipe)
+        """Add one call to a pipeline; decode its reply from `pipe.execute()` with `decode`.
+
+        The pipeline learns the script (`pipe.scripts`): a single server's loads it before
+        executing when it is missing, a cluster's (view/client.py) after a NOSCRIPT reply.
+        EVALSHA is queued as a raw command: redis-py's cluster pipeline refuses `evalsha()`
+        and resets itself when awaited."""
+        # redis-py annotates the asyncio pipeline's `scripts` with its synchronous Script.
+        cast(set[Any], pipe.scripts).add(self._run)
+        pipe.execute_command("EVALSHA", self._run.sha, len(keys), *keys, *args)
 
 
 def text(value: Any) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from services.common.view import keys as rk
+from services.common.view.keys import PUBLISHER_LEASE_KEY, PUBLISHER_TOKENS_KEY, ViewKeys
 from services.common.view.scripts import Script, text
 
 # KEYS[1] the category's current rank ZSET (scorer's view), KEYS[2] its meta HASH.
@@ -217,12 +217,12 @@ def _edition_view(reply: list[Any]) -> list[ViewRow]:
     ]
 
 
-def top_keys(category: str) -> list[str]:
+def top_keys(rk: ViewKeys, category: str) -> list[str]:
     """KEYS of READ_TOP."""
     return [rk.rank_key(rk.view_prefix(category, None)), rk.meta_key(category)]
 
 
-def rank_change_keys(category: str) -> list[str]:
+def rank_change_keys(rk: ViewKeys, category: str) -> list[str]:
     """KEYS of COMMIT_RANK_CHANGE."""
     return [
         rk.rank_changes_state_key(category),
@@ -232,14 +232,14 @@ def rank_change_keys(category: str) -> list[str]:
     ]
 
 
-def offsets_keys() -> list[str]:
+def offsets_keys(rk: ViewKeys) -> list[str]:
     """KEYS of ADVANCE_OFFSET."""
     return [rk.PUBLISHER_OFFSETS_KEY, rk.publisher_fence_key(rk.META_TAG)]
 
 
 def lease_keys() -> list[str]:
     """KEYS of ACQUIRE_LEASE (RENEW_LEASE and RELEASE_LEASE use the first)."""
-    return [rk.PUBLISHER_LEASE_KEY, rk.PUBLISHER_TOKENS_KEY]
+    return [PUBLISHER_LEASE_KEY, PUBLISHER_TOKENS_KEY]
 
 
 def fenced(reply: Any) -> int | None:
@@ -254,7 +254,7 @@ def _lease(reply: list[Any]) -> tuple[int, str]:
     return int(token), value.decode() if isinstance(value, bytes) else str(value)
 
 
-def edition_view_keys(category: str, edition: str) -> list[str]:
+def edition_view_keys(rk: ViewKeys, category: str, edition: str) -> list[str]:
     """KEYS of READ_EDITION_VIEW."""
     prefix = rk.view_prefix(category, edition)
     return [rk.rank_key(prefix), rk.entry_key(prefix), rk.link_status_key(category)]

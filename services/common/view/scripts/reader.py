@@ -13,8 +13,8 @@ from typing import Any, Final, Literal, NamedTuple
 
 import orjson
 
-from services.common.view import keys as rk
 from services.common.view.entries import StoredEntry, decode_entry
+from services.common.view.keys import ViewKeys
 from services.common.view.scripts import Script, integer, text
 
 # Shared functions. A page of the scorer's view (current or an unpublished month), with the
@@ -222,6 +222,11 @@ class CurrentReply:
         raw = self.raw
         return _view_page(raw[:7], raw[7], raw[8] if current else None)
 
+    @property
+    def missing(self) -> bool:
+        """No view at all (no watermark applied): empty, or a generation dropped."""
+        return not self.raw[1]
+
 
 @dataclass(frozen=True, slots=True)
 class GeoRank:
@@ -323,7 +328,7 @@ def _territory(reply: list[Any]) -> TerritoryReply:
     )
 
 
-def geo_key(category: str, region: str | None, departement: str | None) -> str | None:
+def geo_key(rk: ViewKeys, category: str, region: str | None, departement: str | None) -> str | None:
     """The membership set a région or département filter intersects with (None: no filter)."""
     if region is not None:
         return rk.geo_key(category, "reg", region)
@@ -332,7 +337,7 @@ def geo_key(category: str, region: str | None, departement: str | None) -> str |
     return None
 
 
-def _view_keys(category: str, edition: str | None, geo: str | None) -> list[str]:
+def _view_keys(rk: ViewKeys, category: str, edition: str | None, geo: str | None) -> list[str]:
     prefix = rk.view_prefix(category, edition)
     rank = rk.rank_key(prefix)
     return [
@@ -346,22 +351,22 @@ def _view_keys(category: str, edition: str | None, geo: str | None) -> list[str]
     ]
 
 
-def current_keys(category: str, edition: str | None, geo: str | None) -> list[str]:
+def current_keys(rk: ViewKeys, category: str, edition: str | None, geo: str | None) -> list[str]:
     """KEYS of READ_CURRENT: the current view, or a month's view as the scorer holds it."""
-    return [*_view_keys(category, edition, geo), rk.rank_changes_state_key(category)]
+    return [*_view_keys(rk, category, edition, geo), rk.rank_changes_state_key(category)]
 
 
-def edition_keys(category: str, edition: str, geo: str | None) -> list[str]:
+def edition_keys(rk: ViewKeys, category: str, edition: str, geo: str | None) -> list[str]:
     """KEYS of READ_EDITION."""
     return [
-        *_view_keys(category, edition, geo),
+        *_view_keys(rk, category, edition, geo),
         rk.published_rank_key(category, edition),
         rk.published_entry_key(category, edition),
         rk.published_meta_key(category, edition),
     ]
 
 
-def summary_keys(category: str) -> list[str]:
+def summary_keys(rk: ViewKeys, category: str) -> list[str]:
     """KEYS of READ_SUMMARY."""
     prefix = rk.view_prefix(category, None)
     return [
@@ -374,7 +379,9 @@ def summary_keys(category: str) -> list[str]:
     ]
 
 
-def territory_keys(category: str, geo: list[tuple[str, str]], months: list[str]) -> list[str]:
+def territory_keys(
+    rk: ViewKeys, category: str, geo: list[tuple[str, str]], months: list[str]
+) -> list[str]:
     """KEYS of READ_TERRITORY: the category's current view, then each (level, code) group,
     then each published month's rank and entry."""
     prefix = rk.view_prefix(category, None)

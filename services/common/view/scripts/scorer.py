@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from services.common.view import keys as rk
 from services.common.view.entries import EPOCH_BYTES, EPOCH_OFFSET, VERSION_BYTES
+from services.common.view.keys import ViewKeys
 from services.common.view.scripts import Script
 
 _OLDER: Final = f"""
@@ -328,29 +328,29 @@ def _optional_int(reply: Any) -> int | None:
     return None if reply is None else int(reply)
 
 
-def summaries_keys(platform: str, handle: str) -> list[str]:
+def summaries_keys(rk: ViewKeys, platform: str, handle: str) -> list[str]:
     """KEYS of ACCOUNT_CAS."""
     return [rk.summaries_key(platform, handle)]
 
 
-def _frozen_marker(category: str, edition: str | None) -> str:
+def _frozen_marker(rk: ViewKeys, category: str, edition: str | None) -> str:
     prefix = rk.view_prefix(category, edition)
     return rk.edition_frozen_key(category, edition) if edition else f"{prefix}:never-frozen"
 
 
-def view_keys(category: str, edition: str | None) -> list[str]:
+def view_keys(rk: ViewKeys, category: str, edition: str | None) -> list[str]:
     """KEYS of APPLY_ENTRIES: one view, its category's meta, its marker, its account links."""
     prefix = rk.view_prefix(category, edition)
     return [
         rk.rank_key(prefix),
         rk.entry_key(prefix),
         rk.meta_key(category),
-        _frozen_marker(category, edition),
+        _frozen_marker(rk, category, edition),
         rk.category_accounts_key(category),
     ]
 
 
-def links_keys(category: str, months: list[str]) -> list[str]:
+def links_keys(rk: ViewKeys, category: str, months: list[str]) -> list[str]:
     """KEYS of SET_LINKS: the category's links, its edition months, its current view, then
     each month's view and frozen marker."""
     current = rk.view_prefix(category, None)
@@ -362,22 +362,22 @@ def links_keys(category: str, months: list[str]) -> list[str]:
     ]
     for month in months:
         prefix = rk.view_prefix(category, month)
-        keys += [rk.rank_key(prefix), rk.entry_key(prefix), _frozen_marker(category, month)]
+        keys += [rk.rank_key(prefix), rk.entry_key(prefix), _frozen_marker(rk, category, month)]
     return keys
 
 
-def accounts_keys() -> list[str]:
+def accounts_keys(rk: ViewKeys) -> list[str]:
     """KEYS of SET_ACCOUNTS."""
     return [rk.ACCOUNTS_KEY, rk.ACCOUNT_OFFSETS_KEY, rk.ACCOUNTS_VERSION_KEY]
 
 
-def evict_keys(category: str) -> list[str]:
+def evict_keys(rk: ViewKeys, category: str) -> list[str]:
     """KEYS of EVICT_INACTIVE: the current view and its category's meta."""
     prefix = rk.view_prefix(category, None)
     return [rk.rank_key(prefix), rk.entry_key(prefix), rk.meta_key(category)]
 
 
-def watermark_keys() -> list[str]:
+def watermark_keys(rk: ViewKeys) -> list[str]:
     """KEYS of ADVANCE_WATERMARK."""
     return [rk.WATERMARK_KEY]
 
