@@ -1,8 +1,8 @@
 """`make bench`: performance benchmarks, each against a baseline measured in the same run.
 
-Usage: python -m bench [scorer|memory|api|connections|freshness|france|france-3d|scale] …
-(default: scorer memory api connections freshness; `scale`, 1 to 3 scorer workers, only when
-named).
+Usage: python -m bench [scorer|memory|api|connections|freshness|france|france-3d|scale|capacity] …
+(default: scorer memory api connections freshness; `scale`, 1 to 3 scorer workers, and
+`capacity`, the inputs of docs/capacity.md, only when named).
 Results are printed and saved in bench/results/<name>.json.
 """
 
@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from bench import api, connections, freshness, memory, scale, scorer
+from bench import api, capacity, connections, freshness, memory, scale, scorer
 from bench.common import RESULTS
 
 BENCHES = {
@@ -24,6 +24,7 @@ BENCHES = {
     "france": lambda: scorer.run("france"),
     "france-3d": lambda: scorer.run("france-3d"),
     "scale": scale.run,
+    "capacity": capacity.run,
 }
 
 
