@@ -1,11 +1,16 @@
 """Scorer throughput: live faust worker and `rebuild`, as ratios to raw aiokafka consume.
 
-All three read the same pre-filled `obs.metrics.v1` (realistic simulated snapshots) in one run.
+All read the same pre-filled `obs.metrics.v1` (realistic simulated snapshots) in one run: the
+raw read (the baseline), the scorer's part of the rebuild alone, the publisher's part alone,
+and the whole `observatoire rebuild` (a new generation with both parts, the topic read once),
+each with the load average of the machine just before it (the machine may be shared: a load
+above its cores means the figures are slower than the code).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 import tempfile
@@ -23,7 +28,7 @@ from services.common.territories import load_registry
 from services.common.view.client import redis_client
 from services.common.view.keys import ViewKeys
 from services.publisher.rebuild import rebuild_publisher
-from services.rebuild import prepare_generation
+from services.rebuild import prepare_generation, rebuild_view
 from services.scorer.rebuild import rebuild
 from tests.services import ServiceProcess, service_env
 
@@ -62,6 +67,12 @@ async def _prepare(settings: Settings) -> None:
 def _stage(name: str, what: object) -> None:
     """Say what each stage measured as soon as it is known (long runs)."""
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {what}", file=sys.stderr, flush=True)
+
+
+def _load() -> float:
+    """The machine's load average over the last minute (compare with its cores; the bench's
+    own previous stage counts in it: about 2 on an otherwise idle machine after the prefill)."""
+    return round(os.getloadavg()[0], 2)
 
 
 def memory_by_group(client: redis.Redis) -> dict[str, int]:
@@ -126,6 +137,7 @@ def run(scenario: str = "standard") -> dict[str, object]:
         # The baseline's best of three reads (it varies by a third from one read to the
         # next here): the ratios below are then the least flattering.
         reads = 1 if scenario == "france" else 3
+        load = {"raw_read": _load()}
         count, raw_seconds = min(
             (asyncio.run(raw_consume(settings)) for _ in range(reads)), key=lambda r: r[1]
         )
@@ -133,19 +145,36 @@ def run(scenario: str = "standard") -> dict[str, object]:
         assert count == filled.events, (count, filled.events)
         client = redis_client(settings, sync=True)
         asyncio.run(_prepare(settings))
+        load["scorer_part"] = _load()
         report = asyncio.run(rebuild(settings, rk=ViewKeys(0)))
         rebuild_seconds = report.seconds
         _stage("rebuild", report)
         ranked = sum(client.zcard(f"obs:{{cat:{c}}}:cur:rank") for c in CATEGORY_IDS)
         memory = memory_by_group(client)  # the scorer's structures (the target)
         _stage("memory", memory)
-        # `observatoire rebuild` then restores the publisher's facts (link status from every
-        # snapshot, editions, rank changes): timed and measured apart.
+        # `observatoire rebuild` also restores the publisher's facts (link status from every
+        # snapshot, editions, rank changes): its part alone, then the whole command (a new
+        # generation beside this one, both parts reading the topic once, the switch and the
+        # old generation dropped).
+        load["publisher_part"] = _load()
         publisher_report = asyncio.run(rebuild_publisher(settings, rk=ViewKeys(0)))
         _stage("publisher rebuild", publisher_report.summary())
         publisher_bytes = memory_by_group(client)["all_but_geo"] - memory["all_but_geo"]
+        load["whole_rebuild"] = _load()
+        whole = asyncio.run(rebuild_view(settings, grace_seconds=0))
+        _stage("whole rebuild", f"{whole.parts}; {whole.publisher.summary()}")
+        assert whole.scorer.metrics == whole.publisher.snapshots == report.metrics
         client.flushdb()
         raw_rate = count / raw_seconds
+
+        def part(seconds: float) -> dict[str, float]:
+            """A rebuild's time, and its rate as a ratio to the raw read's."""
+            return {
+                "seconds": round(seconds, 1),
+                "events_per_s": round(report.metrics / seconds),
+                "ratio": round(report.metrics / seconds / raw_rate, 3),
+            }
+
         rebuild_rate = report.metrics / rebuild_seconds
         if scenario == "france":  # the live path is measured on the other scenarios
             live_result = {"events": 0.0, "seconds": 1.0, "rss_mb": 0.0}
@@ -161,8 +190,13 @@ def run(scenario: str = "standard") -> dict[str, object]:
                 "mean_event_bytes": round(filled.bytes / filled.events),
                 "seconds": round(filled.seconds, 1),
             },
-            "baseline_raw_aiokafka_consume_decode": {"events_per_s": round(raw_rate)},
-            "rebuild": {
+            "cores": os.cpu_count(),
+            "load_average_before": load,
+            "baseline_raw_aiokafka_consume_decode": {
+                "events_per_s": round(raw_rate),
+                "seconds": round(raw_seconds, 1),
+            },
+            "rebuild": {  # the scorer's part alone
                 "events_per_s": round(rebuild_rate),
                 "validated": report.metrics - report.unexamined,
                 "seconds": round(rebuild_seconds, 1),
@@ -170,9 +204,17 @@ def run(scenario: str = "standard") -> dict[str, object]:
                 "workers": settings.rebuild_workers,
                 "largest_worker_rss_mb": round(report.largest_rss_mb),
             },
-            "publisher_rebuild": {
-                "seconds": round(publisher_report.seconds, 1),
+            "publisher_rebuild": {  # the publisher's part alone
+                **part(publisher_report.seconds),
                 "redis_bytes_per_ranked_territory": round(publisher_bytes / max(ranked, 1)),
+            },
+            "whole_rebuild": {  # `observatoire rebuild`: both parts, the topic read once
+                **part(whole.seconds),
+                "parts_seconds": round(whole.parts.seconds, 1),
+                "scorer_part_done_seconds": round(whole.parts.done["scorer"], 1),
+                "phases_seconds": {k: round(v, 1) for k, v in whole.parts.phases.items()},
+                "parts_alone_seconds": round(rebuild_seconds + publisher_report.seconds, 1),
+                "largest_worker_rss_mb": round(whole.parts.largest_rss_mb),
             },
             "live_one_worker": {
                 "events_per_s": round(live_rate),

@@ -3,13 +3,15 @@
 1. A new generation `N` is prepared (its leftovers dropped, its layout claimed, its geography
    written) and announced as `next` in the generation pointer: from their next batch on, the
    live scorers apply every batch to the current generation and to `N`.
-2. The scorer's part of `N` is built from the topics up to their end offsets, read after the
-   announcement: every record before them is applied by the rebuild, every record after them
-   by the live scorers, and both write through the same idempotent compare-and-set scripts.
-3. The live publisher is asked to hold (services/publisher/hold.py): it finishes the writes
-   under way and says up to which offset it applied each input partition. The publisher's
-   part of `N` is built from its own topics (to their ends: nothing is produced while it
-   holds) and from `obs.accounts.v1` / `obs.metrics.v1` exactly up to those offsets.
+2. The live publisher is asked to hold (services/publisher/hold.py): it finishes the writes
+   under way and says up to which offset it applied each input partition.
+3. Both parts of `N` are built, `obs.metrics.v1` read once for both by processes sharing its
+   partitions (services/common/rebuild.py). The scorer's part from the topics up to their end
+   offsets, read after the announcement: every record before them is applied by the rebuild,
+   every record after them by the live scorers, and both write through the same idempotent
+   compare-and-set scripts. The publisher's part from its own topics (to their ends: nothing
+   is produced while it holds) and from `obs.accounts.v1` / `obs.metrics.v1` exactly up to
+   the offsets it answered (never past the end offsets, read after its answer).
 4. Readers are switched to `N` (`current`); the publisher resumes on `N`, the scorers write
    `N` only. No category's `as_of` goes backwards: `N` holds every record the old one does.
 5. After `rebuild_grace_seconds` (reads under way finish) the old generation is dropped.
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_METRICS
+from services.common.rebuild import RebuildTimes, rebuild_parts
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
 from services.common.view import generations as gen
@@ -37,14 +40,15 @@ from services.common.view.keys import ViewKeys
 from services.common.view.layout import claim_view
 from services.common.view.watermark import read_as_of
 from services.common.view.wipe import drop_generation
-from services.publisher.rebuild import PublisherRebuildReport, rebuild_publisher
+from services.publisher.rebuild import PublisherRebuild, PublisherRebuildReport
 from services.publisher.store.lease import LeaseStore
-from services.scorer.rebuild import RebuildReport, rebuild
+from services.scorer.rebuild import RebuildReport, ScorerRebuild
 from services.scorer.store import ScorerStore, geo_fingerprint
 
 log = logging.getLogger("rebuild")
 HOLD_ANSWER_SECONDS = 30.0  # a live publisher answers a hold within this (it polls every 0.5 s)
 NO_PUBLISHER_SECONDS = 2.0  # without a lease, how long a publisher starting now may answer
+AS_OF_WAIT_SECONDS = 10.0  # longest wait for the new generation to catch up at the switch
 LINK_INPUTS = (TOPIC_ACCOUNTS, TOPIC_METRICS)  # what the publisher's link status derives from
 
 
@@ -63,6 +67,7 @@ class ViewRebuildReport:
     publisher_held: bool = False
     dropped: int = 0  # keys of the previous generation dropped
     as_of: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # old, new
+    parts: RebuildTimes = field(default_factory=RebuildTimes)  # the two parts' phases
     seconds: float = 0.0
 
 
@@ -101,29 +106,30 @@ async def rebuild_view(
         if not await gen.begin_next(redis, new.generation):
             raise RebuildRefused("another rebuild started meanwhile")
         try:
-            say("scorer's part (the live scorers write both generations meanwhile)")
-            report.scorer = await rebuild(
-                settings,
-                registry=registry,
-                progress=_part(progress, "scorer"),
-                workers=workers,
-                rk=new,
-            )
             say("asking the live publisher to hold")
             until = await _hold_publisher(settings, redis, new.generation, report)
-            say("publisher's part")
-            report.publisher = await rebuild_publisher(
+            say(
+                "scorer's and publisher's parts, obs.metrics.v1 read once for both (the live "
+                "scorers write both generations meanwhile)"
+            )
+            scorer = ScorerRebuild(
+                settings, new, registry=registry, progress=_part(progress, "scorer")
+            )
+            publisher = PublisherRebuild(
                 settings,
+                new,
                 registry=registry,
                 progress=_part(progress, "publisher"),
-                rk=new,
                 until=until,
             )
-            for category in CATEGORY_IDS:  # recorded for the report and the tests
-                report.as_of[category] = (
-                    await read_as_of(redis, ViewKeys(pointer.current), category),
-                    await read_as_of(redis, new, category),
-                )
+            report.parts = await rebuild_parts(
+                settings, [scorer, publisher], rk=new, workers=workers
+            )
+            report.scorer, report.publisher = scorer.report, publisher.report
+            report.scorer.largest_rss_mb = report.parts.largest_rss_mb
+            report.scorer.seconds = report.parts.done[scorer.name]
+            report.publisher.seconds = report.parts.done[publisher.name]
+            report.as_of = await _caught_up(redis, ViewKeys(pointer.current), new)
             say(f"switching readers to generation {new.generation}")
             await gen.switch(redis, new.generation, grace)
         except BaseException:
@@ -147,6 +153,31 @@ def _part(
     if progress is None:
         return None
     return lambda topic, records: progress(part, topic, records)
+
+
+async def _caught_up(
+    redis: Redis, old: ViewKeys, new: ViewKeys
+) -> dict[str, tuple[str | None, str | None]]:
+    """Each category's `as_of` in both generations, once the new one is nowhere behind: the
+    live scorers write the current generation first, so a batch may be in the old one and
+    not yet in the new for a moment (waits at most AS_OF_WAIT_SECONDS, then says so)."""
+    deadline = time.monotonic() + AS_OF_WAIT_SECONDS
+    while True:
+        pairs = {
+            category: (
+                await read_as_of(redis, old, category),
+                await read_as_of(redis, new, category),
+            )
+            for category in CATEGORY_IDS
+        }
+        behind = [c for c, (was, now) in pairs.items() if was is not None and (now or "") < was]
+        if not behind or time.monotonic() > deadline:
+            if behind:
+                log.warning(
+                    "generation %d still behind in %s at the switch", new.generation, behind
+                )
+            return pairs
+        await asyncio.sleep(0.05)
 
 
 async def prepare_generation(

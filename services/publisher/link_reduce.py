@@ -23,20 +23,17 @@ from typing import Final
 
 from services.common.dead_links import LinkState, apply_snapshot, position_of
 from services.common.events import MetricsSnapshot
-from services.common.validation import Rejection, peek_metrics, validate_metrics
+from services.common.validation import MetricsPeek, Rejection, peek_metrics, validate_metrics
 
 HELD_PER_ACCOUNT: Final = 16
-HELD_BYTES: Final = 256 * 1024 * 1024
+HELD_BYTES: Final = 512 * 1024 * 1024
 
 Account = tuple[str, str]  # (platform, handle)
 
 
-@dataclass(frozen=True, slots=True)
-class _Held:
-    position: str
-    start: int  # the record's bytes in the arena
-    end: int
-    timestamp_ms: int | None
+# A record held: its position, its bytes in the arena (start, end), its timestamp. A tuple:
+# one is made for nearly every record of the log.
+_Held = tuple[str, int, int, int | None]
 
 
 @dataclass(slots=True)
@@ -63,10 +60,15 @@ class LinkReducer:
         self._arena = bytearray()
         self._accounts: dict[Account, _Account] = {}
 
-    def add(self, raw: bytes | None, timestamp_ms: int | None) -> None:
-        """One record of the log (its value and timestamp), in log order."""
+    def add(
+        self, raw: bytes | None, timestamp_ms: int | None, peek: MetricsPeek | None = None
+    ) -> None:
+        """One record of the log (its value and timestamp), in log order, and its
+        `peek_metrics` reading when the caller already made it (a rebuild reads each record
+        once for every fold)."""
         self.read += 1
-        peek = None if raw is None else peek_metrics(raw)
+        if peek is None and raw is not None:
+            peek = peek_metrics(raw)
         if raw is None or peek is None:
             snapshot = self._validate(raw, timestamp_ms)
             if snapshot is not None:  # not expected: a valid record always reads
@@ -87,7 +89,7 @@ class LinkReducer:
             return
         start = len(self._arena)
         self._arena += raw
-        account.held.append(_Held(position, start, len(self._arena), timestamp_ms))
+        account.held.append((position, start, len(self._arena), timestamp_ms))
         if len(account.held) > self._per_account:
             self._settle(account)
         if len(self._arena) > self._budget:
@@ -123,17 +125,16 @@ class LinkReducer:
 
         def snapshot(index: int) -> MetricsSnapshot | None:
             if index not in valid:
-                item = held[index]
-                raw = bytes(self._arena[item.start : item.end])
-                valid[index] = self._validate(raw, item.timestamp_ms)
+                _, start, end, timestamp_ms = held[index]
+                valid[index] = self._validate(bytes(self._arena[start:end]), timestamp_ms)
             return valid[index]
 
         # Newest first, and only what is newer than the state: the rest cannot count.
         floor = account.state.position
         newest_first = [
             index
-            for index in sorted(range(len(held)), key=lambda i: held[i].position, reverse=True)
-            if floor is None or held[index].position > floor
+            for index in sorted(range(len(held)), key=lambda i: held[i][0], reverse=True)
+            if floor is None or held[index][0] > floor
         ]
         chain: list[MetricsSnapshot] = []  # the records that count, last first
         end = len(held)  # the next one to count came before this one in the log

@@ -10,23 +10,20 @@ writes are the ones live processing holds.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import multiprocessing
-import queue
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis
+
 from services.common.clock import from_epoch
-from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_METRICS, TOPICS_BY_NAME
+from services.common.contracts import TOPIC_ACCOUNTS
 from services.common.kafka.reader import read_topic
+from services.common.rebuild import FoldFactory, Until, rebuild_parts
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
 from services.common.validation import Rejection, validate_account
-from services.common.view.client import redis_client
 from services.common.view.keys import ViewKeys
 from services.scorer.reduce import LogReducer
 from services.scorer.standings import ACTIVE_SECONDS, AccountChange, StandingsUpdater
@@ -59,38 +56,65 @@ async def rebuild(
     rk: ViewKeys,
 ) -> RebuildReport:
     """Build the scorer's part of a generation of the view (prepared by the caller:
-    services/cli/rebuild.py) from `obs.accounts.v1` and `obs.metrics.v1`.
+    services/rebuild.py) from `obs.accounts.v1` and `obs.metrics.v1`, alone (`observatoire
+    rebuild` builds it with the publisher's, reading the metrics once for both).
 
     The accounts are applied first, here; then `workers` processes (default
     `settings.rebuild_workers`) each read a share of the metrics topic's partitions and apply
-    it. That is safe because a record's key is its account, so one account's snapshots, and
-    the entries of the territories using it, are all in one process; and because every write
-    is a compare-and-set whose result does not depend on the order of the batches. A last
-    inactivity sweep at the final watermark leaves every category as a single reader would.
+    it (services/common/rebuild.py). That is safe because a record's key is its account, so
+    one account's snapshots, and the entries of the territories using it, are all in one
+    process; and because every write is a compare-and-set whose result does not depend on the
+    order of the batches. A last inactivity sweep at the final watermark leaves every category
+    as a single reader would.
     """
-    report = RebuildReport()
-    started = time.perf_counter()
-    registry = registry or load_registry()
-    workers = workers or settings.rebuild_workers
-    redis = redis_client(settings)
-    try:
-        store = ScorerStore(redis, rk)
-        updater = StandingsUpdater(store, registry)
-        async for changes in _account_changes(settings, registry, report, progress):
+    part = ScorerRebuild(settings, rk, registry=registry, progress=progress)
+    times = await rebuild_parts(settings, [part], rk=rk, workers=workers)
+    part.report.largest_rss_mb = times.largest_rss_mb
+    part.report.seconds = times.seconds
+    return part.report
+
+
+class ScorerRebuild:
+    """The scorer's part of a rebuild (services/common/rebuild.py `RebuildPart`)."""
+
+    name = "scorer"
+    metrics_until: Until = None  # every record up to the end offsets
+
+    def __init__(
+        self,
+        settings: Settings,
+        rk: ViewKeys,
+        *,
+        registry: Registry | None = None,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.rk = rk
+        self.registry = registry or load_registry()
+        self.progress = progress
+        self.report = RebuildReport()
+        self.fold: FoldFactory = metrics_fold
+
+    async def prepare(self, redis: Redis) -> None:
+        """Apply `obs.accounts.v1` (to its end offsets)."""
+        updater = StandingsUpdater(ScorerStore(redis, self.rk), self.registry)
+        async for changes in _account_changes(
+            self.settings, self.registry, self.report, self.progress
+        ):
             await updater.apply_accounts(changes)
-            report.accounts += len(changes)
-        if workers <= 1:
-            await _apply_metrics(settings, updater, report, None, progress)
-            report.largest_rss_mb = _peak_rss_mb()
-        else:
-            await _apply_metrics_in_processes(settings, rk, workers, report, progress)
+            self.report.accounts += len(changes)
+
+    async def complete(self, redis: Redis, shares: list[dict[str, Any]]) -> None:
+        """Count what the shares read, then sweep the inactive at the final watermark."""
+        for share in shares:
+            self.report.metrics += share["metrics"]
+            self.report.unexamined += share["unexamined"]
+            for reason, count in share["rejected"].items():
+                self.report.rejected[reason] = self.report.rejected.get(reason, 0) + count
+        store = ScorerStore(redis, self.rk)
         watermark = await store.summaries.watermark()
         if watermark is not None:
             await store.views.evict_inactive(watermark - ACTIVE_SECONDS, from_epoch(watermark))
-    finally:
-        await redis.aclose()
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 async def _account_changes(
@@ -116,126 +140,32 @@ async def _account_changes(
             progress(TOPIC_ACCOUNTS, len(chunk))
 
 
-async def _apply_metrics(
-    settings: Settings,
-    updater: StandingsUpdater,
-    report: RebuildReport,
-    partitions: list[int] | None,
-    progress: Callable[[str, int], None] | None,
-) -> None:
-    """Read (some partitions of) obs.metrics.v1 to its end offsets and apply it.
+class MetricsFold:
+    """One share of obs.metrics.v1, reduced as it is read and applied at once.
 
-    The log is reduced as it is read (services/scorer/reduce.py, on the live path's own
-    validation and reduction): only the newest valid summary per account and per (account,
-    month) is kept, and a record older than a valid one of its account and month is never
-    validated. The plan is then applied at once through the live path's compare-and-set
-    writes. The result is what applying the log batch by batch gives (the writes do not depend
-    on the batches), for one write per account and month instead of one per snapshot."""
-    reducer = LogReducer(report.reject)
-    async for chunk in read_topic(settings, TOPIC_METRICS, partitions=partitions):
-        for record in chunk:
-            reducer.add(record.value, record.timestamp)
-        if progress:
-            progress(TOPIC_METRICS, len(chunk))
-    plan = reducer.finish()
-    report.metrics += reducer.read
-    report.unexamined += reducer.skipped
-    await updater.apply_plan(plan, announce=False)
+    The log is reduced on the live path's own validation and reduction (services/scorer/
+    reduce.py): only the newest valid summary per account and per (account, month) is kept,
+    and a record older than a valid one of its account and month is never validated. The plan
+    is then applied at once through the live path's compare-and-set writes. The result is what
+    applying the log batch by batch gives (the writes do not depend on the batches), for one
+    write per account and month instead of one per snapshot."""
 
+    def __init__(self, settings: Settings, redis: Redis, rk: ViewKeys) -> None:
+        self.updater = StandingsUpdater(ScorerStore(redis, rk), load_registry())
+        self.share = RebuildReport()
+        self.reducer = LogReducer(self.share.reject)
+        self.add = self.reducer.add
 
-async def _apply_metrics_in_processes(
-    settings: Settings,
-    rk: ViewKeys,
-    workers: int,
-    report: RebuildReport,
-    progress: Callable[[str, int], None] | None,
-) -> None:
-    numbers = list(range(TOPICS_BY_NAME[TOPIC_METRICS].partitions))
-    shares = [numbers[i::workers] for i in range(min(workers, len(numbers)))]
-    context = multiprocessing.get_context("spawn")
-    messages = context.Queue()
-    processes = [
-        context.Process(
-            target=_metrics_worker,
-            args=(settings, rk.generation, share, messages),
-            name=f"rebuild-metrics-{i}",
-            daemon=True,
-        )
-        for i, share in enumerate(shares)
-    ]
-    for process in processes:
-        process.start()
-    running = len(processes)
-    try:
-        while running:
-            try:
-                kind, value = await asyncio.to_thread(messages.get, True, 1.0)
-            except queue.Empty:
-                dead = [p for p in processes if p.exitcode not in (None, 0)]
-                if dead:
-                    raise RuntimeError(
-                        f"rebuild worker {dead[0].name} exited with status {dead[0].exitcode}"
-                    ) from None
-                continue
-            if kind == "progress":
-                if progress:
-                    progress(TOPIC_METRICS, value)
-            elif kind == "done":
-                running -= 1
-                report.metrics += value["metrics"]
-                report.unexamined += value["unexamined"]
-                report.largest_rss_mb = max(report.largest_rss_mb, value["rss_mb"])
-                for reason, count in value["rejected"].items():
-                    report.rejected[reason] = report.rejected.get(reason, 0) + count
-            else:
-                raise RuntimeError(f"rebuild worker failed: {value}")
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-            process.join(10)
+    async def finish(self) -> dict[str, Any]:
+        plan = self.reducer.finish()
+        await self.updater.apply_plan(plan, announce=False)
+        return {
+            "metrics": self.reducer.read,
+            "unexamined": self.reducer.skipped,
+            "rejected": self.share.rejected,
+        }
 
 
-def _metrics_worker(
-    settings: Settings, generation: int, partitions: list[int], messages: Any
-) -> None:
-    """One rebuild process: its partitions of obs.metrics.v1 through the scorer's own code."""
-    try:
-        asyncio.run(_metrics_share(settings, ViewKeys(generation), partitions, messages))
-    except BaseException as exc:  # reported to the parent, which stops the rebuild
-        messages.put(("error", f"{type(exc).__name__}: {exc}"))
-        raise
-
-
-async def _metrics_share(
-    settings: Settings, rk: ViewKeys, partitions: list[int], messages: Any
-) -> None:
-    redis = redis_client(settings)
-    try:
-        updater = StandingsUpdater(ScorerStore(redis, rk), load_registry())
-        share = RebuildReport()
-        await _apply_metrics(
-            settings, updater, share, partitions, lambda _, n: messages.put(("progress", n))
-        )
-    finally:
-        await redis.aclose()
-    messages.put(
-        (
-            "done",
-            {
-                "metrics": share.metrics,
-                "unexamined": share.unexamined,
-                "rejected": share.rejected,
-                "rss_mb": _peak_rss_mb(),
-            },
-        )
-    )
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory, in MiB: `VmHWM` (not getrusage's ru_maxrss,
-    which a spawned process inherits from its parent's peak across exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def metrics_fold(settings: Settings, redis: Redis, rk: ViewKeys) -> MetricsFold:
+    """The scorer's fold of a share of obs.metrics.v1 (`FoldFactory`)."""
+    return MetricsFold(settings, redis, rk)

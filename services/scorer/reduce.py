@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from services.common.validation import Rejection, peek_metrics, validate_metrics
+from services.common.validation import MetricsPeek, Rejection, peek_metrics, validate_metrics
 from services.common.view.entries import entry_version, version_epoch
 from services.scorer.plan import BatchPlan, plan_batch
 
@@ -69,10 +69,14 @@ class LogReducer:
         """Records dropped unexamined so far (older than a valid record that counts)."""
         return self.read - self.validated - self._held
 
-    def add(self, raw: bytes | None, timestamp_ms: int | None) -> None:
-        """One record of the log (its value and timestamp)."""
+    def add(
+        self, raw: bytes | None, timestamp_ms: int | None, peek: MetricsPeek | None = None
+    ) -> None:
+        """One record of the log (its value and timestamp), and its `peek_metrics` reading
+        when the caller already made it (a rebuild reads each record once for every fold)."""
         self.read += 1
-        peek = None if raw is None else peek_metrics(raw)
+        if peek is None and raw is not None:
+            peek = peek_metrics(raw)
         if raw is None or peek is None:
             self._validate(raw, timestamp_ms)
             return
