@@ -102,20 +102,26 @@ async def _replicated_send(topic: str, key: bytes, value: bytes) -> Delivered:
     return await _send(topic, key, value)
 
 
+def _new_publisher(generation: int) -> Publisher:
+    """A publisher writing `generation` of the view with this process's lease token (not
+    loaded yet)."""
+    return Publisher(
+        redis_client(settings),
+        ViewKeys(generation),
+        load_registry(),
+        _replicated_send,
+        grace_hours=settings.edition_grace_hours,
+        command_keys=CommandKeys.from_settings(settings),
+        token=_token,
+    )
+
+
 async def publisher() -> Publisher:
     """The worker's publisher, created and loaded on first use inside the worker's loop."""
     global _publisher
     async with _publisher_lock:
         if _publisher is None:
-            candidate = Publisher(
-                redis_client(settings),
-                ViewKeys(_generation),
-                load_registry(),
-                _replicated_send,
-                grace_hours=settings.edition_grace_hours,
-                command_keys=CommandKeys.from_settings(settings),
-                token=_token,
-            )
+            candidate = _new_publisher(_generation)
             await _with_redis_retry("loading the publisher's state", candidate.load)
             _publisher = candidate
     return _publisher
@@ -314,15 +320,7 @@ async def _resume(current: int) -> None:
     """Write to `current` from now on (claiming its slots first), and open the gate."""
     global _publisher, _generation, _held_for
     if current != _generation:
-        candidate = Publisher(
-            redis_client(settings),
-            ViewKeys(current),
-            load_registry(),
-            _replicated_send,
-            grace_hours=settings.edition_grace_hours,
-            command_keys=CommandKeys.from_settings(settings),
-            token=_token,
-        )
+        candidate = _new_publisher(current)
         await candidate.store.fence.claim()
         await candidate.load()
         previous, _publisher, _generation = _publisher, candidate, current
