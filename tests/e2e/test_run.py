@@ -51,18 +51,7 @@ def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Pa
     api = f"http://127.0.0.1:{ports['api']}"
     try:
         started = time.monotonic()
-        body = wait_for(
-            lambda: (
-                (
-                    r := httpx.get(f"{api}/api/v1/standings/departements", params={"limit": 10})
-                ).status_code
-                == 200
-                and r.json()["total"] >= 10
-                and r.json()
-            ),
-            timeout=60,
-            what=f"ranked départements from `observatoire run`:\n{log_path.read_text()[-3000:]}",
-        )
+        body = _ranked_departements(api, log_path, "from `observatoire run`")
         ready_after = time.monotonic() - started
         assert [item["rank"] for item in body["items"]] == list(range(1, 11))
         scores = [item["score"] for item in body["items"]]
@@ -162,18 +151,7 @@ def test_run_on_a_redis_cluster_starts_three_masters_and_serves(tmp_path: Path):
         )
     api = f"http://127.0.0.1:{ports['api']}"
     try:
-        body = wait_for(
-            lambda: (
-                (
-                    r := httpx.get(f"{api}/api/v1/standings/departements", params={"limit": 10})
-                ).status_code
-                == 200
-                and r.json()["total"] >= 10
-                and r.json()
-            ),
-            timeout=60,
-            what=f"ranked départements on the cluster:\n{log_path.read_text()[-3000:]}",
-        )
+        body = _ranked_departements(api, log_path, "on the cluster")
         assert [item["rank"] for item in body["items"]] == list(range(1, 11))
         announced = re.search(
             r"local Redis Cluster \(OBS_REDIS_CLUSTER=true\): 3 masters \(([^)]*)\)",
@@ -209,3 +187,19 @@ def test_run_on_a_redis_cluster_starts_three_masters_and_serves(tmp_path: Path):
     for port in masters:
         assert not port_is_open("127.0.0.1", port), f"node {port} still listening after stop"
     assert list(scratch.iterdir()) == []
+
+
+def _ranked_departements(api: str, log_path: Path, where: str) -> dict:
+    """The first ten départements once `observatoire run` ranks at least ten (60 s at most)."""
+    return wait_for(
+        lambda: (
+            (
+                r := httpx.get(f"{api}/api/v1/standings/departements", params={"limit": 10})
+            ).status_code
+            == 200
+            and r.json()["total"] >= 10
+            and r.json()
+        ),
+        timeout=60,
+        what=f"ranked départements {where}:\n{log_path.read_text()[-3000:]}",
+    )
