@@ -139,7 +139,9 @@ async def test_the_check_waits_while_the_replica_is_paused_and_returns_once_it_h
     try:
         await client.set("before", b"0")
         await asyncio.wait_for(replication.ensure(client), timeout=5)  # the replica is there
-        assert _count(timeouts) == 0
+        # (on a busy machine even that may take a WAIT or two: only what follows is judged)
+        before = _count(timeouts)
+        caplog.clear()
 
         with _paused(replica.pid):
             await other.set("elsewhere", b"1")  # acknowledged by the master alone
@@ -147,7 +149,7 @@ async def test_the_check_waits_while_the_replica_is_paused_and_returns_once_it_h
             check = asyncio.create_task(replication.ensure(client))
             done, _ = await asyncio.wait({check}, timeout=6 * TIMEOUT_MS / 1000)
             assert not done, "the check returned while the replica lacked writes"
-            assert _count(timeouts) >= 3  # each WAIT timed out, counted, and was sent again
+            assert _count(timeouts) >= before + 3  # each WAIT timed out, counted, sent again
             warned = [r for r in caplog.records if r.levelno == logging.WARNING]
             assert len(warned) == 1, [r.getMessage() for r in warned]  # once per episode
             assert "not yet on 1 Redis replica" in warned[0].getMessage()
