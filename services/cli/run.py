@@ -170,7 +170,7 @@ def run_stack(settings: Settings, source: str, file: Path | None, scorers: int =
 
         seeded = seed_bundled_accounts(settings, log.warning)
         log.info("topics ready (%d), %d bundled accounts seeded", len(reports), seeded)
-        env = _children_env(settings, log)
+        env = _children_env(settings, log, source)
         children = service_children(settings, source, file, log_dir, env, scorers)
         for child in children:
             child.start()
@@ -213,12 +213,18 @@ def run_stack(settings: Settings, source: str, file: Path | None, scorers: int =
         log.info("observatoire stopped in %.1f s", time.monotonic() - started)
 
 
-def _children_env(settings: Settings, log: logging.Logger) -> dict[str, str] | None:
+def _children_env(
+    settings: Settings, log: logging.Logger, source: str = "none"
+) -> dict[str, str] | None:
     """The services' environment: this one, plus a generated command key when none is set
     (written to RUN_DIR/command.key for the CLI; the key itself is never logged), plus, on a
     local cluster with replicas, a replica to wait for unless OBS_REDIS_WAIT_REPLICAS says
-    otherwise (a failover then loses nothing: docs/operations.md)."""
+    otherwise (a failover then loses nothing: docs/operations.md), plus, with the simulator,
+    the demo (three months replayed as fast as the broker takes, months published
+    automatically) unless OBS_SIM_DEMO or OBS_EDITION_AUTO_PUBLISH_HOURS say otherwise."""
     extra: dict[str, str] = {}
+    if source == "sim":
+        extra |= _demo_env(settings, log)
     if settings.command_key is None or not settings.command_key.get_secret_value():
         key = write_local_key(settings)
         log.info(
@@ -237,6 +243,24 @@ def _children_env(settings: Settings, log: logging.Logger) -> dict[str, str] | N
             replicas,
         )
     return os.environ | extra if extra else None
+
+
+def _demo_env(settings: Settings, log: logging.Logger) -> dict[str, str]:
+    """What the simulator's demo changes in the services' environment, unless set."""
+    extra: dict[str, str] = {}
+    if "sim_demo" not in settings.model_fields_set:
+        extra["OBS_SIM_DEMO"] = "true"
+    if "edition_auto_publish_hours" not in settings.model_fields_set:
+        extra["OBS_EDITION_AUTO_PUBLISH_HOURS"] = f"{settings.edition_grace_hours:g}"
+    if extra:
+        log.info(
+            "simulated demo: the last three months replayed as fast as the broker takes, each "
+            "month published %g h (event time) after its end, so the first editions appear "
+            "within minutes (%s to change it)",
+            settings.edition_grace_hours,
+            " / ".join(sorted(extra)),
+        )
+    return extra
 
 
 def _announce_when_ready(settings: Settings, stop: threading.Event, log: logging.Logger) -> None:

@@ -15,12 +15,18 @@ from services.common.contracts import CATEGORY_IDS
 
 _MIB = 1024 * 1024
 METRICS_PORT_STRIDE = 100  # worker i serves /metrics on its service's port + 100 i
-# Every région, département, métropole and grande ville (ARCHITECTURE's demo default).
+# The simulator's world without a token: a share of every category, enough to fill every
+# page type (a list over several pages, neighbours within a département, comparisons) and
+# light enough for a laptop: 1,018 accounts (18 + 101 + 22 + 122 + 148 + 42 + 221 + 344).
 DEFAULT_SIM_SHARES: dict[str, float] = {
     "regions": 1.0,
     "departements": 1.0,
     "metropoles": 1.0,
+    "communautes-agglomeration": 0.5,
+    "communautes-communes": 0.15,
     "grandes-villes": 1.0,
+    "villes-moyennes": 0.5,
+    "petites-villes": 0.01,
 }
 
 
@@ -259,10 +265,10 @@ class Settings(BaseSettings):
     graph_calls_per_hour: int = Field(200, ge=1, description="Per token.")
     sim_seed: int = 2021
     sim_interval_seconds: float = Field(
-        2.0, gt=0, description="Wall seconds between two simulated rounds."
+        30.0, gt=0, description="Wall seconds between two simulated rounds."
     )
     sim_step_hours: float = Field(
-        6.0, gt=0, description="Event-time hours one simulated round advances."
+        24.0, gt=0, description="Event-time hours one simulated round advances."
     )
     sim_start: str | None = Field(
         None, description="Event time the simulation starts at (default: 75 days before now)."
