@@ -33,14 +33,17 @@ from services.common.contracts import METHODOLOGY_VERSION
 
 __all__ = [
     "ACTIVE_SECONDS",
+    "GAIN_PERIODS_DAYS",
     "METHODOLOGY_VERSION",
     "POINT_CURVES",
     "WEIGHTS",
     "WINDOW_HOURS",
+    "FollowerGain",
     "Indicator",
     "Score",
     "SnapshotSummary",
     "active_since",
+    "follower_gains",
     "follower_growth",
     "is_active",
     "is_newer",
@@ -427,3 +430,63 @@ def follower_growth(followers: int, previous_followers: int | None) -> float | N
     if previous_followers == 0:
         return None
     return (followers - previous_followers) / previous_followers
+
+
+# Follower gains over fixed periods (informational, not scored): shown on a territory's page.
+GAIN_PERIODS_DAYS: Final = (7, 30, 90, 365)
+GAIN_MIN_TOLERANCE_DAYS: Final = 3
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerGain:
+    """Followers gained over `days` days, against the snapshot observed at `since`."""
+
+    days: int
+    since: str
+    followers_then: int
+    gain: int
+    gain_pct: float | None  # 100 × gain / followers_then; None when that was 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "days": self.days,
+            "since": self.since,
+            "followers_then": self.followers_then,
+            "gain": self.gain,
+            "gain_pct": self.gain_pct,
+        }
+
+
+def follower_gains(
+    observed_at: str,
+    followers: int,
+    earlier: Iterable[tuple[str, int]],
+    periods: Iterable[int] = GAIN_PERIODS_DAYS,
+) -> list[FollowerGain | None]:
+    """Followers gained over each period D (days), in the order of `periods`.
+
+    Against the newest of the `earlier` (observed_at, followers) snapshots observed at or
+    before `t - D` days and no older than `t - D - max(3, D/4)` days; None when none is."""
+    _check_shape("observed_at", observed_at)
+    _check_count("followers", followers)
+    snapshots = sorted(
+        {(_check_shape("observed_at", t), _check_count("followers", f)) for t, f in earlier}
+    )
+    moment = parse_timestamp(observed_at)
+    gains: list[FollowerGain | None] = []
+    for days in periods:
+        latest = format_timestamp(moment - timedelta(days=days))
+        oldest = format_timestamp(
+            moment - timedelta(days=days + max(GAIN_MIN_TOLERANCE_DAYS, days / 4))
+        )
+        chosen = None
+        for snapshot in snapshots:  # ascending: the last one in range is the newest
+            if oldest <= snapshot[0] <= latest:
+                chosen = snapshot
+        if chosen is None:
+            gains.append(None)
+            continue
+        since, then = chosen
+        gain = followers - then
+        gains.append(FollowerGain(days, since, then, gain, 100 * gain / then if then else None))
+    return gains

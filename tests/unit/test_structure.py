@@ -80,6 +80,8 @@ PURE_CORE = (
     "services/common/contracts.py",
     "services/common/events.py",
     "services/common/validation.py",
+    "services/common/gap.py",
+    "services/common/search.py",
     "services/scorer/plan.py",
     "services/scorer/reduce.py",
     "services/publisher/link_reduce.py",
