@@ -1,8 +1,8 @@
 """`make bench`: performance benchmarks, each against a baseline measured in the same run.
 
-Usage: python -m bench [scorer|memory|api|connections|freshness|france|france-3d|scale|capacity] …
-(default: scorer memory api connections freshness; `scale`, 1 to 3 scorer workers, and
-`capacity`, the inputs of docs/capacity.md, only when named).
+Usage: python -m bench [scorer|memory|api|connections|freshness|search|france|france-3d|scale|
+capacity] … (default: scorer memory api connections freshness search; `scale`, 1 to 3 scorer
+workers, and `capacity`, the inputs of docs/capacity.md, only when named).
 Results are printed and saved in bench/results/<name>.json.
 """
 
@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from bench import api, capacity, connections, freshness, memory, scale, scorer
+from bench import api, capacity, connections, freshness, memory, scale, scorer, search
 from bench.common import RESULTS
 
 BENCHES = {
@@ -20,6 +20,7 @@ BENCHES = {
     "connections": connections.run,
     "freshness": freshness.run,
     "memory": memory.run,
+    "search": search.run,
     "scorer": lambda: scorer.run("standard"),
     "france": lambda: scorer.run("france"),
     "france-3d": lambda: scorer.run("france-3d"),
@@ -29,7 +30,7 @@ BENCHES = {
 
 
 def main(argv: list[str]) -> int:
-    names = argv or ["scorer", "memory", "api", "connections", "freshness"]
+    names = argv or ["scorer", "memory", "api", "connections", "freshness", "search"]
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         print(f"unknown bench {unknown}; available: {', '.join(BENCHES)}", file=sys.stderr)

@@ -29,6 +29,7 @@ from services.api.read.view import LiveView
 from services.api.responses import JSON
 from services.api.routes import (
     commands,
+    compare,
     dead_links,
     docs,
     editions,
@@ -36,6 +37,7 @@ from services.api.routes import (
     operator,
     pages,
     rank_changes,
+    search,
     standings,
     territories,
 )
@@ -123,6 +125,8 @@ def create_app(settings: Settings | None = None, options: ApiOptions | None = No
         standings.router,
         editions.router,
         territories.router,
+        search.router,
+        compare.router,
         rank_changes.router,
         dead_links.router,
         commands.router,

@@ -20,6 +20,22 @@ MONTHS: Final = (
     "novembre",
     "décembre",
 )
+# The five indicators as the pages name and explain them.
+INDICATOR_LABELS: Final = {
+    "engagement": "Engagement",
+    "reach": "Portée",
+    "activity": "Activité",
+    "audience": "Audience",
+    "ratio": "Ratio abonnés / abonnements",
+}
+INDICATOR_HELP: Final = {
+    "engagement": "Interactions (j’aime et commentaires) par publication, rapportées aux "
+    "abonnés, sur 30 jours.",
+    "reach": "Abonnés rapportés à la population du territoire.",
+    "activity": "Publications par jour sur 30 jours.",
+    "audience": "Nombre d’abonnés.",
+    "ratio": "Abonnés divisés par abonnements.",
+}
 THIN_SPACE: Final = "\u202f"  # French thousands separator and space before % (narrow, no-break)
 
 

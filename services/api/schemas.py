@@ -96,11 +96,34 @@ class CategoryList(BaseModel):
     categories: list[CategoryInfo]
 
 
+PERCENTILE = (
+    "Share (%, one decimal) of the scope's other ranked territories it ranks ahead of: "
+    "100 × (total − rank) / (total − 1); 100.0 when alone; null: not ranked."
+)
+
+
+class Neighbour(BaseModel):
+    rank: int = Field(description="Position within the scope.")
+    national_rank: int = Field(description="Position in the whole category.")
+    id: str
+    name: str
+    score: float
+
+
+class Neighbours(BaseModel):
+    """The ranked territories just around it in one scope (itself excluded)."""
+
+    above: list[Neighbour] = Field(description="Up to 3 ranked just above, in rank order.")
+    below: list[Neighbour] = Field(description="Up to 3 ranked just below, in rank order.")
+
+
 class GroupRank(BaseModel):
     code: str
     name: str
     rank: int | None
     total: int
+    percentile: float | None = Field(description=PERCENTILE)
+    neighbours: Neighbours | None = Field(description="null: not ranked.")
 
 
 class NationalRank(BaseModel):
@@ -108,8 +131,13 @@ class NationalRank(BaseModel):
     total: int
 
 
+class NationalStanding(NationalRank):
+    percentile: float | None = Field(description=PERCENTILE)
+    neighbours: Neighbours | None = Field(description="null: not ranked.")
+
+
 class Ranks(BaseModel):
-    national: NationalRank
+    national: NationalStanding
     regions: list[GroupRank]
     departements: list[GroupRank]
 
@@ -143,6 +171,59 @@ class HistoryPoint(BaseModel):
     streak: int | None
     handle: str | None
     link_status: LinkStatus | None = Field(description=f"At that edition. {LINK_STATUS}")
+    observed_at: str | None = Field(description="The snapshot the edition ranked it on.")
+
+
+class NextTerritory(BaseModel):
+    """The territory ranked just above it in its category."""
+
+    id: str
+    name: str
+    rank: int
+    score: float
+
+
+class Gap(BaseModel):
+    """What one indicator's lever alone must change to rank it ahead of `next`."""
+
+    lever: Literal["posts", "engagement", "followers"] = Field(
+        description="posts: posts in the 30-day window, +1 per step, at the account's mean "
+        "interactions; engagement: E, +0.001 per step; followers: +1 % of the current "
+        "followers per step (rounded up), E held fixed."
+    )
+    possible: bool = Field(description="false: not even at the indicator's cap.")
+    steps: int | None
+    before: float | None = Field(description="The input now (null: no E).")
+    after: float | None = Field(description="The input that passes; null: impossible.")
+    score: float | None = Field(description="The score it would then have.")
+    cap: float | None = Field(description="The input at the indicator's cap (the search's end).")
+
+
+class Gaps(BaseModel):
+    engagement: Gap
+    reach: Gap
+    activity: Gap
+    audience: Gap
+    ratio: Gap
+
+
+class FollowerGain(BaseModel):
+    days: int
+    since: str = Field(description="`observed_at` of the earlier snapshot compared with.")
+    followers_then: int
+    gain: int
+    gain_pct: float | None = Field(description="100 × gain / followers_then; null from 0.")
+
+
+class BestRank(BaseModel):
+    rank: int
+    editions: list[str] = Field(description="The published editions where it was reached.")
+
+
+class Records(BaseModel):
+    best_rank: BestRank | None = Field(description="null: in no edition of `history`.")
+    months_first: int = Field(description="Published editions of `history` it led.")
+    published: int = Field(description="Published editions `history` covers.")
 
 
 class TerritoryDetail(BaseModel):
@@ -164,7 +245,47 @@ class TerritoryDetail(BaseModel):
     movement: int | None
     movement_since: str | None
     current: CurrentScore | None
+    next: NextTerritory | None = Field(description="null: first, or not ranked.")
+    gaps: Gaps | None = Field(
+        description="What each indicator alone must change to pass `next`; null without it."
+    )
+    follower_gains: list[FollowerGain | None] = Field(
+        description="Over 7, 30, 90 and 365 days, in that order; null: no snapshot of the "
+        "account observed between t − D − max(3, D/4) days and t − D days."
+    )
     history: list[HistoryPoint]
+    records: Records
+
+
+class ComparedEdition(BaseModel):
+    edition: str
+    rank: int | None = Field(description="Rank in its category's published list; null: absent.")
+    total: int = Field(description="Territories ranked in that edition of its category.")
+    score: float | None
+    followers: int | None
+
+
+class ComparedTerritory(BaseModel):
+    """One territory of a comparison: as in its detail (`/api/v1/territories/{id}`)."""
+
+    id: str
+    name: str
+    category: str
+    category_label: str
+    population: int
+    handle: str | None
+    simulated: bool = Field(description="A simulated account (demonstration data).")
+    link_status: LinkStatus | None = Field(description=LINK_STATUS)
+    status: Literal["ranked", "inactive", "unranked"]
+    as_of: str | None = Field(description="The watermark of its category's standings.")
+    rank: NationalRank = Field(description="Its rank in its category (null: not ranked).")
+    score: float | None = Field(description="null: no snapshot scored yet (`unranked`).")
+    indicators: Indicators | None = Field(description="The five indicators; null: no score.")
+    history: list[ComparedEdition] = Field(description="One point per published edition.")
+
+
+class Comparison(BaseModel):
+    items: list[ComparedTerritory] = Field(description="In the order asked, duplicates dropped.")
 
 
 class EditionListItem(BaseModel):
@@ -237,6 +358,29 @@ class DeadLinks(BaseModel):
     limit: int
     offset: int
     items: list[DeadLink]
+
+
+class SearchPlace(BaseModel):
+    code: str = Field(description="INSEE code of the département or région.")
+    name: str
+
+
+class SearchItem(BaseModel):
+    id: str
+    name: str
+    category: str
+    category_label: str
+    kind: Literal["reg", "dep", "epci", "com"]
+    code: str = Field(description="INSEE code, or SIREN for an EPCI.")
+    population: int
+    handle: str | None = Field(description="Its Instagram account; null: none known.")
+    departements: list[SearchPlace]
+    regions: list[SearchPlace]
+    url: str = Field(description="Its public page.")
+
+
+class SearchResults(BaseModel):
+    items: list[SearchItem] = Field(description="Best match first.")
 
 
 class CommandStatus(BaseModel):

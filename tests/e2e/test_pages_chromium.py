@@ -204,7 +204,7 @@ async def test_standings_page_shows_ranks_and_the_dead_link_badge_and_updates_li
     assert badges["dep-01"] == ["simulé"]
     assert all(not b for tid, b in badges.items() if tid not in (DEAD, "dep-01"))
     title = await browser.evaluate("document.querySelector('h1').innerText")
-    assert title == "Top 50 · Départements"
+    assert title == "Départements"  # the live list: every ranked territory, by pages
     # Nothing but this server is asked for (no CDN, no web font, no tracker).
     requested = [
         event["params"]["request"]["url"]

@@ -226,8 +226,15 @@ def test_unknown_and_malformed_months_get_clear_errors(client, path, status, cod
 def test_territory_detail_gives_ranks_breakdown_link_and_history(client):
     gers = client.get("/api/v1/territories/dep-32").json()
     assert gers["status"] == "ranked" and gers["name"] == "Gers"
-    assert gers["ranks"]["national"] == {"rank": 1, "total": 7}
-    assert gers["ranks"]["regions"] == [{"code": "76", "name": "Occitanie", "rank": 1, "total": 3}]
+    national = gers["ranks"]["national"]  # percentile and neighbours: test_territory_neighbours
+    assert (national["rank"], national["total"], national["percentile"]) == (1, 7, 100.0)
+    (occitanie,) = gers["ranks"]["regions"]
+    assert [occitanie[key] for key in ("code", "name", "rank", "total")] == [
+        "76",
+        "Occitanie",
+        1,
+        3,
+    ]
     assert gers["handle"] == "gersledepartement" and gers["link_status"] == "ok"
     lines = gers["current"]["breakdown"]
     assert [(line["indicator"], line["weight"]) for line in lines] == [
@@ -247,7 +254,12 @@ def test_territory_detail_gives_ranks_breakdown_link_and_history(client):
     assert ariege["link_status"] == "dead" and ariege["ranks"]["regions"][0]["rank"] == 2
     corse = client.get("/api/v1/territories/dep-2A").json()
     assert corse["status"] == "unranked" and corse["current"] is None
-    assert corse["ranks"]["national"] == {"rank": None, "total": 7}
+    assert corse["ranks"]["national"] == {
+        "rank": None,
+        "total": 7,
+        "percentile": None,
+        "neighbours": None,
+    }
     assert [h["rank"] for h in corse["history"]] == [None, None]
     commune = client.get("/api/v1/territories/com-32013").json()  # Auch
     assert [g["code"] for g in commune["ranks"]["departements"]] == ["32"]
@@ -575,12 +587,13 @@ def test_standings_page_for_a_region_and_for_an_edition(client):
     occitanie = text_of(client.get("/classements/departements?region=76").text)
     assert "Occitanie" in occitanie and "3 territoires classés en Occitanie" in occitanie
     assert "5e au classement national" in occitanie
-    both = text_of(client.get("/classements/departements?region=11&departement=32").text)
-    assert "Top 50 · Départements · Gers" in both  # the form sends both: the narrower wins
+    both = client.get("/classements/departements?region=11&departement=32").text
+    assert "<h1>Départements · Gers</h1>" in both  # the form sends both: the narrower wins
     june = client.get("/classements/departements?edition=2021-06")
     text = text_of(june.text)
     assert "Palmarès de juin 2021 , publié le" in text or "Palmarès de juin 2021, publié le" in text
     assert "2e mois de suite en tête" in text
+    assert "<h1>Top 50 · Départements</h1>" in june.text  # an edition publishes its top 50
     assert "data-stream" not in june.text  # an edition does not change
     assert client.get("/classements/departements?edition=2020-01").status_code == 404
     assert client.get("/classements/departements?edition=juin").status_code == 400

@@ -103,6 +103,8 @@ def test_the_generated_requests_reached_real_data(api_url):
         "/api/v1/editions/{month}/{category}",
         "/api/v1/territories/{territory_id}",
         "/api/v1/rank-changes",
+        "/api/v1/search",
+        "/api/v1/compare",
     ):
         assert (route, "200") in answered, route
     assert ("/api/v1/editions/{month}/publish", "202") in answered

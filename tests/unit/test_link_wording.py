@@ -42,6 +42,10 @@ def territory_page(link_status: str | None, handle: str | None = "latenareze") -
         "lines": [],
         "weight_total": 15,
         "charts": {},
+        "around": [],
+        "levers": [],
+        "gains": [],
+        "records": [],
         "has_history": False,
         "page_title": "La Ténarèze",
     }

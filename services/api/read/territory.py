@@ -1,28 +1,59 @@
 """A territory's detail: where it ranks now (nationally, in its régions and départements),
-why (the five-indicator breakdown), its link status, and its history per published edition.
+among whom (percentile, the neighbours above and below), why (the five-indicator breakdown),
+what it takes to pass the next one (services/common/gap.py), its follower gains, its link
+status, and its history per published edition with its records.
 
 Two reads: the global list of published editions and the territory's account (one pipeline on
-the `{meta}` slot), then everything about the territory's category in one script on the
-category's slot (services/common/view/scripts/reader.py READ_TERRITORY).
+the `{meta}` slot), then one pipeline of everything about the territory's category in one
+script on the category's slot (services/common/view/scripts/reader.py READ_TERRITORY) and the
+account's month summaries (their bucket, by the handle the first read gave).
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from redis.asyncio import Redis
 
 from services.api.items import breakdown
-from services.common.contracts import CATEGORIES_BY_ID
+from services.common.contracts import CATEGORIES_BY_ID, PLATFORM_INSTAGRAM
+from services.common.gap import gaps_to_pass
+from services.common.methodology import GAIN_PERIODS_DAYS, follower_gains
 from services.common.territories import KIND_DEPARTEMENT, KIND_REGION, Registry, Territory
-from services.common.view.entries import decode_entry
+from services.common.view.entries import StoredEntry, decode_entry, decode_month_summaries
 from services.common.view.keys import ViewKeys
 from services.common.view.scripts import reader
-from services.common.view.scripts.reader import TerritoryReply
+from services.common.view.scripts.reader import Around, TerritoryReply
 from services.common.view.values import AccountLink, EditionRecord, decode_editions
 
 # The history covers at most this many published editions (the latest ones): ten years.
 MAX_HISTORY: Final = 120
+# Neighbours shown on each side of the territory, in every scope.
+NEIGHBOURS: Final = 3
+
+
+def percentile(rank: int | None, total: int) -> float | None:
+    """The share (%, one decimal) of the scope's other ranked territories it ranks ahead of:
+    100 when alone, None when not ranked."""
+    if rank is None:
+        return None
+    if total <= 1:
+        return 100.0
+    return round(100 * (total - rank) / (total - 1), 1)
+
+
+def records(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Its best rank in the published editions of its history (and where it reached it) and
+    how many of them it led."""
+    ranked = [(point["rank"], point["edition"]) for point in history if point["rank"] is not None]
+    best = min((rank for rank, _ in ranked), default=None)
+    return {
+        "best_rank": None
+        if best is None
+        else {"rank": best, "editions": [month for rank, month in ranked if rank == best]},
+        "months_first": sum(1 for rank, _ in ranked if rank == 1),
+        "published": len(history),
+    }
 
 
 class TerritoryReader:
@@ -52,16 +83,30 @@ class TerritoryReader:
         editions = decode_editions(editions_raw)
         months = sorted(editions)[-MAX_HISTORY:]
         levels = self._geo_levels(territory)
-        reply = await self._read(
-            reader.territory_keys(self.rk, territory.category, levels, months),
-            [territory.id, len(levels), len(months)],
-        )
         account = None if account_raw is None else AccountLink.decode(account_raw)
+        handle = None if account is None else account.handle
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._read.queue(
+                pipe,
+                reader.territory_keys(self.rk, territory.category, levels, months),
+                [territory.id, len(levels), len(months), NEIGHBOURS],
+            )
+            if handle is not None:
+                pipe.hget(self.rk.summaries_key(PLATFORM_INSTAGRAM, handle), handle)
+            replies = await pipe.execute()
+        reply = self._read.decode(replies[0])
+        summaries_raw = replies[1] if handle is not None else None
+        earlier: list[tuple[str, int]] = []
+        if summaries_raw:
+            earlier = [
+                (summary.observed_at, summary.followers)
+                for summary in decode_month_summaries(cast(bytes, summaries_raw)).values()
+            ]
         return self._assemble(
             territory,
             reply,
             geo=[
-                (level, code, rank.position, rank.total)
+                (level, code, rank.position, rank.total, rank.around)
                 for (level, code), rank in zip(levels, reply.geo, strict=True)
             ],
             history=[
@@ -69,7 +114,29 @@ class TerritoryReader:
                 for month, point in zip(months, reply.history, strict=True)
             ],
             account=account,
+            earlier=earlier,
         )
+
+    def _neighbours(self, around: Around | None) -> dict[str, list[dict[str, Any]]] | None:
+        """The neighbours of one scope as the API gives them (scores for their population)."""
+        if around is None:
+            return None
+        return {
+            side: [
+                {
+                    "rank": neighbour.rank,
+                    "national_rank": neighbour.national_rank,
+                    "id": neighbour.territory_id,
+                    "name": self.registry[neighbour.territory_id].name,
+                    "score": self._score(neighbour.territory_id, neighbour.entry),
+                }
+                for neighbour in neighbours
+            ]
+            for side, neighbours in (("above", around.above), ("below", around.below))
+        }
+
+    def _score(self, territory_id: str, entry: StoredEntry) -> float:
+        return entry.score(self.registry[territory_id].population).score
 
     def _name(self, level: str, code: str) -> str:
         territory = self.registry.get(f"{level}-{code}")
@@ -80,17 +147,18 @@ class TerritoryReader:
         territory: Territory,
         reply: TerritoryReply,
         *,
-        geo: list[tuple[str, str, int | None, int]],
+        geo: list[tuple[str, str, int | None, int, Around | None]],
         history: list[tuple[str, EditionRecord, int | None, Any, int]],
         account: AccountLink | None,
+        earlier: list[tuple[str, int]],
     ) -> dict[str, Any]:
         national_rank, published_rank = reply.national_rank, reply.published_rank
         current: dict[str, Any] | None = None
         handle, simulated = (
             (None, False) if account is None else (account.handle, account.simulated)
         )
-        if reply.entry is not None:
-            entry = decode_entry(reply.entry)
+        entry = None if reply.entry is None else decode_entry(reply.entry)
+        if entry is not None:
             score = entry.score(territory.population)
             handle, simulated = entry.handle, entry.simulated
             current = {
@@ -108,21 +176,54 @@ class TerritoryReader:
             status = "inactive"
         else:
             status = "unranked"
+        national = self._neighbours(reply.around)
         ranks: dict[str, Any] = {
-            "national": {"rank": national_rank, "total": reply.size},
+            "national": {
+                "rank": national_rank,
+                "total": reply.size,
+                "percentile": percentile(national_rank, reply.size),
+                "neighbours": national,
+            },
             "regions": [],
             "departements": [],
         }
-        for level, code, position, total in geo:
+        for level, code, position, total, around in geo:
             group = "regions" if level == "reg" else "departements"
             ranks[group].append(
-                {"code": code, "name": self._name(level, code), "rank": position, "total": total}
+                {
+                    "code": code,
+                    "name": self._name(level, code),
+                    "rank": position,
+                    "total": total,
+                    "percentile": percentile(position, total),
+                    "neighbours": self._neighbours(around),
+                }
             )
+        following = None
+        if national is not None and national["above"]:
+            above = national["above"][-1]
+            following = {key: above[key] for key in ("id", "name", "rank", "score")}
+        gaps = None
+        if following is not None and entry is not None:
+            gaps = {
+                indicator: gap.to_dict()
+                for indicator, gap in gaps_to_pass(
+                    entry.summary,
+                    territory.population,
+                    territory.id,
+                    following["score"],
+                    following["id"],
+                ).items()
+            }
         movement = (
             None
             if published_rank is None or national_rank is None
             else published_rank - national_rank
         )
+        history_points = [
+            _history_point(month, record, rank, published, total)
+            for month, record, rank, published, total in history
+        ]
         return {
             "id": territory.id,
             "kind": territory.kind,
@@ -142,11 +243,37 @@ class TerritoryReader:
             "movement": movement,
             "movement_since": reply.latest_edition,
             "current": current,
-            "history": [
-                _history_point(month, summary, rank, entry, total)
-                for month, summary, rank, entry, total in history
-            ],
+            "next": following,
+            "gaps": gaps,
+            "follower_gains": _gains(entry, account, earlier, history_points),
+            "history": history_points,
+            "records": records(history_points),
         }
+
+
+def _gains(
+    entry: StoredEntry | None,
+    account: AccountLink | None,
+    earlier: list[tuple[str, int]],
+    history: list[dict[str, Any]],
+) -> list[dict[str, Any] | None]:
+    """Follower gains of the account over 7, 30, 90 and 365 days, against its month summaries
+    (`earlier`) and the snapshots the published editions ranked it on while it used this
+    handle: the summaries of a published month are dropped once a later month has one
+    (docs/redis.md), the editions keep theirs."""
+    handle = None if account is None else account.handle
+    if entry is None or handle is None:
+        return [None for _ in GAIN_PERIODS_DAYS]
+    published = [
+        (point["observed_at"], point["followers"])
+        for point in history
+        if point["handle"] == handle
+        and point["observed_at"] is not None
+        and point["followers"] is not None
+    ]
+    summary = entry.summary
+    gains = follower_gains(summary.observed_at, summary.followers, earlier + published)
+    return [None if gain is None else gain.to_dict() for gain in gains]
 
 
 def _history_point(
@@ -167,5 +294,6 @@ def _history_point(
         "movement": None if published is None else published["movement"],
         "streak": None if published is None else published["streak"],
         "handle": None if published is None else published["handle"],
+        "observed_at": None if published is None else published["observed_at"],
         "link_status": None if published is None else published["link_status"],
     }

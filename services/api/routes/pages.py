@@ -4,11 +4,13 @@ standings page follows the category's event stream to refresh itself when JS is 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse
 
+from services.api import formatting
 from services.api.bodies import edition_body, view_items
 from services.api.charts import Point, line_chart
 from services.api.deps import (
@@ -20,36 +22,31 @@ from services.api.deps import (
     TerritoriesDep,
 )
 from services.api.errors import ApiError
-from services.api.formatting import fr_int, fr_month, fr_month_short, fr_ordinal
+from services.api.formatting import (
+    INDICATOR_HELP,
+    INDICATOR_LABELS,
+    fr_date,
+    fr_int,
+    fr_month,
+    fr_month_short,
+    fr_ordinal,
+)
 from services.api.items import breakdown as breakdown_lines
 from services.api.items import published_item
-from services.api.params import MAX_LIMIT, check_category, check_filters, find_territory
+from services.api.params import MAX_OFFSET, check_category, check_filters, find_territory
 from services.api.responses import HTML_HEADERS
 from services.api.templating import render
 from services.common.clock import parse_edition
 from services.common.contracts import CATEGORIES_BY_ID, CATEGORY_IDS
-from services.common.methodology import WEIGHTS
+from services.common.methodology import GAIN_PERIODS_DAYS, WEIGHTS
 from services.common.territories import Registry
 
 router = APIRouter(include_in_schema=False)
 
-INDICATOR_LABELS = {
-    "engagement": "Engagement",
-    "reach": "Portée",
-    "activity": "Activité",
-    "audience": "Audience",
-    "ratio": "Ratio abonnés / abonnements",
-}
-INDICATOR_HELP = {
-    "engagement": "Interactions (j’aime et commentaires) par publication, rapportées aux "
-    "abonnés, sur 30 jours.",
-    "reach": "Abonnés rapportés à la population du territoire.",
-    "activity": "Publications par jour sur 30 jours.",
-    "audience": "Nombre d’abonnés.",
-    "ratio": "Abonnés divisés par abonnements.",
-}
 PageCode = Annotated[str | None, Query(max_length=3)]
 PageEdition = Annotated[str | None, Query(max_length=7)]
+PageNumber = Annotated[int, Query(ge=1)]
+PAGE_SIZE: Final = 100  # territories per page of a list
 
 
 def _blank(value: str | None) -> str | None:
@@ -103,6 +100,33 @@ async def home(
     )
 
 
+def _pagination(
+    category: str, number: int, pages: int, filters: dict[str, str | None]
+) -> dict[str, Any] | None:
+    """The links of page `number` of a list of `pages` (None for a single page): first,
+    previous, the pages around this one, next and last, each keeping the filters."""
+    if pages <= 1:
+        return None
+    kept = {name: value for name, value in filters.items() if value is not None}
+
+    def url(n: int) -> str:
+        query = urlencode(kept | ({"page": str(n)} if n > 1 else {}))
+        return f"/classements/{category}" + (f"?{query}" if query else "")
+
+    around = range(max(1, number - 2), min(pages, number + 2) + 1)
+    return {
+        "number": number,
+        "pages": pages,
+        "first": url(1) if number > 1 else None,
+        "prev": url(number - 1) if number > 1 else None,
+        "next": url(number + 1) if number < pages else None,
+        "last": url(pages) if number < pages else None,
+        "around": [{"number": n, "url": url(n), "current": n == number} for n in around],
+        "gap_before": around.start > 1,
+        "gap_after": around.stop <= pages,
+    }
+
+
 @router.get("/classements/{category}", response_class=HTMLResponse)
 async def standings_page(
     request: Request,
@@ -115,8 +139,10 @@ async def standings_page(
     edition: PageEdition = None,
     region: PageCode = None,
     departement: PageCode = None,
+    page: PageNumber = 1,
 ) -> Any:
-    """A category's published list (live, or an edition), filterable by région."""
+    """A category's ranking, 100 territories a page: live (every ranked territory) or an
+    edition (its published list), filterable by région or département."""
     check_category(category)
     region, departement, edition = _blank(region), _blank(departement), _blank(edition)
     if region is not None and departement is not None:
@@ -128,25 +154,29 @@ async def standings_page(
         except ValueError as exc:
             raise ApiError(400, "bad_request", f"édition invalide : {edition!r} (AAAA-MM)") from exc
     info = CATEGORIES_BY_ID[category]
-    size = min(info.published_size or MAX_LIMIT, MAX_LIMIT)
+    # An edition publishes its top `published_size` only; the live ranking is shown whole.
+    cap = None if edition is None else info.published_size
+    # No category reaches MAX_OFFSET: a page beyond it is beyond the last (answered below).
+    offset = min((page - 1) * PAGE_SIZE, MAX_OFFSET)
+    limit = PAGE_SIZE if cap is None else max(1, min(PAGE_SIZE, cap - offset))
     months = await editions.published_months()
     if edition is None:
-        page = await repository.page(
-            category, None, offset=0, limit=size, region=region, departement=departement
+        live = await repository.page(
+            category, None, offset=offset, limit=limit, region=region, departement=departement
         )
         body: dict[str, Any] = {
             "edition": None,
             "status": "live",
-            "as_of": page.as_of,
+            "as_of": live.as_of,
             "published_at": None,
-            "total": page.total,
-            "movement_since": page.latest_edition,
-            "items": view_items(scored, page, 0),
+            "total": live.total,
+            "movement_since": live.latest_edition,
+            "items": view_items(scored, live, offset),
         }
-        seq = page.seq or 0
+        seq = live.seq or 0
     else:
         edition_page = await repository.edition(
-            category, edition, offset=0, limit=size, region=region, departement=departement
+            category, edition, offset=offset, limit=limit, region=region, departement=departement
         )
         view = edition_page.provisional
         if view is not None and view.total == 0 and not await editions.exists(edition):
@@ -160,10 +190,19 @@ async def standings_page(
             category,
             edition,
             edition_page,
-            limit=size,
-            offset=0,
+            limit=limit,
+            offset=offset,
         )
         seq = None
+    shown = body["total"] if cap is None else min(body["total"], cap)
+    pages = max(1, -(-shown // PAGE_SIZE))
+    if page > pages:
+        raise ApiError(
+            404,
+            "page_out_of_range",
+            f"La page {page} n’existe pas : cette liste compte {pages} page"
+            f"{'s' if pages > 1 else ''} ({fr_int(shown)} territoire{'s' if shown > 1 else ''}).",
+        )
     stream = None
     if seq is not None:
         stream = f"/api/v1/rank-changes/stream?category={category}&after_seq={seq}"
@@ -177,7 +216,13 @@ async def standings_page(
         {
             "category": info,
             "body": body,
-            "size": size,
+            "published_size": cap,
+            "pagination": _pagination(
+                category,
+                page,
+                pages,
+                {"edition": edition, "region": region, "departement": departement},
+            ),
             "months": months,
             "edition": edition,
             "region": region,
@@ -189,7 +234,8 @@ async def standings_page(
             "filter_regions": category != "regions",
             "filtered": region is not None or departement is not None,
             "stream": stream,
-            "page_title": f"{info.label} — classement",
+            "page_title": f"{info.label} — classement"
+            + (f" (page {page} sur {pages})" if page > 1 else ""),
         },
         headers=HTML_HEADERS,
     )
@@ -259,11 +305,134 @@ def _charts(detail: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _plural(count: float, word: str) -> str:
+    """French agreement: singular below 2 (`1,5 point`, `2 points`)."""
+    return word if abs(count) < 2 else f"{word}s"
+
+
+def _percentile_text(scope: dict[str, Any], noun: str) -> str:
+    """`devant 97,3 % des départements` (`seul territoire classé` when alone)."""
+    if scope["total"] == 1:
+        return "seul territoire classé"
+    percent = formatting.fr_decimal(scope["percentile"], 1)
+    return f"devant {percent}{formatting.THIN_SPACE}% des {noun}"
+
+
+def _around(detail: dict[str, Any], noun: str) -> list[dict[str, Any]]:
+    """Each scope where it is ranked: its percentile sentence and the rows of its
+    neighbourhood (3 above, itself, 3 below)."""
+    national = detail["ranks"]["national"]
+    scopes = [("Classement national", national)]
+    scopes += [(f"En {g['name']}", g) for g in detail["ranks"]["regions"]]
+    scopes += [(f"Dans le département {g['name']}", g) for g in detail["ranks"]["departements"]]
+    score = None if detail["current"] is None else detail["current"]["score"]
+    out = []
+    for label, scope in scopes:
+        neighbours = scope["neighbours"]
+        if scope["rank"] is None or neighbours is None:
+            continue
+        itself = {
+            "rank": scope["rank"],
+            "national_rank": national["rank"],
+            "id": detail["id"],
+            "name": detail["name"],
+            "score": score,
+            "itself": True,
+        }
+        rows = [*neighbours["above"], itself, *neighbours["below"]]
+        out.append(
+            {
+                "label": label,
+                "sentence": _percentile_text(scope, noun),
+                "rank": scope["rank"],
+                "total": scope["total"],
+                "rows": [{"itself": False, **row} for row in rows],
+                "geo": scope is not national,
+            }
+        )
+    return out
+
+
+def _lever_text(indicator: str, gap: dict[str, Any]) -> str:
+    """One indicator's lever in plain French."""
+    if not gap["possible"]:
+        return "impossible par ce seul levier"
+    steps = gap["steps"]
+    if steps == 0:
+        return "déjà devant"
+    if gap["lever"] == "posts":
+        return (
+            f"+{steps} {_plural(steps, 'publication')} sur 30 jours "
+            f"(de {gap['before']} à {gap['after']})"
+        )
+    if gap["lever"] == "engagement":
+        points = steps / 10
+        return (
+            f"+{formatting.fr_decimal(points, 1)} {_plural(points, 'point')} de taux "
+            f"d’engagement (de {formatting.fr_percent(gap['before'])} "
+            f"à {formatting.fr_percent(gap['after'])})"
+        )
+    added = gap["after"] - gap["before"]
+    return f"+{steps}{formatting.THIN_SPACE}% d’abonnés (+{fr_int(added)})"
+
+
+def _levers(detail: dict[str, Any]) -> list[dict[str, str]]:
+    gaps = detail["gaps"] or {}
+    return [
+        {"indicator": name, "label": INDICATOR_LABELS[name], "text": _lever_text(name, gap)}
+        for name, gap in gaps.items()
+    ]
+
+
+def _gain_text(days: int, gain: dict[str, Any] | None) -> str:
+    """`+1 234 abonnés en 30 jours (depuis le 31 octobre 2026)`."""
+    if gain is None:
+        return f"En {days} jours : données insuffisantes"
+    count = gain["gain"]
+    sign = "+" if count > 0 else "−" if count < 0 else ""
+    return (
+        f"{sign}{fr_int(abs(count))} {_plural(count, 'abonné')} en {days} jours "
+        f"(depuis le {fr_date(gain['since'])})"
+    )
+
+
+def _gains(detail: dict[str, Any]) -> list[str]:
+    return [
+        _gain_text(days, gain)
+        for days, gain in zip(GAIN_PERIODS_DAYS, detail["follower_gains"], strict=True)
+    ]
+
+
+def _records(detail: dict[str, Any]) -> list[str]:
+    """Best rank and months at #1 in the published editions, as sentences."""
+    records = detail["records"]
+    published = records["published"]
+    if published == 0:
+        return ["Aucun palmarès mensuel publié pour l’instant."]
+    best = records["best_rank"]
+    if best is None:
+        return ["Classé dans aucun palmarès mensuel publié pour l’instant."]
+    months = [fr_month(month) for month in best["editions"]]
+    where = months[0] if len(months) == 1 else ", ".join(months[:-1]) + " et " + months[-1]
+    first = records["months_first"]
+    lines = [f"Meilleur rang dans un palmarès publié : {fr_ordinal(best['rank'])} ({where})."]
+    if first == 0:
+        lines.append("Jamais en tête d’un palmarès publié.")
+    else:  # `palmarès` is invariable
+        lines.append(
+            f"En tête de {first} palmarès {_plural(first, 'mensuel')} publiés sur {published}."
+            if first > 1
+            else f"En tête de 1 palmarès mensuel publié sur {published}."
+        )
+    return lines
+
+
 @router.get("/territoires/{territory_id}", response_class=HTMLResponse)
 async def territory_page(
     territory_id: str, registry: RegistryDep, territories: TerritoriesDep
 ) -> Any:
-    """A territory: ranks, the five-indicator breakdown, rank and follower histories."""
+    """A territory: ranks and who is around it, the five-indicator breakdown, what it takes
+    to pass the next one, follower gains, records, rank and follower histories."""
     territory = find_territory(registry, territory_id)
     detail = await territories.detail(territory)
     lines = []
@@ -288,6 +457,10 @@ async def territory_page(
             "charts": _charts(detail),
             "has_history": detail["current"] is not None
             or any(h["rank"] is not None for h in detail["history"]),
+            "around": _around(detail, CATEGORIES_BY_ID[detail["category"]].label.lower()),
+            "levers": _levers(detail),
+            "gains": _gains(detail),
+            "records": _records(detail),
             "page_title": detail["name"],
         },
         headers=HTML_HEADERS,

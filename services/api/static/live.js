@@ -1,6 +1,7 @@
 /* Live updates of a standings page (progressive enhancement: the page works without it).
    Follows the category's Server-Sent Events stream from the seq the page was rendered at;
-   on a rank change, fetches the same page again and swaps the table (and its legend) in place. */
+   on a rank change, fetches the same page again (its address keeps the page number and the
+   filters) and swaps the table, its legend and its pagination in place. */
 (function () {
   "use strict";
   var table = document.getElementById("classement");
@@ -39,6 +40,9 @@
         var legend = doc.getElementById("link-legend");
         var oldLegend = document.getElementById("link-legend");
         if (legend && oldLegend) { oldLegend.replaceWith(legend); }
+        var pages = doc.getElementById("pages");
+        var oldPages = document.getElementById("pages");
+        if (pages && oldPages) { oldPages.replaceWith(pages); }
         var time = new Date().toLocaleTimeString("fr-FR", { hour: "2-digit", minute: "2-digit" });
         say("Classement mis à jour à " + time + ".", true);
       })

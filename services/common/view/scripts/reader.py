@@ -117,14 +117,30 @@ return {total, ids, entries, links, redis.call('HGET', KEYS[4], 'as_of') or fals
 # KEYS: 1 cur rank, 2 cur entry, 3 link, 4 meta, 5 latest published rank, 6 latest published
 # edition STRING, then ARGV[2] geo SETs (the territory's régions and départements), then
 # ARGV[3] pairs (published rank, published entry) of the months asked for.
-# ARGV: 1 territory id, 2 number of geo sets, 3 number of months.
+# ARGV: 1 territory id, 2 number of geo sets, 3 number of months, 4 how many neighbours on
+# each side.
 # Everything the territory page shows about its category, in one read: national rank and
 # size, rank within each région/département, current entry, link, watermark, rank in the
-# latest edition, and per published month its rank, entry and the edition's size.
+# latest edition, per published month its rank, entry and the edition's size, and in each
+# scope the neighbours around the territory (a window of ids from the first one's position,
+# their national ranks, 0-based, and their entries; the territory itself included).
 _READ_TERRITORY: Final = """
 local id = ARGV[1]
-local ngeo, nmonths = tonumber(ARGV[2]), tonumber(ARGV[3])
+local ngeo, nmonths, width = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local nrank = redis.call('ZRANK', KEYS[1], id)
+local function around(ids, nranks)
+  local entries = {}
+  if #ids > 0 then entries = redis.call('HMGET', KEYS[2], unpack(ids)) end
+  return {ids, nranks, entries}
+end
+local national = false
+if nrank then
+  local first = math.max(0, nrank - width)
+  local ids = redis.call('ZRANGE', KEYS[1], first, nrank + width)
+  local nranks = {}
+  for i = 1, #ids do nranks[i] = first + i - 1 end
+  national = {first + 1, around(ids, nranks)}
+end
 local geo = {}
 for g = 1, ngeo do
   local key = KEYS[6 + g]
@@ -135,7 +151,17 @@ for g = 1, ngeo do
       if member == id then position = i break end
     end
   end
-  geo[g] = {position, #within}
+  local window = false
+  if position then
+    local first = math.max(1, position - width)
+    local ids, nranks = {}, {}
+    for i = first, math.min(#within, position + width) do
+      ids[#ids + 1] = within[i]
+      nranks[#nranks + 1] = redis.call('ZRANK', KEYS[1], within[i])
+    end
+    window = {first, around(ids, nranks)}
+  end
+  geo[g] = {position, #within, window}
 end
 local history = {}
 for m = 1, nmonths do
@@ -147,7 +173,7 @@ end
 return {nrank or false, redis.call('ZCARD', KEYS[1]), redis.call('HGET', KEYS[2], id) or false,
         redis.call('HGET', KEYS[3], id) or false, redis.call('HGET', KEYS[4], 'as_of') or false,
         redis.call('ZSCORE', KEYS[5], id) or false, redis.call('GET', KEYS[6]) or false,
-        geo, history}
+        geo, history, national}
 """
 
 
@@ -228,12 +254,35 @@ class CurrentReply:
         return not self.raw[1]
 
 
+class Neighbour(NamedTuple):
+    """A territory of a scope's window: its rank in the scope and nationally, its entry."""
+
+    territory_id: str
+    rank: int  # 1-based, within the scope
+    national_rank: int  # 1-based
+    raw: bytes  # the stored entry, as read
+
+    @property
+    def entry(self) -> StoredEntry:
+        return decode_entry(self.raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Around:
+    """The ranked territories around the territory in one scope (itself excluded), in rank
+    order: up to the window's width above, and below."""
+
+    above: list[Neighbour]
+    below: list[Neighbour]
+
+
 @dataclass(frozen=True, slots=True)
 class GeoRank:
     """The territory's position within one région/département group (None: not ranked)."""
 
     position: int | None
     total: int
+    around: Around | None = None  # None when not ranked
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +307,7 @@ class TerritoryReply:
     latest_edition: str | None
     geo: list[GeoRank]  # in the order of the geo keys given
     history: list[MonthRank]  # in the order of the months given
+    around: Around | None = None  # national neighbours; None when not ranked
 
 
 def _view_rows(ids: list, entries: list, nranks: list, links: list, before: list) -> list:
@@ -310,21 +360,44 @@ def _summary(reply: list[Any]) -> CategorySummary:
     return CategorySummary(int(total), rows, text(as_of), text(latest), integer(seq))
 
 
+def _around(window: Any, position: int | None) -> Around | None:
+    """A scope's window (first position, [ids, national ranks, entries]) split around the
+    territory at `position`; ids without an entry are left out."""
+    if not window or position is None:
+        return None
+    first, (ids, nranks, entries) = window
+    above: list[Neighbour] = []
+    below: list[Neighbour] = []
+    for rank, (tid, nrank, raw) in enumerate(
+        zip(ids, nranks, entries, strict=True), start=int(first)
+    ):
+        if raw is None or rank == position:
+            continue
+        neighbour = Neighbour(tid.decode(), rank, int(nrank) + 1, raw)
+        (above if rank < position else below).append(neighbour)
+    return Around(above, below)
+
+
 def _territory(reply: list[Any]) -> TerritoryReply:
-    nrank, size, entry, link, as_of, before, latest, geo, history = reply
+    nrank, size, entry, link, as_of, before, latest, geo, history, national = reply
+    national_rank = None if nrank is None or nrank is False else int(nrank) + 1
     return TerritoryReply(
-        national_rank=None if nrank is None or nrank is False else int(nrank) + 1,
+        national_rank=national_rank,
         size=int(size),
         entry=entry or None,
         link_status=text(link),
         as_of=text(as_of),
         published_rank=integer(before),
         latest_edition=text(latest),
-        geo=[GeoRank(integer(position), int(total)) for position, total in geo],
+        geo=[
+            GeoRank(integer(position), int(total), _around(window, integer(position)))
+            for position, total, window in geo
+        ],
         history=[
             MonthRank(integer(rank), orjson.loads(entry) if entry else None, int(total))
             for rank, entry, total in history
         ],
+        around=_around(national, national_rank),
     )
 
 
