@@ -12,10 +12,12 @@ from services.api.items import ScoredEntries
 from services.api.options import ApiOptions
 from services.api.read.editions import EditionIndex
 from services.api.read.rank_changes import RankChangeFeed
+from services.api.read.search import TerritorySearch
 from services.api.read.standings import StandingsRepository
 from services.api.read.territory import TerritoryReader
 from services.api.read.view import LiveView, Readers
 from services.api.streams import StreamHub
+from services.common.search import SearchIndex
 from services.common.territories import Registry
 
 
@@ -63,6 +65,15 @@ async def get_view(request: Request) -> LiveView:
     return request.app.state.view
 
 
+async def get_search_index(request: Request, readers: ReadersDep) -> SearchIndex:
+    """The search index, built on the app's first search; handles of the current generation."""
+    state = request.app.state
+    search: TerritorySearch | None = getattr(state, "territory_search", None)
+    if search is None:
+        search = state.territory_search = TerritorySearch(state.registry)
+    return search.index(await readers.accounts.mapping())
+
+
 async def get_hub(request: Request) -> StreamHub:
     return request.app.state.hub
 
@@ -81,4 +92,5 @@ EditionsDep = Annotated[EditionIndex, Depends(get_editions)]
 TerritoriesDep = Annotated[TerritoryReader, Depends(get_territories)]
 FeedDep = Annotated[RankChangeFeed, Depends(get_feed)]
 HubDep = Annotated[StreamHub, Depends(get_hub)]
+SearchIndexDep = Annotated[SearchIndex, Depends(get_search_index)]
 CommandsDep = Annotated[CommandSender, Depends(get_commands)]

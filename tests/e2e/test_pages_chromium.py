@@ -5,28 +5,20 @@ that the page asks nothing from outside the server, that the live updates connec
 the table when the ranking changes, and saves a screenshot in test-artifacts/. It then opens
 that territory's page and checks the visible notice and its checklist.
 
-Chromium is started with the machine notes' flags (no sandbox as root, no GPU, no background
-networking), a fresh profile, and `--remote-debugging-port=0`.
+Chromium and the DevTools client: tests/e2e/browser.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import itertools
-import shutil
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
-import aiohttp
 import httpx
 import pytest
 
 from services.common.localstack import RedisServer
 from services.common.settings import Settings
+from tests.e2e.browser import VISIBLE_TEXT, DevTools, screenshot
 from tests.integration.test_api_story import (
     DEAD,
     Story,
@@ -35,21 +27,6 @@ from tests.integration.test_api_story import (
     tell_story,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO_ROOT / "test-artifacts"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--window-size=412,1400",
-    "--remote-debugging-port=0",
-]
 LIVE_ORDER = ["dep-32", "dep-52", "dep-75", "dep-38", "dep-09", "dep-01", "dep-31"]
 
 # What a reader sees: each row's rank, name and the text of its badges, with visibility.
@@ -71,63 +48,6 @@ READ_ROWS = """
 })()
 """
 
-# The text of the element a selector names, if it is shown on screen (else null).
-VISIBLE_TEXT = """
-(() => {
-  const el = document.querySelector('%s');
-  if (!el) return null;
-  const box = el.getBoundingClientRect();
-  const style = getComputedStyle(el);
-  const shown = box.width > 0 && box.height > 0 && style.visibility !== 'hidden'
-    && style.display !== 'none';
-  return shown ? el.innerText.replace(/\\s+/g, ' ').trim() : null;
-})()
-"""
-
-
-def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.fail(
-            "Debian's chromium is not installed (apt-get install chromium; "
-            "scripts/bootstrap.sh installs it)",
-            pytrace=False,
-        )
-    return path
-
-
-class DevTools:
-    """A minimal Chrome DevTools Protocol client on one page target."""
-
-    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
-        self.socket = socket
-        self.ids = itertools.count(1)
-        self.events: list[dict[str, Any]] = []
-
-    async def send(self, method: str, **params: Any) -> dict[str, Any]:
-        message_id = next(self.ids)
-        await self.socket.send_json({"id": message_id, "method": method, "params": params})
-        while True:
-            message = await asyncio.wait_for(self.socket.receive_json(), 30)
-            if message.get("id") == message_id:
-                if "error" in message:
-                    raise AssertionError(f"{method}: {message['error']}")
-                return message.get("result", {})
-            self.events.append(message)
-
-    async def evaluate(self, expression: str) -> Any:
-        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
-        return result["result"].get("value")
-
-    async def poll(self, expression: str, what: str, seconds: float = 15.0) -> Any:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            value = await self.evaluate(expression)
-            if value:
-                return value
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-
 
 @pytest.fixture(scope="module")
 def pages_url(redis_server: RedisServer, tmp_path_factory) -> Iterator[tuple[str, str]]:
@@ -141,45 +61,6 @@ def pages_url(redis_server: RedisServer, tmp_path_factory) -> Iterator[tuple[str
     assert story.rank_change_seqs["departements"] == 2
     with live_api(settings) as url:
         yield url, settings.redis_url
-
-
-@pytest.fixture
-def devtools_port(tmp_path: Path) -> Iterator[str]:
-    """A headless Chromium with a fresh profile; yields its DevTools port."""
-    profile = tmp_path / "profile"
-    log_path = tmp_path / "chromium.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            active = profile / "DevToolsActivePort"
-            deadline = time.monotonic() + 30
-            while not active.exists() or len(active.read_text().splitlines()) < 2:
-                assert process.poll() is None, log_path.read_text()[-2000:]
-                assert time.monotonic() < deadline, "chromium did not open its DevTools port"
-                time.sleep(0.05)
-            yield active.read_text().splitlines()[0]
-        finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-@pytest.fixture
-async def browser(devtools_port: str) -> AsyncIterator[DevTools]:
-    """A DevTools session on the browser's page."""
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{devtools_port}/json/list") as response:
-            targets = await response.json()
-        page = next(t for t in targets if t["type"] == "page")
-        async with session.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-            yield DevTools(ws)
 
 
 async def test_standings_page_shows_ranks_and_the_dead_link_badge_and_updates_live(
@@ -250,13 +131,3 @@ async def test_dead_territory_page_shows_what_the_territory_can_check(
     assert "compte professionnel (Entreprise ou Créateur)" in notice
     assert "contactez l’observatoire" in notice
     await screenshot(browser, "territoire-lien-introuvable.png")
-
-
-async def screenshot(browser: DevTools, name: str) -> Path:
-    """Save the whole page as a PNG in test-artifacts/."""
-    shot = await browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
-    path.write_bytes(base64.b64decode(shot["data"]))
-    assert path.stat().st_size > 10_000
-    return path

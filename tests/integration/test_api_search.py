@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from services.api import schemas
 from services.api.app import create_app
-from services.api.routes.search import TerritorySearch
+from services.api.read.search import TerritorySearch
 from services.common.contracts import CATEGORIES_BY_ID
 from services.common.localstack import RedisServer
 from services.common.settings import Settings

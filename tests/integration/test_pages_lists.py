@@ -287,16 +287,42 @@ def test_an_empty_comparison_explains_and_offers_the_add_form(client):
     assert 'id="comparaison"' not in html and "<svg" not in html
     form = html.split('<form class="compare-add" method="get" action="/comparer">', 1)[1]
     form = form.split("</form>", 1)[0]
-    assert '<input id="ajout" name="ids" type="text"' in form
+    assert '<input id="ajout" name="ajout" type="text"' in form
     assert 'type="hidden"' not in form
 
 
 def test_the_add_form_keeps_the_territories_already_compared(client):
     html = page(client, "/comparer?ids=dep-32,reg-76")
     assert '<input type="hidden" name="ids" value="dep-32,reg-76">' in html
-    # what the form sends: the list kept, then the id typed
+    # `ids` may repeat (comma lists, spaces, duplicates)
     added = page(client, "/comparer?ids=dep-32,reg-76&ids=+dep-75+&ids=dep-32")
     assert columns(added) == ["dep-32", "reg-76", "dep-75"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "added"),
+    [
+        ("dep-75", "dep-75"),
+        ("Méailles", "com-04115"),
+        ("meailles", "com-04115"),
+        ("04115", "com-04115"),
+    ],
+)
+def test_the_add_form_takes_a_name_a_code_or_an_id_and_redirects_to_the_list(client, typed, added):
+    # what the form sends: the list kept, then what the reader typed
+    response = client.get(
+        "/comparer", params={"ids": "dep-32,reg-76", "ajout": typed}, follow_redirects=False
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/comparer?ids=dep-32%2Creg-76%2C{added}"
+    assert columns(page(client, response.headers["location"])) == ["dep-32", "reg-76", added]
+
+
+def test_the_add_form_says_when_nothing_matches(client):
+    html = page(client, "/comparer?ids=dep-32&ajout=zzqqxx")
+    assert "Aucun territoire ne correspond à « zzqqxx »" in html
+    assert columns(html) == ["dep-32"]
+    assert 'value="zzqqxx" aria-invalid="true"' in html
 
 
 def test_six_territories_fill_the_comparison(client):

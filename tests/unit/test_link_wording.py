@@ -30,6 +30,7 @@ def badge(link_status: str | None) -> str:
 def territory_page(link_status: str | None, handle: str | None = "latenareze") -> str:
     context = {
         "t": {
+            "id": "epci-243200417",
             "name": "La Ténarèze",
             "handle": handle,
             "simulated": False,

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Any, Final
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from services.api import schemas
 from services.api.charts import Series, chart_legend, multi_line_chart
-from services.api.deps import RegistryDep, TerritoriesDep
+from services.api.deps import RegistryDep, SearchIndexDep, TerritoriesDep
 from services.api.errors import ApiError
 from services.api.formatting import (
     INDICATOR_LABELS,
@@ -31,6 +32,7 @@ from services.api.params import find_territory
 from services.api.read.territory import TerritoryReader
 from services.api.responses import HTML_HEADERS, JSON
 from services.api.templating import render
+from services.common.search import SearchIndex
 from services.common.territories import Registry
 
 router = APIRouter()
@@ -38,6 +40,7 @@ router = APIRouter()
 MAX_COMPARED: Final = 6
 # Six of the longest ids (`epci-200000172`) with their commas and some spaces, with room to spare.
 MAX_IDS_LENGTH: Final = 200
+MAX_ADDED_LENGTH: Final = 100  # what the add form's field accepts (a name, a code, an id)
 HISTORY_FIELDS: Final = ("edition", "rank", "total", "score", "followers")
 
 Ids = Annotated[
@@ -50,6 +53,14 @@ Ids = Annotated[
         examples=["dep-32,dep-75,reg-76"],
     ),
 ]
+
+
+def _resolve(registry: Registry, search: SearchIndex, wanted: str) -> str | None:
+    """The territory a reader typed in the add form: an id, else the best search match."""
+    if wanted in registry:
+        return wanted
+    hits = search.search(wanted, limit=1)
+    return hits[0].territory.id if hits else None
 
 
 def parse_ids(values: Iterable[str]) -> list[str]:
@@ -184,12 +195,21 @@ def _rank_text(value: float) -> str:
 
 @router.get("/comparer", response_class=HTMLResponse, include_in_schema=False)
 async def compare_page(
-    request: Request, registry: RegistryDep, territories: TerritoriesDep
-) -> HTMLResponse:
+    request: Request, registry: RegistryDep, territories: TerritoriesDep, search: SearchIndexDep
+) -> Response:
     """Territories side by side: ranks, scores, the five indicators, link status, and their
-    rank and score histories overlaid. `ids` may repeat (the add form sends the list kept
-    and the id added)."""
+    rank and score histories overlaid. `ids` may repeat. The add form sends the list kept
+    and `ajout`, a name, a code or an id: the best match is added and the page redirected to
+    its address (`/comparer?ids=…`), or the page says nothing matched."""
     ids = parse_ids(request.query_params.getlist("ids"))
+    wanted = (request.query_params.get("ajout") or "").strip()[:MAX_ADDED_LENGTH]
+    not_found = None
+    if wanted:
+        added = _resolve(registry, search, wanted)
+        if added is not None:
+            kept = ids if added in ids else parse_ids([*ids, added])
+            return RedirectResponse(f"/comparer?{urlencode({'ids': ','.join(kept)})}", 303)
+        not_found = wanted
     items = await read_compared(registry, territories, ids)
     editions = sorted({point["edition"] for item in items for point in item["history"]})
     charts = {}
@@ -239,6 +259,7 @@ async def compare_page(
             "labels": INDICATOR_LABELS,
             "charts": charts,
             "history": history,
+            "not_found": not_found,
             "page_title": "Comparer des territoires",
         },
         headers=HTML_HEADERS,

@@ -5,65 +5,25 @@ rebuilt only when the current generation's account mapping changes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from functools import lru_cache
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from starlette.responses import HTMLResponse
 
 from services.api import schemas
-from services.api.deps import ReadersDep, RegistryDep
+from services.api.deps import RegistryDep, SearchIndexDep
 from services.api.errors import ApiError
 from services.api.params import check_category
 from services.api.responses import HTML_HEADERS, JSON
 from services.api.templating import render
 from services.common.contracts import CATEGORIES_BY_ID, CATEGORY_IDS
-from services.common.search import SearchIndex
 from services.common.territories import KIND_DEPARTEMENT, KIND_REGION, Registry, Territory
-from services.common.view.values import AccountLink
 
 router = APIRouter(tags=["search"])
 
 MAX_QUERY_LENGTH: Final = 100
 MAX_RESULTS: Final = 50
 PAGE_RESULTS: Final = 50
-
-
-@lru_cache(maxsize=1)
-def _registry_index(registry: Registry) -> SearchIndex:
-    """The names and codes of every territory, indexed once per process (per registry)."""
-    return SearchIndex.build(registry)
-
-
-class TerritorySearch:
-    """The app's search index, with the handles of the account mapping it was last given."""
-
-    def __init__(self, registry: Registry) -> None:
-        self._index = _registry_index(registry)
-        self._mapping: Mapping[str, AccountLink] | None = None
-
-    def index(self, mapping: Mapping[str, AccountLink]) -> SearchIndex:
-        """The index with these accounts: `AccountMapping.mapping()` hands back the same
-        object until the mapping's version moves, so only a new object rebuilds the handles."""
-        if mapping is not self._mapping:
-            self._index = self._index.with_handles(
-                {tid: link.handle for tid, link in mapping.items()}
-            )
-            self._mapping = mapping
-        return self._index
-
-
-async def get_search_index(request: Request, readers: ReadersDep) -> SearchIndex:
-    """The search index, built on the app's first search; handles of the current generation."""
-    state = request.app.state
-    search: TerritorySearch | None = getattr(state, "territory_search", None)
-    if search is None:
-        search = state.territory_search = TerritorySearch(state.registry)
-    return search.index(await readers.accounts.mapping())
-
-
-SearchIndexDep = Annotated[SearchIndex, Depends(get_search_index)]
 
 
 def _query_text(raw: str) -> str:

@@ -83,6 +83,7 @@
   function show(items, query) {
     while (list.firstChild) { list.removeChild(list.firstChild); }
     shownFor = query;
+    list.setAttribute("data-query", query);  // which query the options answer (for tests too)
     items.forEach(function (item, i) {
       var li = document.createElement("li");
       li.id = "recherche-suggestion-" + i;
