@@ -18,6 +18,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from services.common.contracts import CATEGORY_IDS
 from services.common.localstack import free_port, port_is_open
 from tests.services import REPO_ROOT, wait_for
 
@@ -57,6 +58,13 @@ def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Pa
         scores = [item["score"] for item in body["items"]]
         assert scores == sorted(scores, reverse=True)
         assert all(item["simulated"] for item in body["items"])
+        # The demo fills every page: each category has simulated territories ranked.
+        totals = wait_for(
+            lambda: all((t := _category_totals(api)).values()) and t,
+            timeout=60,
+            what=f"every category ranked by the demo:\n{log_path.read_text()[-3000:]}",
+        )
+        assert totals["petites-villes"] > 100, totals  # a list of several pages
         for worker in ("scorer", "scorer-1"):  # both workers of the group share the partitions
             wait_for(
                 lambda worker=worker: re.search(
@@ -95,14 +103,9 @@ def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Pa
         assert "uses @e2e.signed" in cli.stdout
         assert command_key not in cli.stdout + cli.stderr
 
-        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        stopping = time.monotonic()
-        proc.wait(10)
-        took = time.monotonic() - stopping
+        took = _interrupt(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill(proc)
     text = log_path.read_text()
     assert took < 10, text[-3000:]
     assert proc.returncode == 0, text[-3000:]
@@ -173,20 +176,40 @@ def test_run_on_a_redis_cluster_starts_three_masters_and_serves(tmp_path: Path):
             what=f"the publisher to start on the cluster:\n{log_path.read_text()[-3000:]}",
         )
         assert any(scratch.iterdir())  # the nodes' files, while they run
-        proc.send_signal(signal.SIGINT)
-        stopping = time.monotonic()
-        proc.wait(10)
-        took = time.monotonic() - stopping
+        took = _interrupt(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill(proc)
     text = log_path.read_text()
     assert took < 10, text[-3000:]
     assert proc.returncode == 0, text[-3000:]
     for port in masters:
         assert not port_is_open("127.0.0.1", port), f"node {port} still listening after stop"
     assert list(scratch.iterdir()) == []
+
+
+def _interrupt(proc: subprocess.Popen) -> float:
+    """Ctrl-C (SIGINT) to `observatoire run`; how long it took to exit (10 s at most)."""
+    proc.send_signal(signal.SIGINT)
+    stopping = time.monotonic()
+    proc.wait(10)
+    return time.monotonic() - stopping
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Whatever happened, nothing of the test's `run` is left behind."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _category_totals(api: str) -> dict[str, int]:
+    """How many territories each category ranks now."""
+    return {
+        category: httpx.get(f"{api}/api/v1/standings/{category}", params={"limit": 1}).json()[
+            "total"
+        ]
+        for category in CATEGORY_IDS
+    }
 
 
 def _ranked_departements(api: str, log_path: Path, where: str) -> dict:
@@ -203,3 +226,54 @@ def _ranked_departements(api: str, log_path: Path, where: str) -> dict:
         timeout=60,
         what=f"ranked départements {where}:\n{log_path.read_text()[-3000:]}",
     )
+
+
+@pytest.mark.drills
+def test_the_demo_publishes_its_first_edition_within_minutes(tmp_path: Path):
+    """`make run` without a token, as a newcomer runs it: the simulated demo replays three
+    months and publishes the first complete month by itself, every category in it, within a
+    few minutes (measured here: about 3 minutes on a busy machine)."""
+    ports = {name: free_port() for name in ("kafka", "redis", "api", "scorer", "collector")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBS_")} | {
+        "OBS_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
+        "OBS_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+        "OBS_API_PORT": str(ports["api"]),
+        "OBS_SCORER_METRICS_PORT": str(ports["scorer"]),
+        "OBS_COLLECTOR_METRICS_PORT": str(ports["collector"]),
+        "OBS_PUBLISHER_METRICS_PORT": str(free_port()),
+        "OBS_RUN_DIR": str(tmp_path / "run"),
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    log_path = tmp_path / "run.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "run"],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    api = f"http://127.0.0.1:{ports['api']}"
+    try:
+        started = time.monotonic()
+        first = wait_for(
+            lambda: next(
+                (
+                    e
+                    for e in httpx.get(f"{api}/api/v1/editions").json()["editions"]
+                    if e["status"] == "published"
+                ),
+                None,
+            ),
+            timeout=360,
+            what=f"a published edition:\n{log_path.read_text()[-3000:]}",
+        )
+        after = time.monotonic() - started
+        print(f"edition {first['edition']} published {after:.0f} s after `run` started")
+        assert first["categories"] is not None
+        assert set(first["categories"]) == set(CATEGORY_IDS)
+        assert all(count > 0 for count in first["categories"].values()), first
+        took = _interrupt(proc)
+    finally:
+        _kill(proc)
+    assert took < 10 and proc.returncode == 0, log_path.read_text()[-3000:]
