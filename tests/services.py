@@ -175,9 +175,15 @@ class ServiceProcess:
 
 
 def wait_for(
-    condition: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.2
+    condition: Callable[[], T | None],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+    explain: Callable[[], str] | None = None,
 ) -> T:
-    """Poll until `condition()` returns a truthy value; fail with `what` after `timeout` s."""
+    """Poll until `condition()` returns a truthy value; fail with `what` after `timeout` s
+    (and what `explain()` says then: logs are read when the wait fails, not when it starts)."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -189,7 +195,10 @@ def wait_for(
             if value:
                 return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last!r})")
+    said = f"\n{explain()}" if explain is not None else ""
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what} (last error: {last!r}){said}"
+    )
 
 
 def committed_offsets(settings: Settings, group: str) -> int:

@@ -15,18 +15,14 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from redis.asyncio import Redis
 
-from services.common.events import MetricsSnapshot, build_metrics_event
 from services.common.localstack import RedisServer
 from services.common.settings import Settings
 from services.common.territories import load_registry
-from services.common.view.keys import ViewKeys
-from services.scorer.standings import StandingsUpdater
-from services.scorer.store import ScorerStore
 from tests.e2e.browser import VISIBLE_TEXT, DevTools, open_page, press, screenshot, set_width
 from tests.e2e.browser import type_text as type_into
-from tests.integration.test_api_story import OFFSETS, WATERMARK, live_api, posts
+from tests.integration.test_api_story import live_api
+from tests.integration.test_pages_lists import rank_accounts
 from tests.integration.test_pages_lists import seed as seed_lists
 
 MEAILLES = "com-04115"
@@ -52,27 +48,14 @@ async def seed(redis_url: str) -> None:
         key=lambda t: (t.id != MEAILLES, t.id),
     )[:13]
     assert alpes[0].id == MEAILLES
-    redis = Redis.from_url(redis_url)
-    try:
-        updater = StandingsUpdater(ScorerStore(redis, ViewKeys(0)), registry)
-        snapshots = []
-        for index, territory in enumerate(alpes):
-            handle = f"alpes.{territory.code}"
-            await updater.apply_account(territory.id, handle, False, version=next(OFFSETS))
-            event = build_metrics_event(
-                handle=handle,
-                observed_at=WATERMARK,
-                status="ok",
-                source="graph",
-                followers=2500 + 450 * ((index * 7) % 13),
-                follows=250,
-                media_count=300,
-                recent_posts=posts(WATERMARK, 40 + 9 * ((index * 5) % 13)),
-            )
-            snapshots.append(MetricsSnapshot.model_validate(event))
-        await updater.apply_snapshots(snapshots)
-    finally:
-        await redis.aclose()
+    await rank_accounts(
+        redis_url,
+        alpes,
+        handle_prefix="alpes",
+        followers=lambda index: 2500 + 450 * ((index * 7) % 13),
+        interactions=lambda index: 40 + 9 * ((index * 5) % 13),
+        follows=250,
+    )
 
 
 @pytest.fixture(scope="module")

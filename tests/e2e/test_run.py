@@ -30,25 +30,8 @@ def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Pa
     ports = {name: free_port() for name in ("kafka", "redis", "api", "scorer", "collector")}
     ports["scorer-1"] = ports["scorer"] + 100  # worker index 1
     assert not port_is_open("127.0.0.1", ports["scorer-1"])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OBS_")} | {
-        "OBS_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
-        "OBS_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-        "OBS_REDIS_PASSWORD": REDIS_PASSWORD,
-        "OBS_API_PORT": str(ports["api"]),
-        "OBS_SCORER_METRICS_PORT": str(ports["scorer"]),
-        "OBS_COLLECTOR_METRICS_PORT": str(ports["collector"]),
-        "OBS_RUN_DIR": str(tmp_path / "run"),
-        "PYTHONPATH": str(REPO_ROOT),
-    }
-    log_path = tmp_path / "run.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "run", "--scorers", "2"],
-            cwd=tmp_path,  # no .env of the developer's
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    env = _run_env(tmp_path, ports, OBS_REDIS_PASSWORD=REDIS_PASSWORD)
+    proc, log_path = _start_run(tmp_path, env, "--scorers", "2")
     api = f"http://127.0.0.1:{ports['api']}"
     try:
         started = time.monotonic()
@@ -62,7 +45,8 @@ def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Pa
         totals = wait_for(
             lambda: all((t := _category_totals(api)).values()) and t,
             timeout=60,
-            what=f"every category ranked by the demo:\n{log_path.read_text()[-3000:]}",
+            what="every category ranked by the demo",
+            explain=lambda: _logs(log_path),
         )
         assert totals["petites-villes"] > 100, totals  # a list of several pages
         for worker in ("scorer", "scorer-1"):  # both workers of the group share the partitions
@@ -72,7 +56,8 @@ def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Pa
                     httpx.get(f"http://127.0.0.1:{ports[worker]}/metrics").text,
                 ),
                 timeout=30,
-                what=f"{worker} to consume snapshots:\n{log_path.read_text()[-3000:]}",
+                what=f"{worker} to consume snapshots",
+                explain=lambda: _logs(log_path),
             )
         anonymous = redis.Redis(port=ports["redis"], protocol=2, retry=Retry(NoBackoff(), 0))
         with pytest.raises(redis.AuthenticationError, match="Authentication required"):  # NOAUTH
@@ -82,7 +67,8 @@ def test_run_serves_ranked_departements_and_stops_within_10_seconds(tmp_path: Pa
         wait_for(  # it starts once its recovery has read (and written) Redis
             lambda: "publisher starting" in publisher_log.read_text(),
             timeout=30,
-            what=f"the publisher to start through the password:\n{log_path.read_text()[-3000:]}",
+            what="the publisher to start through the password",
+            explain=lambda: _logs(log_path),
         )
         print(f"ranked départements served {ready_after:.1f} s after `run` started")
         # No OBS_COMMAND_KEY: `run` generated one, for its owner's eyes only, and the CLI
@@ -131,27 +117,8 @@ def test_run_on_a_redis_cluster_starts_three_masters_and_serves(tmp_path: Path):
     ports = {name: free_port() for name in names}
     scratch = tmp_path / "tmp"  # the cluster's throwaway directory goes here
     scratch.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OBS_")} | {
-        "OBS_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
-        "OBS_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-        "OBS_REDIS_CLUSTER": "true",
-        "OBS_API_PORT": str(ports["api"]),
-        "OBS_SCORER_METRICS_PORT": str(ports["scorer"]),
-        "OBS_COLLECTOR_METRICS_PORT": str(ports["collector"]),
-        "OBS_PUBLISHER_METRICS_PORT": str(ports["publisher"]),
-        "OBS_RUN_DIR": str(tmp_path / "run"),
-        "TMPDIR": str(scratch),
-        "PYTHONPATH": str(REPO_ROOT),
-    }
-    log_path = tmp_path / "run.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "run"],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    env = _run_env(tmp_path, ports, OBS_REDIS_CLUSTER="true", TMPDIR=str(scratch))
+    proc, log_path = _start_run(tmp_path, env)
     api = f"http://127.0.0.1:{ports['api']}"
     try:
         body = _ranked_departements(api, log_path, "on the cluster")
@@ -173,7 +140,8 @@ def test_run_on_a_redis_cluster_starts_three_masters_and_serves(tmp_path: Path):
         wait_for(
             lambda: "publisher starting" in publisher_log.read_text(),
             timeout=30,
-            what=f"the publisher to start on the cluster:\n{log_path.read_text()[-3000:]}",
+            what="the publisher to start on the cluster",
+            explain=lambda: _logs(log_path),
         )
         assert any(scratch.iterdir())  # the nodes' files, while they run
         took = _interrupt(proc)
@@ -185,6 +153,36 @@ def test_run_on_a_redis_cluster_starts_three_masters_and_serves(tmp_path: Path):
     for port in masters:
         assert not port_is_open("127.0.0.1", port), f"node {port} still listening after stop"
     assert list(scratch.iterdir()) == []
+
+
+def _run_env(tmp_path: Path, ports: dict[str, int], **extra: str) -> dict[str, str]:
+    """`observatoire run`'s environment on these ports, none of the developer's OBS_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBS_")} | {
+        "OBS_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
+        "OBS_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+        "OBS_API_PORT": str(ports["api"]),
+        "OBS_SCORER_METRICS_PORT": str(ports["scorer"]),
+        "OBS_COLLECTOR_METRICS_PORT": str(ports["collector"]),
+        "OBS_RUN_DIR": str(tmp_path / "run"),
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    if "publisher" in ports:
+        env["OBS_PUBLISHER_METRICS_PORT"] = str(ports["publisher"])
+    return env | extra
+
+
+def _start_run(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen, Path]:
+    """`observatoire run ARGS` in `tmp_path` (no .env of the developer's); its log's path."""
+    log_path = tmp_path / "run.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "run", *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return proc, log_path
 
 
 def _interrupt(proc: subprocess.Popen) -> float:
@@ -224,8 +222,15 @@ def _ranked_departements(api: str, log_path: Path, where: str) -> dict:
             and r.json()
         ),
         timeout=60,
-        what=f"ranked départements {where}:\n{log_path.read_text()[-3000:]}",
+        what=f"ranked départements {where}",
+        explain=lambda: _logs(log_path),
     )
+
+
+def _logs(log_path: Path) -> str:
+    """The end of `run`'s log and of each service's, read when a wait fails."""
+    logs = [log_path, *sorted((log_path.parent / "run" / "logs").glob("*.log"))]
+    return "\n".join(f"--- {p.name}:\n{p.read_text(errors='replace')[-1500:]}" for p in logs)
 
 
 @pytest.mark.drills
@@ -233,26 +238,9 @@ def test_the_demo_publishes_its_first_edition_within_minutes(tmp_path: Path):
     """`make run` without a token, as a newcomer runs it: the simulated demo replays three
     months and publishes the first complete month by itself, every category in it, within a
     few minutes (measured here: about 3 minutes on a busy machine)."""
-    ports = {name: free_port() for name in ("kafka", "redis", "api", "scorer", "collector")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OBS_")} | {
-        "OBS_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
-        "OBS_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-        "OBS_API_PORT": str(ports["api"]),
-        "OBS_SCORER_METRICS_PORT": str(ports["scorer"]),
-        "OBS_COLLECTOR_METRICS_PORT": str(ports["collector"]),
-        "OBS_PUBLISHER_METRICS_PORT": str(free_port()),
-        "OBS_RUN_DIR": str(tmp_path / "run"),
-        "PYTHONPATH": str(REPO_ROOT),
-    }
-    log_path = tmp_path / "run.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "run"],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    names = ("kafka", "redis", "api", "scorer", "collector", "publisher")
+    ports = {name: free_port() for name in names}
+    proc, log_path = _start_run(tmp_path, _run_env(tmp_path, ports))
     api = f"http://127.0.0.1:{ports['api']}"
     try:
         started = time.monotonic()
@@ -266,7 +254,8 @@ def test_the_demo_publishes_its_first_edition_within_minutes(tmp_path: Path):
                 None,
             ),
             timeout=360,
-            what=f"a published edition:\n{log_path.read_text()[-3000:]}",
+            what="a published edition",
+            explain=lambda: _logs(log_path),
         )
         after = time.monotonic() - started
         print(f"edition {first['edition']} published {after:.0f} s after `run` started")

@@ -629,7 +629,7 @@ def test_a_dead_territory_page_says_what_the_api_missed_and_what_to_check(client
     assert "il est public" in notice
     assert "c’est un compte professionnel (Entreprise ou Créateur)" in notice
     assert "contactez l’observatoire" in notice
-    assert "/api/v1/territories" not in html  # the operator command stays with the operators
+    assert "/account" not in html and "PUT" not in html  # the operator command stays with them
 
 
 def test_a_territory_whose_account_the_api_sees_has_no_account_notice(client):

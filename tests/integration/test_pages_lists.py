@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from html import unescape
 
 import pytest
@@ -21,7 +21,7 @@ from services.api.app import create_app
 from services.common.events import MetricsSnapshot, build_metrics_event
 from services.common.localstack import RedisServer
 from services.common.settings import Settings
-from services.common.territories import load_registry
+from services.common.territories import Territory, load_registry
 from services.common.view.keys import ViewKeys
 from services.scorer.standings import StandingsUpdater
 from services.scorer.store import ScorerStore
@@ -40,22 +40,43 @@ async def seed(redis_url: str) -> None:
     communes = sorted(registry.by_category(CATEGORY), key=lambda t: t.id)
     gers = [t for t in communes if t.departements == ("32",)][:IN_GERS]
     others = [t for t in communes if "76" not in t.regions][:ELSEWHERE]
+    await rank_accounts(
+        redis_url,
+        gers + others,
+        handle_prefix="pv",
+        followers=lambda index: 400 + 37 * index,
+        interactions=lambda index: 3 + index % 17,
+    )
+
+
+async def rank_accounts(
+    redis_url: str,
+    territories: list[Territory],
+    *,
+    handle_prefix: str,
+    followers: Callable[[int], int],
+    interactions: Callable[[int], int],
+    follows: int = 300,
+) -> None:
+    """Give each territory an account `<prefix>.<code>` and one `ok` snapshot at the story's
+    watermark (the i-th with `followers(i)` followers and posts of `interactions(i)`
+    interactions), through the scorer's own code: all ranked."""
     redis = Redis.from_url(redis_url)
     try:
-        updater = StandingsUpdater(ScorerStore(redis, ViewKeys(0)), registry)
+        updater = StandingsUpdater(ScorerStore(redis, ViewKeys(0)), load_registry())
         snapshots = []
-        for index, territory in enumerate(gers + others):
-            handle = f"pv.{territory.code}"
+        for index, territory in enumerate(territories):
+            handle = f"{handle_prefix}.{territory.code}"
             await updater.apply_account(territory.id, handle, False, version=next(OFFSETS))
             event = build_metrics_event(
                 handle=handle,
                 observed_at=WATERMARK,
                 status="ok",
                 source="graph",
-                followers=400 + 37 * index,
-                follows=300,
+                followers=followers(index),
+                follows=follows,
                 media_count=100,
-                recent_posts=posts(WATERMARK, 3 + index % 17),
+                recent_posts=posts(WATERMARK, interactions(index)),
             )
             snapshots.append(MetricsSnapshot.model_validate(event))
         await updater.apply_snapshots(snapshots)
