@@ -3,6 +3,7 @@ runs two scorer workers (`--scorers 2`), each serving its metrics on its own por
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -194,9 +195,16 @@ def _interrupt(proc: subprocess.Popen) -> float:
 
 
 def _kill(proc: subprocess.Popen) -> None:
-    """Whatever happened, nothing of the test's `run` is left behind."""
+    """A `run` still running when its test ends (it failed) is killed with the processes it
+    started (broker, Redis, services: each in its own session, so they would outlive it and
+    hold their ports for the next tests). A `run` that exited is left alone, so the tests'
+    checks of what it stopped still count."""
     if proc.poll() is None:
+        started = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
         proc.kill()
+        for pid in started.stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
         proc.wait()
 
 
