@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from services.api.items import ScoredEntries, published_item
+from services.api.read.history import History
 from services.api.read.standings import EditionPage, PublishedPage, StandingsPage
 from services.common.territories import Registry
 from services.common.view.accounts import AccountMapping
@@ -92,4 +93,29 @@ async def edition_body(
         "offset": offset,
         "movement_since": view.latest_edition,
         "items": view_items(scored, view, offset),
+    }
+
+
+def history_body(history: History) -> dict[str, Any]:
+    """The body of `GET /api/v1/territories/{id}/history`: a territory's daily points (then
+    weekly ones before the last 90 days), oldest first, each with its rank that day."""
+    territory = history.territory
+    return {
+        "id": territory.id,
+        "name": territory.name,
+        "category": territory.category,
+        "as_of": history.as_of,
+        "points": [
+            {
+                "date": p.shown.point.date.isoformat(),
+                "period": p.shown.period,
+                "observed_at": p.observed_at,
+                "score": p.shown.point.score,
+                "rank": p.rank,
+                "ranked": p.ranked,
+                "followers": p.shown.point.followers,
+                "posts": p.shown.point.posts,
+            }
+            for p in history.points
+        ],
     }

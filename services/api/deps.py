@@ -11,6 +11,7 @@ from services.api.command_sender import CommandSender
 from services.api.items import ScoredEntries
 from services.api.options import ApiOptions
 from services.api.read.editions import EditionIndex
+from services.api.read.history import HistoryReader
 from services.api.read.rank_changes import RankChangeFeed
 from services.api.read.search import TerritorySearch
 from services.api.read.standings import StandingsRepository
@@ -57,6 +58,10 @@ async def get_territories(readers: ReadersDep) -> TerritoryReader:
     return readers.territories
 
 
+async def get_history(readers: ReadersDep) -> HistoryReader:
+    return readers.history
+
+
 async def get_feed(readers: ReadersDep) -> RankChangeFeed:
     return readers.feed
 
@@ -90,6 +95,7 @@ RepositoryDep = Annotated[StandingsRepository, Depends(get_repository)]
 ScoredDep = Annotated[ScoredEntries, Depends(get_scored)]
 EditionsDep = Annotated[EditionIndex, Depends(get_editions)]
 TerritoriesDep = Annotated[TerritoryReader, Depends(get_territories)]
+HistoryDep = Annotated[HistoryReader, Depends(get_history)]
 FeedDep = Annotated[RankChangeFeed, Depends(get_feed)]
 HubDep = Annotated[StreamHub, Depends(get_hub)]
 SearchIndexDep = Annotated[SearchIndex, Depends(get_search_index)]

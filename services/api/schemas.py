@@ -226,6 +226,32 @@ class Records(BaseModel):
     published: int = Field(description="Published editions `history` covers.")
 
 
+class DailyPoint(BaseModel):
+    date: str = Field(
+        description="The Europe/Paris day (a weekly point: the day of the week's last)."
+    )
+    period: Literal["day", "week"] = Field(
+        description="`day` within the ISO weeks holding the last 90 days; `week` before: the "
+        "week's last point, for two years."
+    )
+    observed_at: str = Field(description="The snapshot the point is (the day's last `ok`).")
+    score: float
+    rank: int | None = Field(
+        description="Among the category's points of that day (a weekly point: of that week)."
+    )
+    ranked: int | None = Field(description="How many territories of the category had one.")
+    followers: int
+    posts: int = Field(description="Posts in the 30-day window of that snapshot.")
+
+
+class DailyHistory(BaseModel):
+    id: str
+    name: str
+    category: str
+    as_of: str | None = Field(description="The watermark the window is read under.")
+    points: list[DailyPoint] = Field(description="Oldest first.")
+
+
 class TerritoryDetail(BaseModel):
     id: str
     kind: str

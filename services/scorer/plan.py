@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from services.common.clock import edition_of, parse_timestamp
+from services.common.clock import edition_of, parse_timestamp, to_epoch
 from services.common.events import MetricsSnapshot
+from services.common.history import day_of_epoch
 from services.common.methodology import SnapshotSummary, summarise_snapshot
 from services.common.view.entries import entry_version
 from services.common.watermark import NewestAccounts, account_of
@@ -31,6 +32,9 @@ class BatchPlan:
     newest: NewestAccounts = field(default_factory=NewestAccounts)
     current: dict[AccountKey, SnapshotSummary] = field(default_factory=dict)
     monthly: dict[tuple[str, str, str], SnapshotSummary] = field(default_factory=dict)
+    # per account and Paris day: the `ok` summaries observed last that day (usually one;
+    # several of the same second all go to the history, whose script keeps one by its rule)
+    daily: dict[tuple[str, str, int], list[SnapshotSummary]] = field(default_factory=dict)
     versions: dict[str, bytes] = field(default_factory=dict)  # event_id -> version
 
     def version(self, summary: SnapshotSummary) -> bytes:
@@ -40,16 +44,18 @@ class BatchPlan:
     def forget_replaced(self) -> None:
         """Drop the versions of summaries no longer held, once they outnumber the held ones
         (a long-lived plan stays small; the cost is amortised over the snapshots added)."""
-        if len(self.versions) <= 2 * (len(self.current) + len(self.monthly)):
+        if len(self.versions) <= 2 * (len(self.current) + len(self.monthly) + len(self.daily)):
             return
         held = {s.event_id for s in self.current.values()}
         held.update(s.event_id for s in self.monthly.values())
+        held.update(s.event_id for same in self.daily.values() for s in same)
         self.versions = {event_id: self.versions[event_id] for event_id in held}
 
 
 def plan_batch(snapshots: Iterable[MetricsSnapshot], into: BatchPlan | None = None) -> BatchPlan:
-    """Keep, per account and per (account, month), the `ok` snapshot that would win (adding
-    to `into` when given: a rebuild reduces a whole log chunk by chunk)."""
+    """Keep, per account and per (account, month), the `ok` snapshot that would win, and per
+    (account, day) those of the day's last second (adding to `into` when given: a rebuild
+    reduces a whole log chunk by chunk)."""
     plan = BatchPlan() if into is None else into
     for snap in snapshots:
         moment = parse_timestamp(snap.observed_at)
@@ -69,7 +75,23 @@ def plan_batch(snapshots: Iterable[MetricsSnapshot], into: BatchPlan | None = No
         account = (snap.platform, snap.handle)
         _keep_newest(plan, plan.current, account, summary, version)
         _keep_newest(plan, plan.monthly, (*account, edition_of(moment)), summary, version)
+        _keep_last_second(plan.daily, (*account, day_of_epoch(epoch)[0]), summary, epoch)
     return plan
+
+
+def _keep_last_second(
+    into: dict[tuple[str, str, int], list[SnapshotSummary]],
+    key: tuple[str, str, int],
+    summary: SnapshotSummary,
+    epoch: int,
+) -> None:
+    held = into.get(key)
+    if held is None or to_epoch(held[0].observed_at) < epoch:
+        into[key] = [summary]
+    elif to_epoch(held[0].observed_at) == epoch and all(
+        s.event_id != summary.event_id for s in held
+    ):
+        held.append(summary)
 
 
 def _keep_newest(

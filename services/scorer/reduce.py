@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from services.common.history import day_of_epoch
 from services.common.validation import MetricsPeek, Rejection, peek_metrics, validate_metrics
 from services.common.view.entries import entry_version, version_epoch
 from services.scorer.plan import BatchPlan, plan_batch
@@ -39,7 +40,7 @@ from services.scorer.plan import BatchPlan, plan_batch
 HELD_PER_KEY: Final = 16
 HELD_BYTES: Final = 512 * 1024 * 1024
 
-Key = tuple[str, str, str]  # (platform, handle, month)
+Key = tuple[str, str, int]  # (platform, handle, Paris day)
 Held = tuple[bytes, int, int, int | None]  # (version, start, end in the arena, timestamp)
 
 
@@ -81,7 +82,11 @@ class LogReducer:
             self._validate(raw, timestamp_ms)
             return
         version = entry_version(peek.epoch, peek.event_id)
-        key = (peek.platform, peek.handle, peek.month) if peek.status == "ok" else None
+        key = (
+            (peek.platform, peek.handle, day_of_epoch(peek.epoch)[0])
+            if peek.status == "ok"
+            else None
+        )
         if self._superseded(key, version):
             return
         held = self._others if key is None else self._keys.setdefault(key, [])
@@ -109,8 +114,12 @@ class LogReducer:
         if key is None:
             kth = self.plan.newest.watermark
             return kth is not None and version_epoch(version) <= kth
-        winner = self.plan.monthly.get(key)
-        return winner is not None and version <= self.plan.version(winner)
+        winners = self.plan.daily.get(key)
+        # The day's history point is among the snapshots of its last second: only an older
+        # second is superseded (the month's and the account's winners are among those too).
+        return winners is not None and version_epoch(version) < version_epoch(
+            self.plan.version(winners[0])
+        )
 
     def _settle_all(self) -> None:
         for key, held in self._keys.items():

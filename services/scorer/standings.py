@@ -59,13 +59,19 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from services.common.clock import from_epoch
-from services.common.contracts import METHODOLOGY_VERSION, PLATFORM_INSTAGRAM, SCHEMA_VERSION
+from services.common.contracts import (
+    CATEGORY_IDS,
+    METHODOLOGY_VERSION,
+    PLATFORM_INSTAGRAM,
+    SCHEMA_VERSION,
+)
 from services.common.events import MetricsSnapshot, with_event_id
+from services.common.history import Point, Window, day_of_epoch, encode_point, ordinals
 from services.common.methodology import Score, SnapshotSummary, score_summary
 from services.common.territories import Registry, Territory
 from services.common.view.entries import EPOCH_OFFSET, decode_entry, encode_entry, version_epoch
 from services.scorer.plan import BatchPlan, plan_batch, version_of
-from services.scorer.store import AccountLink, EntryWrite, ScorerStore
+from services.scorer.store import AccountLink, EntryWrite, PointWrite, ScorerStore
 
 ACTIVE_SECONDS = 30 * 86400
 # (territory id, handle or None, simulated, version: the record's offset in obs.accounts.v1)
@@ -92,6 +98,7 @@ class BatchOutcome:
     ignored: int = 0  # snapshots that changed nothing (stale, duplicate, unmapped, status)
     watermark: int | None = None
     frozen_skipped: int = 0
+    history_applied: int = 0  # daily history points written
 
 
 class StandingsUpdater:
@@ -101,6 +108,10 @@ class StandingsUpdater:
         self.store = store
         self.registry = registry
         self._by_handle: dict[str, list[str]] = {}
+        self._ordinals = {
+            category: ordinals([t.id for t in registry.by_category(category)])
+            for category in CATEGORY_IDS
+        }
         self._mapping_ref: object = None
 
     async def _territories_by_handle(self) -> tuple[dict[str, list[str]], dict[str, AccountLink]]:
@@ -144,13 +155,17 @@ class StandingsUpdater:
         # its month's view or both.
         scored: dict[tuple[str, bytes], Score] = {}
 
-        def entry(territory: Territory, summary: SnapshotSummary) -> EntryWrite:
+        def score_of(territory: Territory, summary: SnapshotSummary) -> Score:
             version = plan.version(summary)
             score = scored.get((territory.id, version))
             if score is None:
                 score = score_summary(summary, territory.population)
                 scored[(territory.id, version)] = score
-            return _entry(territory, summary, version, mapping[territory.id], score)
+            return score
+
+        def entry(territory: Territory, summary: SnapshotSummary) -> EntryWrite:
+            score = score_of(territory, summary)
+            return _entry(territory, summary, plan.version(summary), mapping[territory.id], score)
 
         current: dict[str, list[EntryWrite]] = defaultdict(list)
         made: dict[str, SnapshotSummary] = {}
@@ -189,8 +204,35 @@ class StandingsUpdater:
             written = await self.store.views.apply_entries(category, month, writes, cutoff=None)
             outcome.edition_applied += len(written)
 
+        window = Window.of(None if watermark is None else day_of_epoch(watermark)[0])
+        history: dict[str, list[PointWrite]] = defaultdict(list)
+        for (_, handle, day), same in plan.daily.items():
+            for tid in by_handle.get(handle, ()):
+                territory = self.registry[tid]
+                link = mapping[tid].encode()
+                for summary in same:
+                    point = Point(
+                        day=day,
+                        second=day_of_epoch(version_epoch(plan.version(summary)))[1],
+                        score=score_of(territory, summary).score,
+                        followers=summary.followers,
+                        posts=summary.posts,
+                    )
+                    history[territory.category].append(
+                        PointWrite(
+                            territory_id=tid,
+                            ordinal=self._ordinals[territory.category][tid],
+                            point=encode_point(point),
+                            day=day,
+                            link=link,
+                        )
+                    )
+        for category, points in history.items():
+            outcome.history_applied += await self.store.history.apply(category, points, window)
+
         if watermark is None:
             return outcome  # nobody is inactive, no category has an `as_of` yet
+        await self.store.history.trim(CATEGORY_IDS, window)
         evicted = await self.store.views.evict_inactive(cutoff, from_epoch(watermark))
         for category, ids in evicted.items() if announce else ():
             entries = await self.store.views.entries(category, None, ids)

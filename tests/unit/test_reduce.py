@@ -96,21 +96,26 @@ def test_lazy_reduction_equals_validating_everything(log, per_key, budget) -> No
     assert all(lazy_rejections[r] <= eager_rejections[r] for r in lazy_rejections)
 
 
-def test_a_log_of_daily_snapshots_is_mostly_not_validated() -> None:
-    """Thirty daily snapshots of one account over two months: a few validations per month."""
+def test_a_log_of_snapshots_validates_only_each_days_last() -> None:
+    """Three snapshots a day of one account over thirty days and two months: only each
+    Paris day's last is validated (the daily history's point; the month's and the account's
+    winners are among them)."""
     reducer = LogReducer(lambda r: None)
     for day in range(30):
-        event = build_metrics_event(
-            handle="a",
-            observed_at=datetime(2026, 10, 17, 8, tzinfo=UTC) + timedelta(days=day),
-            status="ok",
-            source="sim",
-            followers=10,
-            follows=1,
-            media_count=1,
-        )
-        reducer.add(orjson.dumps(event), None)
+        for hour in (8, 12, 20):
+            event = build_metrics_event(
+                handle="a",
+                observed_at=datetime(2026, 10, 17, hour, tzinfo=UTC) + timedelta(days=day),
+                status="ok",
+                source="sim",
+                followers=10,
+                follows=1,
+                media_count=1,
+            )
+            reducer.add(orjson.dumps(event), None)
     plan = reducer.finish()
-    assert plan.current[("instagram", "a")].observed_at == "2026-11-15T08:00:00Z"
-    assert plan.monthly[("instagram", "a", "2026-10")].observed_at == "2026-10-31T08:00:00Z"
-    assert reducer.validated == 2 and reducer.skipped == 28
+    assert plan.current[("instagram", "a")].observed_at == "2026-11-15T20:00:00Z"
+    assert plan.monthly[("instagram", "a", "2026-10")].observed_at == "2026-10-31T20:00:00Z"
+    assert len(plan.daily) == 30
+    assert all(same[0].observed_at.endswith("T20:00:00Z") for same in plan.daily.values())
+    assert reducer.validated == 30 and reducer.skipped == 60

@@ -22,7 +22,7 @@ def _one_slot(keys: list[str]) -> bool:
 
 def test_every_script_is_found_and_named_once():
     names = [script.name for script in all_scripts()]
-    assert len(names) == 19
+    assert len(names) == 22
     assert len(set(names)) == len(names)
 
 
@@ -59,6 +59,9 @@ def test_every_call_of_a_category_script_is_on_one_slot():
                     rk, category, [("reg", "76"), ("dep", "32")], ["2021-05", "2021-06"]
                 )
             )
+            calls.append(scorer_scripts.history_keys(rk, category, [20500, 20501], [2928, 2929]))
+            calls.append(scorer_scripts.history_trim_keys(rk, category, [20400], [2900]))
+            calls.append(reader_scripts.history_rank_keys(rk, category, [20500], [2800, 2801]))
             calls.append(publisher_scripts.top_keys(rk, category))
             calls.append(publisher_scripts.rank_change_keys(rk, category))
             calls.append(publisher_scripts.edition_view_keys(rk, category, "2021-06"))

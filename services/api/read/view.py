@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from services.api.read.editions import EditionIndex
+from services.api.read.history import HistoryReader
 from services.api.read.rank_changes import RankChangeFeed
 from services.api.read.standings import StandingsRepository
 from services.api.read.territory import TerritoryReader
@@ -32,6 +33,7 @@ class Readers:
     repository: StandingsRepository
     editions: EditionIndex
     territories: TerritoryReader
+    history: HistoryReader
     feed: RankChangeFeed
     accounts: AccountMapping
     results: ResultStore
@@ -61,6 +63,7 @@ class LiveView:
             repository=StandingsRepository(redis, rk),
             editions=EditionIndex(redis, rk, grace_hours=self.grace_hours),
             territories=TerritoryReader(redis, rk, self.registry),
+            history=HistoryReader(redis, rk, self.registry),
             feed=RankChangeFeed(redis, rk),
             accounts=AccountMapping(redis, rk),
             results=ResultStore(redis, rk),

@@ -152,6 +152,25 @@ class ViewKeys:
         """HASH territory id -> `ok` | `suspect` | `dead` (written by the publisher)."""
         return f"{self.category_tag(category)}:link"
 
+    # --- daily history (the scorer's; services/common/history.py) ---------------------------
+
+    def history_key(self, category: str) -> str:
+        """HASH territory id -> its history points, 13 bytes each, by day ascending."""
+        return f"{self.category_tag(category)}:hist"
+
+    def history_meta_key(self, category: str) -> str:
+        """HASH: `first_day` and `oldest_week` (the window the rank indexes were trimmed
+        to), `low_day` and `low_week` (the oldest index keys ever written)."""
+        return f"{self.category_tag(category)}:hist:meta"
+
+    def history_day_key(self, category: str, day: int) -> str:
+        """STRING: the rank index of the category's points of one day (5-byte entries)."""
+        return f"{self.category_tag(category)}:hist:d:{day}"
+
+    def history_week_key(self, category: str, week: int) -> str:
+        """STRING: the rank index of the category's weekly points of one ISO week."""
+        return f"{self.category_tag(category)}:hist:w:{week}"
+
     # --- accounts (summaries bucketed by handle; the publisher's link state per account) --
 
     def account_tag(self, platform: str, handle: str) -> str:
@@ -211,6 +230,12 @@ class ViewKeys:
     def account_link_key(self, platform: str, handle: str) -> str:
         """STRING: the account's link-status state JSON (`status`, `since`, `position`)."""
         return f"{self.account_tag(platform, handle)}:link"
+
+    def link_transitions_key(self, platform: str, handle: str) -> str:
+        """ZSET the account's last 50 link transitions (JSON `status`, `since`, `at`) -> the
+        epoch of `at`. In the `{meta}` slot, unlike the account's state: written in the same
+        fenced batch as the dead-links index."""
+        return f"{self.META_TAG}:link-transitions:{platform}:{handle}"
 
     def publisher_fence_key(self, tag: str) -> str:
         """STRING in the slot of `tag` (a category's `obs:{cat:C}` or `obs:{meta}`): the

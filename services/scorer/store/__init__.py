@@ -3,9 +3,10 @@
 - `summaries`: account summaries per edition month, the months with data, the watermark and
   the months the publisher froze;
 - `views`: compare-and-set writes of the standings views, the inactivity sweep, geography;
+- `history`: the daily history's points and rank indexes;
 - the account mapping, which the API and the CLI read too: services/common/view/accounts.py.
 
-`ScorerStore` holds the three on one client.
+`ScorerStore` holds them on one client.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from redis.asyncio import Redis
 from services.common.view.accounts import AccountMapping
 from services.common.view.keys import ViewKeys
 from services.common.view.values import AccountLink
+from services.scorer.store.history import HistoryStore, PointWrite
 from services.scorer.store.summaries import SummaryStore
 from services.scorer.store.views import EntryWrite, ViewStore, geo_fingerprint
 
@@ -22,6 +24,8 @@ __all__ = [
     "AccountLink",
     "AccountMapping",
     "EntryWrite",
+    "HistoryStore",
+    "PointWrite",
     "ScorerStore",
     "SummaryStore",
     "ViewStore",
@@ -38,3 +42,4 @@ class ScorerStore:
         self.summaries = SummaryStore(redis, rk)
         self.views = ViewStore(redis, rk)
         self.accounts = AccountMapping(redis, rk)
+        self.history = HistoryStore(redis, rk)

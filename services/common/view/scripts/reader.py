@@ -472,7 +472,47 @@ def territory_keys(
     return keys
 
 
+# KEYS: rank indexes of the daily history (services/common/history.py), ARGV: pairs of
+# (index of the key in KEYS, a point's 5-byte entry). Returns, per pair, the entry's rank
+# (1 + the entries before it) and the index's number of entries (0, 0 for a missing index).
+# Binary search by GETRANGE: an index is never copied into the script.
+_HISTORY_RANKS: Final = """
+local function value(e)
+  local a, b, c, d, f = string.byte(e, 1, 5)
+  return (((a * 256 + b) * 256 + c) * 256 + d) * 256 + f
+end
+local out = {}
+for i = 1, #ARGV, 2 do
+  local k = KEYS[tonumber(ARGV[i])]
+  local v = value(ARGV[i + 1])
+  local n = redis.call('STRLEN', k) / 5
+  local lo, hi = 0, n
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    local e = redis.call('GETRANGE', k, mid * 5, mid * 5 + 4)
+    if value(e) < v then lo = mid + 1 else hi = mid end
+  end
+  out[#out + 1] = n > 0 and lo + 1 or 0
+  out[#out + 1] = n
+end
+return out
+"""
+
+
+def _pairs(reply: list[Any]) -> list[tuple[int, int]]:
+    return [(int(reply[i]), int(reply[i + 1])) for i in range(0, len(reply), 2)]
+
+
+def history_rank_keys(rk: ViewKeys, category: str, days: list[int], weeks: list[int]) -> list[str]:
+    """KEYS of HISTORY_RANKS: the rank indexes of some days and weeks of one category."""
+    return [
+        *(rk.history_day_key(category, day) for day in days),
+        *(rk.history_week_key(category, week) for week in weeks),
+    ]
+
+
 READ_CURRENT: Final = Script("read_current", _READ_CURRENT, CurrentReply)
 READ_EDITION: Final = Script("read_edition", _READ_EDITION, _edition)
 READ_SUMMARY: Final = Script("read_summary", _READ_SUMMARY, _summary)
 READ_TERRITORY: Final = Script("read_territory", _READ_TERRITORY, _territory)
+HISTORY_RANKS: Final = Script("history_ranks", _HISTORY_RANKS, _pairs)

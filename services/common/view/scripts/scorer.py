@@ -287,6 +287,218 @@ return tonumber(lowest[2])
 """
 
 
+# The daily history (services/common/history.py has the stored forms and the rules).
+# Points are compared byte by byte (day, second, score, followers, posts): the later wins.
+# Rank indexes are sorted strings of 5-byte entries, compared as numbers.
+_HISTORY_LIB: Final = """
+local function later(a, b)
+  for i = 1, 13 do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x > y end
+  end
+  return false
+end
+local function day_of(p) return string.byte(p, 1) * 256 + string.byte(p, 2) end
+local function week_of(day) return math.floor((day + 3) / 7) end
+local function value(e, at)
+  local a, b, c, d, f = string.byte(e, at, at + 4)
+  return (((a * 256 + b) * 256 + c) * 256 + d) * 256 + f
+end
+local function lower(s, v)
+  local lo, hi = 0, #s / 5
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if value(s, mid * 5 + 1) < v then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+"""
+
+# KEYS[1] the category's history HASH, KEYS[2] its account links, KEYS[3] its history meta,
+# KEYS[4..] rank indexes (days and weeks) named by the groups. ARGV[1] the first daily day
+# and ARGV[2] the oldest week kept under the writer's watermark (the meta's, when further,
+# win), then groups of (territory id, account link the point carries, ordinal, point,
+# index of its day's key in KEYS, index of its week's key). A point is written only if the
+# territory's link is the point's and it is later than the day's point (a weekly day: than
+# the week's point); each index moves the territory's entry in the same step. Returns the
+# number of points written.
+_HISTORY_APPLY: Final = (
+    _HISTORY_LIB
+    + """
+local first_day = tonumber(ARGV[1])
+local oldest_week = tonumber(ARGV[2])
+local meta = redis.call('HMGET', KEYS[3], 'first_day', 'oldest_week', 'low_day', 'low_week')
+if meta[1] and tonumber(meta[1]) > first_day then first_day = tonumber(meta[1]) end
+if meta[2] and tonumber(meta[2]) > oldest_week then oldest_week = tonumber(meta[2]) end
+local low_day, low_week = tonumber(meta[3]), tonumber(meta[4])
+local series, dirty = {}, {}
+local ins, rem = {}, {}
+local function load(id)
+  local pts = series[id]
+  if pts then return pts end
+  pts = {}
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then
+    for at = 1, #raw - 12, 13 do pts[#pts + 1] = string.sub(raw, at, at + 12) end
+  end
+  series[id] = pts
+  return pts
+end
+local function entry(p, ordinal)
+  local units = string.byte(p, 6) * 65536 + string.byte(p, 7) * 256 + string.byte(p, 8)
+  local key = 1000000 - units
+  return string.char(math.floor(key / 65536), math.floor(key / 256) % 256, key % 256,
+    math.floor(ordinal / 256), ordinal % 256)
+end
+local function add(k, e)
+  ins[k] = ins[k] or {}
+  rem[k] = rem[k] or {}
+  if rem[k][e] then rem[k][e] = nil else ins[k][e] = true end
+end
+local function drop(k, e)
+  ins[k] = ins[k] or {}
+  rem[k] = rem[k] or {}
+  if ins[k][e] then ins[k][e] = nil else rem[k][e] = true end
+end
+local written = 0
+for i = 3, #ARGV, 6 do
+  local id, link, ordinal, p = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  local day_key, week_key = KEYS[tonumber(ARGV[i + 4])], KEYS[tonumber(ARGV[i + 5])]
+  local held = redis.call('HGET', KEYS[2], id)
+  local d = day_of(p)
+  local w = week_of(d)
+  if held and string.sub(held, 9) == link and w >= oldest_week then
+    local pts = load(id)
+    local wmax, same, at = nil, nil, #pts + 1
+    for j = 1, #pts do
+      local q = pts[j]
+      local qd = day_of(q)
+      if week_of(qd) == w and ((not wmax) or later(q, wmax)) then wmax = q end
+      if qd == d then same = j end
+      if qd > d and at > #pts then at = j end
+    end
+    local changed = false
+    if d >= first_day then
+      if (not same) or later(p, pts[same]) then
+        if same then
+          drop(day_key, entry(pts[same], ordinal))
+          pts[same] = p
+        else
+          table.insert(pts, at, p)
+        end
+        add(day_key, entry(p, ordinal))
+        if (not low_day) or d < low_day then low_day = d end
+        changed = true
+      end
+    elseif (not wmax) or later(p, wmax) then
+      local kept = {}
+      for j = 1, #pts do
+        if week_of(day_of(pts[j])) ~= w then kept[#kept + 1] = pts[j] end
+      end
+      local k = #kept + 1
+      for j = 1, #kept do
+        if day_of(kept[j]) > d then k = j break end
+      end
+      table.insert(kept, k, p)
+      series[id] = kept
+      changed = true
+    end
+    if changed then
+      if (not wmax) or later(p, wmax) then
+        if wmax then drop(week_key, entry(wmax, ordinal)) end
+        add(week_key, entry(p, ordinal))
+        if (not low_week) or w < low_week then low_week = w end
+      end
+      dirty[id] = true
+      written = written + 1
+    end
+  end
+end
+for id in pairs(dirty) do
+  local pts, out, last = series[id], {}, {}
+  for j = 1, #pts do
+    local q = pts[j]
+    local qd = day_of(q)
+    local qw = week_of(qd)
+    if qw >= oldest_week then
+      if qd >= first_day then
+        out[#out + 1] = q
+      else
+        local prev = last[qw]
+        if prev then
+          if later(q, out[prev]) then out[prev] = q end
+        else
+          out[#out + 1] = q
+          last[qw] = #out
+        end
+      end
+    end
+  end
+  if #out == 0 then
+    redis.call('HDEL', KEYS[1], id)
+  else
+    redis.call('HSET', KEYS[1], id, table.concat(out))
+  end
+end
+local function sorted_keys(set)
+  local list = {}
+  for e in pairs(set) do list[#list + 1] = e end
+  table.sort(list, function(a, b) return value(a, 1) < value(b, 1) end)
+  return list
+end
+for k, adds in pairs(ins) do
+  local s = redis.call('GET', k) or ''
+  local events = {}
+  for _, e in ipairs(sorted_keys(rem[k])) do
+    local pos = lower(s, value(e, 1))
+    if string.sub(s, pos * 5 + 1, pos * 5 + 5) == e then
+      events[#events + 1] = {pos, 1, e}
+    end
+  end
+  for _, e in ipairs(sorted_keys(adds)) do
+    events[#events + 1] = {lower(s, value(e, 1)), 0, e}
+  end
+  if #events > 0 then
+    table.sort(events, function(a, b)
+      if a[1] ~= b[1] then return a[1] < b[1] end
+      if a[2] ~= b[2] then return a[2] < b[2] end
+      return value(a[3], 1) < value(b[3], 1)
+    end)
+    local out, cur = {}, 0
+    for _, ev in ipairs(events) do
+      if ev[1] > cur then
+        out[#out + 1] = string.sub(s, cur * 5 + 1, ev[1] * 5)
+        cur = ev[1]
+      end
+      if ev[2] == 0 then out[#out + 1] = ev[3] else cur = cur + 1 end
+    end
+    out[#out + 1] = string.sub(s, cur * 5 + 1)
+    local result = table.concat(out)
+    if #result == 0 then redis.call('DEL', k) else redis.call('SET', k, result) end
+  end
+end
+if low_day then redis.call('HSET', KEYS[3], 'low_day', low_day) end
+if low_week then redis.call('HSET', KEYS[3], 'low_week', low_week) end
+return written
+"""
+)
+
+# KEYS[1] the category's history meta, KEYS[2..] rank indexes that leave the window.
+# ARGV[1] first daily day, ARGV[2] oldest week. Unless the stored window is further (a
+# writer with an older watermark), records the window and deletes the indexes named (days
+# before the first daily day, weeks before the oldest). Returns 1 if it did.
+_HISTORY_TRIM: Final = """
+local meta = redis.call('HMGET', KEYS[1], 'first_day', 'oldest_week')
+local first_day, oldest_week = tonumber(ARGV[1]), tonumber(ARGV[2])
+if meta[1] and (tonumber(meta[1]) > first_day or tonumber(meta[2]) > oldest_week) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'first_day', first_day, 'oldest_week', oldest_week)
+for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
+return 1
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     """What APPLY_ENTRIES wrote: (territory id, "ranked" | "inactive"), or nothing if frozen."""
@@ -377,6 +589,27 @@ def evict_keys(rk: ViewKeys, category: str) -> list[str]:
     return [rk.rank_key(prefix), rk.entry_key(prefix), rk.meta_key(category)]
 
 
+def history_keys(rk: ViewKeys, category: str, days: list[int], weeks: list[int]) -> list[str]:
+    """KEYS of HISTORY_APPLY: the category's history, links and history meta, then the rank
+    indexes of the days and weeks its points fall in."""
+    return [
+        rk.history_key(category),
+        rk.category_accounts_key(category),
+        rk.history_meta_key(category),
+        *(rk.history_day_key(category, day) for day in days),
+        *(rk.history_week_key(category, week) for week in weeks),
+    ]
+
+
+def history_trim_keys(rk: ViewKeys, category: str, days: list[int], weeks: list[int]) -> list[str]:
+    """KEYS of HISTORY_TRIM: the category's history meta, then the indexes it deletes."""
+    return [
+        rk.history_meta_key(category),
+        *(rk.history_day_key(category, day) for day in days),
+        *(rk.history_week_key(category, week) for week in weeks),
+    ]
+
+
 def watermark_keys(rk: ViewKeys) -> list[str]:
     """KEYS of ADVANCE_WATERMARK."""
     return [rk.WATERMARK_KEY]
@@ -388,3 +621,5 @@ SET_LINKS: Final = Script("set_links", _SET_LINKS, _links_set)
 SET_ACCOUNTS: Final = Script("set_accounts", _SET_ACCOUNTS, _int)  # territories set
 EVICT_INACTIVE: Final = Script("evict_inactive", _EVICT_INACTIVE, _ids)  # ids unranked
 ADVANCE_WATERMARK: Final = Script("advance_watermark", _ADVANCE_WATERMARK, _optional_int)
+HISTORY_APPLY: Final = Script("history_apply", _HISTORY_APPLY, _int)  # points written
+HISTORY_TRIM: Final = Script("history_trim", _HISTORY_TRIM, _int)  # 1 if the window moved

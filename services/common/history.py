@@ -1,0 +1,245 @@
+"""Daily history of a territory (pure: no I/O; docs/decisions.md §44).
+
+A day is a Europe/Paris calendar day. A territory's point for a day is its last `ok`
+snapshot observed that day: its score, followers and posts in the window. "Last" is by
+`observed_at`, then, between two snapshots of the same second, by the greater (score,
+followers, posts), so that the point is a function of the set of snapshots, whatever order
+they arrive in: a late snapshot moves its day's point, a rebuild finds the same one.
+
+The history keeps daily points for the ISO weeks that hold the last 90 days, then one point
+per ISO week (the week's last point) for two years (104 weeks); the reference day is the
+watermark's day. A point's rank is computed among the category's points of the same day (a
+weekly point: among the category's weekly points of the same week), when it is read.
+
+Stored form (services/common/view/keys.py `history_key`, docs/redis.md): a territory's points,
+13 bytes each, by day ascending: day (2 bytes, days since 1970-01-01 of the Paris calendar
+date), second of that Paris day (3), score × 10⁴ (3), followers (4), posts (1), all
+big-endian. Comparing bytes 3-13 of two points of one day is the "last" order above. Rank
+indexes hold, per (category, day) and (category, week), 5-byte entries sorted ascending:
+10⁶ − score × 10⁴ (3 bytes), then the territory's ordinal in its category (2 bytes; ids
+ascending), which is the standings' order (score descending, id ascending).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
+from typing import Final
+
+from services.common.clock import PARIS
+
+DAILY_DAYS: Final = 90
+WEEKS_KEPT: Final = 104  # two years of weekly points
+POINT_BYTES: Final = 13
+ENTRY_BYTES: Final = 5
+SCORE_SCALE: Final = 10_000
+SCORE_MAX: Final = 100 * SCORE_SCALE
+U32_MAX: Final = 2**32 - 1
+POSTS_MAX: Final = 255
+EPOCH_DAY: Final = date(1970, 1, 1)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Point:
+    """A territory's point for a day (`day`: days since 1970-01-01, Paris calendar)."""
+
+    day: int
+    second: int  # seconds since the Paris midnight that starts the day
+    score: float  # rounded to 4 decimals, as the standings give it
+    followers: int
+    posts: int
+
+    @property
+    def week(self) -> int:
+        return week_of(self.day)
+
+    @property
+    def date(self) -> date:
+        return date_of(self.day)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What the history keeps under a reference day: daily points from `first_day`, one
+    point per week from week `oldest_week`, nothing older. No reference day keeps all."""
+
+    first_day: int
+    oldest_week: int
+
+    @classmethod
+    def of(cls, reference_day: int | None) -> Window:
+        if reference_day is None:
+            return cls(first_day=0, oldest_week=0)
+        first_week = week_of(reference_day - DAILY_DAYS + 1)
+        return cls(first_day=monday_of(first_week), oldest_week=first_week - WEEKS_KEPT)
+
+    def is_daily(self, day: int) -> bool:
+        return day >= self.first_day
+
+    def keeps(self, day: int) -> bool:
+        return week_of(day) >= self.oldest_week
+
+
+def day_of_epoch(epoch: int) -> tuple[int, int]:
+    """(day, second of that day) of a UTC epoch, in the Paris calendar."""
+    local = datetime.fromtimestamp(epoch, tz=UTC).astimezone(PARIS)
+    midnight = datetime(local.year, local.month, local.day, tzinfo=PARIS)
+    return (local.date() - EPOCH_DAY).days, epoch - int(midnight.timestamp())
+
+
+def date_of(day: int) -> date:
+    return EPOCH_DAY + timedelta(days=day)
+
+
+def day_number(value: date) -> int:
+    return (value - EPOCH_DAY).days
+
+
+def week_of(day: int) -> int:
+    """The ISO week a day belongs to, numbered from the week of 1970-01-01 (a Thursday;
+    weeks start on Monday, day 4 is the first Monday)."""
+    return (day + 3) // 7
+
+
+def monday_of(week: int) -> int:
+    return week * 7 - 3
+
+
+def iso_week_label(week: int) -> str:
+    """`YYYY-Www` of a week number."""
+    year, number, _ = date_of(monday_of(week)).isocalendar()
+    return f"{year:04d}-W{number:02d}"
+
+
+def score_units(score: float) -> int:
+    """A rounded score as an integer of 10⁻⁴ points (exact: scores have 4 decimals)."""
+    return min(SCORE_MAX, max(0, round(score * SCORE_SCALE)))
+
+
+def encode_point(point: Point) -> bytes:
+    return (
+        point.day.to_bytes(2, "big")
+        + point.second.to_bytes(3, "big")
+        + score_units(point.score).to_bytes(3, "big")
+        + min(point.followers, U32_MAX).to_bytes(4, "big")
+        + bytes((min(point.posts, POSTS_MAX),))
+    )
+
+
+def decode_point(raw: bytes, at: int = 0) -> Point:
+    return Point(
+        day=int.from_bytes(raw[at : at + 2], "big"),
+        second=int.from_bytes(raw[at + 2 : at + 5], "big"),
+        score=int.from_bytes(raw[at + 5 : at + 8], "big") / SCORE_SCALE,
+        followers=int.from_bytes(raw[at + 8 : at + 12], "big"),
+        posts=raw[at + 12],
+    )
+
+
+def decode_points(raw: bytes) -> list[Point]:
+    return [decode_point(raw, at) for at in range(0, len(raw) - POINT_BYTES + 1, POINT_BYTES)]
+
+
+def encode_points(points: Iterable[Point]) -> bytes:
+    return b"".join(encode_point(p) for p in sorted(points, key=lambda p: p.day))
+
+
+def later(a: Point, b: Point) -> Point:
+    """The later of two points ("last": day, then bytes 3-13 of the stored form)."""
+    return a if encode_point(a) > encode_point(b) else b
+
+
+def merge(points: Iterable[Point]) -> dict[int, Point]:
+    """Each day's last point of a set of points."""
+    out: dict[int, Point] = {}
+    for point in points:
+        held = out.get(point.day)
+        out[point.day] = point if held is None else later(held, point)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A point as the history shows it: a day of the daily window or a week before it."""
+
+    point: Point
+    weekly: bool
+
+    @property
+    def period(self) -> str:
+        return "week" if self.weekly else "day"
+
+
+def fold(points: Iterable[Point], window: Window) -> list[Shown]:
+    """The points the history keeps under `window`, oldest first: daily ones from the
+    window's first day, each older week's last point, nothing before the oldest week."""
+    days = merge(points)
+    weeks: dict[int, Point] = {}
+    daily: list[Point] = []
+    for point in days.values():
+        if not window.keeps(point.day):
+            continue
+        if window.is_daily(point.day):
+            daily.append(point)
+        else:
+            held = weeks.get(point.week)
+            weeks[point.week] = point if held is None else later(held, point)
+    shown = [Shown(p, True) for p in weeks.values()] + [Shown(p, False) for p in daily]
+    return sorted(shown, key=lambda s: s.point.day)
+
+
+def index_entry(score: float, ordinal: int) -> bytes:
+    """A point's entry in a rank index: ascending order is the standings' order."""
+    return (SCORE_MAX - score_units(score)).to_bytes(3, "big") + ordinal.to_bytes(2, "big")
+
+
+def rank_in(index: bytes, entry: bytes) -> int:
+    """1 + the number of entries of a sorted index that come before `entry`."""
+    low, high = 0, len(index) // ENTRY_BYTES
+    while low < high:
+        mid = (low + high) // 2
+        if index[mid * ENTRY_BYTES : (mid + 1) * ENTRY_BYTES] < entry:
+            low = mid + 1
+        else:
+            high = mid
+    return low + 1
+
+
+def ordinals(ids: Sequence[str]) -> dict[str, int]:
+    """Each territory's ordinal in its category: its position among the ids, ascending."""
+    ordered = sorted(ids)
+    if len(ordered) > 0xFFFF:
+        raise ValueError(f"a category of {len(ordered)} territories: ordinals take 2 bytes")
+    return {tid: i for i, tid in enumerate(ordered)}
+
+
+@dataclass(frozen=True, slots=True)
+class RankedPoint:
+    """A shown point with its rank among the category's points of its day (or week)."""
+
+    shown: Shown
+    rank: int | None
+    ranked: int | None  # how many territories had a point that day (or week)
+
+    @property
+    def observed_at(self) -> str:
+        """The point's snapshot time, as a contract timestamp (UTC)."""
+        point = self.shown.point
+        midnight = datetime(point.date.year, point.date.month, point.date.day, tzinfo=PARIS)
+        moment = datetime.fromtimestamp(int(midnight.timestamp()) + point.second, tz=UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rank_changes(
+    points: Sequence[RankedPoint], *, places: int = 3
+) -> list[tuple[RankedPoint, RankedPoint]]:
+    """Consecutive daily points whose rank moved by at least `places`."""
+    out: list[tuple[RankedPoint, RankedPoint]] = []
+    daily = [p for p in points if not p.shown.weekly and p.rank is not None]
+    for before, after in pairwise(daily):
+        assert before.rank is not None and after.rank is not None
+        if abs(before.rank - after.rank) >= places:
+            out.append((before, after))
+    return out

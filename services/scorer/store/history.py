@@ -1,0 +1,102 @@
+"""The daily history: compare-and-set writes of territories' points and the rank indexes
+(services/common/history.py has the rules; docs/redis.md, "Daily history")."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from services.common.history import Window, week_of
+from services.common.view.keys import ViewKeys
+from services.common.view.scripts import scorer as scripts
+
+SCRIPT_POINTS = 2_000
+# At most this many index keys deleted per trim call (a window that jumps far, e.g. the first
+# watermark after a long replay, is trimmed in several calls).
+TRIM_KEYS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class PointWrite:
+    """One territory's point for one day, ready for the compare-and-set script."""
+
+    territory_id: str
+    ordinal: int
+    point: bytes  # services.common.history.encode_point
+    day: int
+    link: bytes  # the account link the point carries (AccountLink.encode)
+
+
+class HistoryStore:
+    """Atomic, idempotent writes of the daily history."""
+
+    def __init__(self, redis: Redis, rk: ViewKeys) -> None:
+        self.redis = redis
+        self.rk = rk
+        self._apply = scripts.HISTORY_APPLY.bind(redis)
+        self._trim = scripts.HISTORY_TRIM.bind(redis)
+        self._trimmed: dict[str, Window] = {}
+
+    async def apply(self, category: str, writes: Sequence[PointWrite], window: Window) -> int:
+        """Write points of one category (each only if its territory's link is the point's
+        and it is later than the one held); returns how many were written."""
+        written = 0
+        # By day: a script call then touches few indexes (a rebuild's whole log, too).
+        ordered = sorted(writes, key=lambda w: (w.day, w.territory_id))
+        for start in range(0, len(ordered), SCRIPT_POINTS):
+            chunk = ordered[start : start + SCRIPT_POINTS]
+            days = sorted({w.day for w in chunk})
+            weeks = sorted({week_of(w.day) for w in chunk})
+            day_at = {day: 4 + i for i, day in enumerate(days)}
+            week_at = {week: 4 + len(days) + i for i, week in enumerate(weeks)}
+            args: list[str | bytes | int | float] = [window.first_day, window.oldest_week]
+            for w in chunk:
+                args += [
+                    w.territory_id,
+                    w.link,
+                    w.ordinal,
+                    w.point,
+                    day_at[w.day],
+                    week_at[week_of(w.day)],
+                ]
+            keys = scripts.history_keys(self.rk, category, days, weeks)
+            written += await self._apply(keys, args)
+        return written
+
+    async def trim(self, categories: Sequence[str], window: Window) -> None:
+        """Delete the rank indexes that left the window (days before its first daily day,
+        weeks before its oldest) and record it; nothing when no category's window moved."""
+        for category in categories:
+            if self._trimmed.get(category) == window:
+                continue
+            meta = await self.redis.hmget(
+                self.rk.history_meta_key(category),
+                "first_day",
+                "oldest_week",
+                "low_day",
+                "low_week",
+            )
+            first, oldest, low_day, low_week = (None if v is None else int(v) for v in meta)
+            days = _between(first, low_day, window.first_day)
+            weeks = _between(oldest, low_week, window.oldest_week)
+            while True:
+                now_days, days = days[:TRIM_KEYS], days[TRIM_KEYS:]
+                room = TRIM_KEYS - len(now_days)
+                now_weeks, weeks = weeks[:room], weeks[room:]
+                await self._trim(
+                    scripts.history_trim_keys(self.rk, category, now_days, now_weeks),
+                    [window.first_day, window.oldest_week],
+                )
+                if not days and not weeks:
+                    break
+            self._trimmed[category] = window
+
+
+def _between(trimmed: int | None, low: int | None, stop: int) -> list[int]:
+    """The indexes that may exist below `stop`: from the lowest ever written (`low`; none
+    when nothing was written) or the last trim's bound, whichever is higher."""
+    if low is None:
+        return []
+    return list(range(low if trimmed is None else max(trimmed, low), stop))
