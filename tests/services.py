@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 import pytest
 import redis
 from kafka import KafkaConsumer, TopicPartition
+from redis.asyncio import Redis as AsyncRedis
 
 from services.common.contracts import CATEGORY_IDS, TOPIC_METRICS
 from services.common.kafka import create_topics
@@ -27,7 +29,9 @@ from services.common.localstack import (
 )
 from services.common.settings import Settings
 from services.common.view.client import redis_client
-from services.common.view.generations import read_generations_sync
+from services.api.read.history import HistoryReader
+from services.common.territories import load_registry
+from services.common.view.generations import read_generations, read_generations_sync
 from services.common.view.keys import ViewKeys
 
 rk = ViewKeys(0)  # the generation a fresh view starts in
@@ -210,6 +214,30 @@ def committed_offsets(settings: Settings, group: str) -> int:
         return sum(consumer.committed(tp) or 0 for tp in partitions)
     finally:
         consumer.close()
+
+
+def histories_from_redis(redis_url: str) -> dict[str, list[tuple]]:
+    """Every territory's daily history in the current generation, as the API reads it
+    (points with their ranks), for comparing two ways of building a view."""
+
+    async def read() -> dict[str, list[tuple]]:
+        client = AsyncRedis.from_url(redis_url)
+        try:
+            rk = (await read_generations(client)).keys
+            registry = load_registry()
+            reader = HistoryReader(client, rk, registry)
+            out: dict[str, list[tuple]] = {}
+            for category in CATEGORY_IDS:
+                for tid in sorted(m.decode() for m in await client.hkeys(rk.history_key(category))):
+                    history = await reader.read(registry[tid])
+                    out[tid] = [
+                        (p.shown.point, p.shown.weekly, p.rank, p.ranked) for p in history.points
+                    ]
+            return out
+        finally:
+            await client.aclose()
+
+    return asyncio.run(read())
 
 
 def standings_from_redis(redis_url: str | Settings) -> tuple[dict, dict]:

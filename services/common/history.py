@@ -29,6 +29,7 @@ from itertools import pairwise
 from typing import Final
 
 from services.common.clock import PARIS
+from services.common.methodology import SnapshotSummary, score_summary
 
 DAILY_DAYS: Final = 90
 WEEKS_KEPT: Final = 104  # two years of weekly points
@@ -116,6 +117,111 @@ def iso_week_label(week: int) -> str:
 def score_units(score: float) -> int:
     """A rounded score as an integer of 10⁻⁴ points (exact: scores have 4 decimals)."""
     return min(SCORE_MAX, max(0, round(score * SCORE_SCALE)))
+
+
+@dataclass(frozen=True, slots=True)
+class RawPoint:
+    """An account's point for a day: what a territory's point is computed from (its score
+    needs the territory's population). `interactions` is the window's likes and comments
+    (likes hidden: comments only), so E = interactions / (posts × followers) exactly as
+    services.common.methodology.summarise_snapshot divides it."""
+
+    day: int
+    second: int
+    followers: int
+    follows: int
+    posts: int
+    interactions: int
+
+    def summary(self) -> SnapshotSummary:
+        """The summary a territory's score is computed from (methodology v1)."""
+        n, followers = self.posts, self.followers
+        moment = datetime.fromtimestamp(epoch_of(self.day, self.second), tz=UTC)
+        return SnapshotSummary(
+            observed_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            event_id="history",
+            followers=followers,
+            follows=self.follows,
+            posts=n,
+            engagement=self.interactions / (n * followers) if n and followers else None,
+            likes_hidden=False,
+        )
+
+    def point(self, population: int) -> Point:
+        """The territory's point for this account's day."""
+        score = score_summary(self.summary(), population).score
+        return Point(self.day, self.second, score, self.followers, self.posts)
+
+
+RAW_BYTES: Final = 18
+
+
+def raw_of_summary(summary: SnapshotSummary, epoch: int) -> RawPoint:
+    """An account's point from one `ok` snapshot's summary."""
+    day, second = day_of_epoch(epoch)
+    n, followers = summary.posts, summary.followers
+    interactions = 0 if summary.engagement is None else round(summary.engagement * n * followers)
+    return RawPoint(day, second, followers, summary.follows, n, interactions)
+
+
+def encode_raw(point: RawPoint) -> bytes:
+    return (
+        point.day.to_bytes(2, "big")
+        + point.second.to_bytes(3, "big")
+        + min(point.followers, U32_MAX).to_bytes(4, "big")
+        + min(point.follows, U32_MAX).to_bytes(4, "big")
+        + bytes((min(point.posts, POSTS_MAX),))
+        + min(point.interactions, U32_MAX).to_bytes(4, "big")
+    )
+
+
+def decode_raws(raw: bytes) -> list[RawPoint]:
+    return [
+        RawPoint(
+            day=int.from_bytes(raw[at : at + 2], "big"),
+            second=int.from_bytes(raw[at + 2 : at + 5], "big"),
+            followers=int.from_bytes(raw[at + 5 : at + 9], "big"),
+            follows=int.from_bytes(raw[at + 9 : at + 13], "big"),
+            posts=raw[at + 13],
+            interactions=int.from_bytes(raw[at + 14 : at + 18], "big"),
+        )
+        for at in range(0, len(raw) - RAW_BYTES + 1, RAW_BYTES)
+    ]
+
+
+def fold_raws(points: Iterable[RawPoint], window: Window) -> list[RawPoint]:
+    """An account's points under a window (as `fold`, by the stored bytes' order)."""
+    by_bytes = {encode_raw(p): p for p in points}
+    days: dict[int, bytes] = {}
+    for raw in by_bytes:
+        day = int.from_bytes(raw[:2], "big")
+        if day not in days or raw > days[day]:
+            days[day] = raw
+    weeks: dict[int, bytes] = {}
+    out: list[RawPoint] = []
+    for day, raw in days.items():
+        if not window.keeps(day):
+            continue
+        if window.is_daily(day):
+            out.append(by_bytes[raw])
+        elif week_of(day) not in weeks or raw > weeks[week_of(day)]:
+            weeks[week_of(day)] = raw
+    out += [by_bytes[raw] for raw in weeks.values()]
+    return sorted(out, key=lambda p: p.day)
+
+
+def epoch_of(day: int, second: int) -> int:
+    """The UTC epoch of a second of a Paris day."""
+    value = date_of(day)
+    midnight = datetime(value.year, value.month, value.day, tzinfo=PARIS)
+    return int(midnight.timestamp()) + second
+
+
+def split_series(value: bytes) -> tuple[bytes, bytes]:
+    """A territory's stored history: (the account link it was derived from, its points).
+    The value is `<link length, 1 byte><link><points>`."""
+    size = value[0]
+    return value[1 : 1 + size], value[1 + size :]
 
 
 def encode_point(point: Point) -> bytes:
@@ -227,8 +333,7 @@ class RankedPoint:
     def observed_at(self) -> str:
         """The point's snapshot time, as a contract timestamp (UTC)."""
         point = self.shown.point
-        midnight = datetime(point.date.year, point.date.month, point.date.day, tzinfo=PARIS)
-        moment = datetime.fromtimestamp(int(midnight.timestamp()) + point.second, tz=UTC)
+        moment = datetime.fromtimestamp(epoch_of(point.day, point.second), tz=UTC)
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

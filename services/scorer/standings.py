@@ -66,7 +66,16 @@ from services.common.contracts import (
     SCHEMA_VERSION,
 )
 from services.common.events import MetricsSnapshot, with_event_id
-from services.common.history import Point, Window, day_of_epoch, encode_point, ordinals
+from services.common.history import (
+    Point,
+    RawPoint,
+    Window,
+    day_of_epoch,
+    encode_point,
+    fold_raws,
+    ordinals,
+    raw_of_summary,
+)
 from services.common.methodology import Score, SnapshotSummary, score_summary
 from services.common.territories import Registry, Territory
 from services.common.view.entries import EPOCH_OFFSET, decode_entry, encode_entry, version_epoch
@@ -149,6 +158,8 @@ class StandingsUpdater:
         # Save first, then read who uses each handle: an account change that this read misses
         # reads these summaries itself (the module docstring's argument).
         await self.store.summaries.save(plan, frozen)
+        window = Window.of(None if watermark is None else day_of_epoch(watermark)[0])
+        await self.store.history.save_accounts(_raw_points(plan), window)
         by_handle, mapping = await self._territories_by_handle()
 
         # A summary is scored once per territory, whether it lands in the current view,
@@ -204,7 +215,6 @@ class StandingsUpdater:
             written = await self.store.views.apply_entries(category, month, writes, cutoff=None)
             outcome.edition_applied += len(written)
 
-        window = Window.of(None if watermark is None else day_of_epoch(watermark)[0])
         history: dict[str, list[PointWrite]] = defaultdict(list)
         for (_, handle, day), same in plan.daily.items():
             for tid in by_handle.get(handle, ()):
@@ -277,7 +287,29 @@ class StandingsUpdater:
             removed.update(done)
         watermark = await self.store.summaries.watermark()
         links = {tid: link for tid, (link, _) in final.items()}
-        return await self._rederive(links, removed, cutoff_of(watermark))
+        events = await self._rederive(links, removed, cutoff_of(watermark))
+        window = Window.of(None if watermark is None else day_of_epoch(watermark)[0])
+        await self._rederive_history(links, window)
+        return events
+
+    async def _rederive_history(self, links: dict[str, AccountLink], window: Window) -> None:
+        """Each territory's daily history from its account's stored points (read now, after
+        its link is recorded): a history derived from another account is emptied first, so a
+        territory's history is always its current account's, as a rebuild finds it."""
+        handles = {link.handle for link in links.values() if link.handle is not None}
+        raws = await self.store.history.of_accounts(PLATFORM_INSTAGRAM, handles)
+        writes: dict[str, list[PointWrite]] = defaultdict(list)
+        for tid, link in links.items():
+            territory = self.registry[tid]
+            ordinal = self._ordinals[territory.category][tid]
+            await self.store.history.reset(territory.category, tid, ordinal)
+            for raw in fold_raws(raws.get(link.handle or "", ()), window):
+                point = raw.point(territory.population)
+                writes[territory.category].append(
+                    PointWrite(tid, ordinal, encode_point(point), raw.day, link.encode())
+                )
+        for category, points in writes.items():
+            await self.store.history.apply(category, points, window)
 
     async def _rederive(
         self, links: dict[str, AccountLink], removed: dict[str, bytes], cutoff: int
@@ -340,6 +372,16 @@ class StandingsUpdater:
                 "indicators": score.indicators_dict(),
             }
         )
+
+
+def _raw_points(plan: BatchPlan) -> dict[tuple[str, str], list[RawPoint]]:
+    """Each account's daily points in a plan (the day's last second's snapshots)."""
+    out: dict[tuple[str, str], list[RawPoint]] = defaultdict(list)
+    for (platform, handle, _), same in plan.daily.items():
+        for summary in same:
+            epoch = version_epoch(plan.version(summary))
+            out[(platform, handle)].append(raw_of_summary(summary, epoch))
+    return out
 
 
 def _entry(

@@ -15,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.api.read.history import HistoryReader
+from services.common.history import split_series
 from services.common.events import MetricsSnapshot, build_metrics_event
 from services.common.methodology import score_summary, summarise_snapshot
 from services.common.settings import Settings
@@ -218,4 +219,39 @@ async def test_older_days_fold_into_weeks_and_their_indexes_are_dropped(redis):
     days = {int(k.rsplit(b":", 1)[1]) async for k in redis.scan_iter(match="*hist:d:*")}
     assert min(days) == first and len(days) == len(daily)
     series = await redis.hget(rk.history_key("departements"), "dep-01")
-    assert len(series) == 13 * len(history.points)
+    assert len(split_series(series)[1]) == 13 * len(history.points)  # stored folded too
+
+
+async def test_a_handle_change_makes_the_history_the_new_accounts_as_a_rebuild_finds_it(redis):
+    snapshots = month_of_snapshots(seed=13, days=5)
+    # An account no territory uses yet, observed on the same days.
+    newcomer = [snap("gers.officiel", s_moment(s), 77_000 + i) for i, s in enumerate(snapshots[:9])]
+    updater = await mapped_updater(redis)
+    await apply_in_batches(updater, [*snapshots, *newcomer], seed=2, size=40)
+    before = await shown(redis)
+    await updater.apply_account("dep-32", "gers.officiel", False, version=next(OFFSETS))
+    TERRITORIES["dep-32"] = "gers.officiel"
+    try:
+        want = expected([*snapshots, *newcomer])
+        after = await shown(redis)
+        assert after == want  # Gers' history is its new account's, the others' ranks follow
+        assert after["dep-32"] != before["dep-32"]
+        # Back to the first account: its whole history again.
+        await updater.apply_account("dep-32", "gers32", False, version=next(OFFSETS))
+        TERRITORIES["dep-32"] = "gers32"
+        assert await shown(redis) == expected([*snapshots, *newcomer]) == before
+        # No account: no history, and no entry left in any index.
+        await updater.apply_account("dep-32", None, False, version=next(OFFSETS))
+        history = await HistoryReader(redis, rk, REGISTRY).read(REGISTRY["dep-32"])
+        assert history.points == []
+        others = await shown(redis)
+        without = {tid: h for tid, h in TERRITORIES.items() if tid != "dep-32"}
+        TERRITORIES.clear()
+        TERRITORIES.update(without)
+        assert others == expected([*snapshots, *newcomer])
+    finally:
+        TERRITORIES["dep-32"] = "gers32"
+
+
+def s_moment(s: MetricsSnapshot) -> datetime:
+    return datetime.strptime(s.observed_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)

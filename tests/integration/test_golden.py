@@ -28,6 +28,7 @@ from services.common.settings import Settings
 from tests.golden.check import assert_same_standings, batch_standings, produce_golden_log
 from tests.golden.generate import generate
 from tests.services import (
+    histories_from_redis,
     ServiceProcess,
     committed_offsets,
     service_env,
@@ -86,6 +87,7 @@ def test_streaming_equals_batch_on_the_golden_log_despite_three_crashes(
         )
         time.sleep(0.5)  # the last batch's Redis writes precede its commit; nothing after it
         current, editions = standings_from_redis(settings.redis_url)
+        live_histories = histories_from_redis(settings.redis_url)
     finally:
         scorer.terminate()
 
@@ -105,6 +107,10 @@ def test_streaming_equals_batch_on_the_golden_log_despite_three_crashes(
     assert rebuild.wait(300) == 0, rebuild.log()[-3000:]
     current, editions = standings_from_redis(settings.redis_url)
     assert_same_standings(current, editions, expected)
+    # The daily history too: points and ranks, live (with its crashes) as rebuilt.
+    rebuilt_histories = histories_from_redis(settings.redis_url)
+    assert sum(map(len, live_histories.values())) > len(live_histories) > 50
+    assert rebuilt_histories == live_histories
 
 
 def test_rebuild_of_a_log_written_in_large_batches_equals_batch(

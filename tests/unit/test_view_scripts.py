@@ -22,7 +22,7 @@ def _one_slot(keys: list[str]) -> bool:
 
 def test_every_script_is_found_and_named_once():
     names = [script.name for script in all_scripts()]
-    assert len(names) == 22
+    assert len(names) == 24
     assert len(set(names)) == len(names)
 
 
@@ -61,11 +61,13 @@ def test_every_call_of_a_category_script_is_on_one_slot():
             )
             calls.append(scorer_scripts.history_keys(rk, category, [20500, 20501], [2928, 2929]))
             calls.append(scorer_scripts.history_trim_keys(rk, category, [20400], [2900]))
+            calls.append(scorer_scripts.history_reset_keys(rk, category, [20400], [2900]))
             calls.append(reader_scripts.history_rank_keys(rk, category, [20500], [2800, 2801]))
             calls.append(publisher_scripts.top_keys(rk, category))
             calls.append(publisher_scripts.rank_change_keys(rk, category))
             calls.append(publisher_scripts.edition_view_keys(rk, category, "2021-06"))
         calls.append(scorer_scripts.summaries_keys(rk, "instagram", "gersledepartement"))
+        calls.append(scorer_scripts.account_history_keys(rk, "instagram", "gersledepartement"))
         calls.append(scorer_scripts.watermark_keys(rk))
         calls.append(scorer_scripts.accounts_keys(rk))
         calls.append(publisher_scripts.offsets_keys(rk))
@@ -96,6 +98,7 @@ def test_every_fenced_write_batch_of_the_publisher_is_on_one_slot():
         [
             rk.publisher_fence_key(rk.META_TAG),
             rk.DEAD_LINKS_KEY,
+            rk.link_transitions_key("instagram", "gersledepartement"),
             rk.COMMAND_RESULTS_KEY,
             rk.PUBLISHER_OFFSETS_KEY,
             rk.PUBLISHER_ACCOUNTS_KEY,

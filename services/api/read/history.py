@@ -18,6 +18,7 @@ from services.common.history import (
     fold,
     index_entry,
     ordinals,
+    split_series,
 )
 from services.common.territories import Registry, Territory
 from services.common.view.keys import ViewKeys
@@ -56,7 +57,8 @@ class HistoryReader:
         watermark = await read_watermark(self.redis, self.rk)
         raw = await self.redis.hget(self.rk.history_key(territory.category), territory.id)
         window = Window.of(None if watermark is None else day_of_epoch(watermark)[0])
-        shown = fold(decode_points(cast(bytes, raw or b"")), window)
+        points = decode_points(split_series(cast(bytes, raw))[1]) if raw else []
+        shown = fold(points, window)
         as_of = None if watermark is None else from_epoch(watermark)
         if not shown:
             return History(territory, as_of, [])
@@ -73,8 +75,8 @@ class HistoryReader:
             ]
         keys = scripts.history_rank_keys(self.rk, territory.category, days, weeks)
         ranks = await self._ranks(keys, args)
-        points = [
+        ranked = [
             RankedPoint(s, rank or None, total or None)
             for s, (rank, total) in zip(shown, ranks, strict=True)
         ]
-        return History(territory, as_of, points)
+        return History(territory, as_of, ranked)

@@ -155,13 +155,21 @@ class ViewKeys:
     # --- daily history (the scorer's; services/common/history.py) ---------------------------
 
     def history_key(self, category: str) -> str:
-        """HASH territory id -> its history points, 13 bytes each, by day ascending."""
+        """HASH territory id -> `<link length><account link><points>`: the account link its
+        history was derived from, then its points, 13 bytes each, by day ascending."""
         return f"{self.category_tag(category)}:hist"
 
     def history_meta_key(self, category: str) -> str:
         """HASH: `first_day` and `oldest_week` (the window the rank indexes were trimmed
         to), `low_day` and `low_week` (the oldest index keys ever written)."""
         return f"{self.category_tag(category)}:hist:meta"
+
+    def account_history_key(self, platform: str, handle: str) -> str:
+        """HASH `obs:hist:{<platform>:<bucket>}`, field the handle: the account's daily points,
+        18 bytes each (services/common/history.py `RawPoint`), what its territories' points
+        are derived from when it becomes theirs. Bucketed as `summaries_key`."""
+        bucket = self.summaries_key(platform, handle).rsplit(":", 1)[1].rstrip("}")
+        return f"{self.root}:hist:{{{platform}:{bucket}}}"
 
     def history_day_key(self, category: str, day: int) -> str:
         """STRING: the rank index of the category's points of one day (5-byte entries)."""

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from redis.asyncio import Redis
 
-from services.common.history import Window, week_of
+from services.common.history import (
+    RawPoint,
+    Window,
+    decode_points,
+    decode_raws,
+    encode_raw,
+    split_series,
+    week_of,
+)
 from services.common.view.keys import ViewKeys
 from services.common.view.scripts import scorer as scripts
 
@@ -36,34 +45,88 @@ class HistoryStore:
         self.redis = redis
         self.rk = rk
         self._apply = scripts.HISTORY_APPLY.bind(redis)
+        self._account = scripts.ACCOUNT_HISTORY.bind(redis)
+        self._reset = scripts.HISTORY_RESET.bind(redis)
         self._trim = scripts.HISTORY_TRIM.bind(redis)
         self._trimmed: dict[str, Window] = {}
 
+    async def save_accounts(
+        self, points: dict[tuple[str, str], list[RawPoint]], window: Window
+    ) -> None:
+        """Keep each account's daily points (one script call per account, one pipeline)."""
+        if not points:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for (platform, handle), raws in points.items():
+                await self._account.queue(
+                    pipe,
+                    scripts.account_history_keys(self.rk, platform, handle),
+                    [handle, window.first_day, window.oldest_week, *map(encode_raw, raws)],
+                )
+            await pipe.execute()
+
+    async def of_accounts(self, platform: str, handles: set[str]) -> dict[str, list[RawPoint]]:
+        """The stored daily points of some accounts (missing ones: none)."""
+        ordered = sorted(handles)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for handle in ordered:
+                pipe.hget(self.rk.account_history_key(platform, handle), handle)
+            values = await pipe.execute()
+        return {h: decode_raws(v) for h, v in zip(ordered, values, strict=True) if v}
+
     async def apply(self, category: str, writes: Sequence[PointWrite], window: Window) -> int:
         """Write points of one category (each only if its territory's link is the point's
-        and it is later than the one held); returns how many were written."""
+        and it is later than the one held); returns how many were written. A territory whose
+        stored history came from its previous account is emptied first (`reset`)."""
         written = 0
         # By day: a script call then touches few indexes (a rebuild's whole log, too).
         ordered = sorted(writes, key=lambda w: (w.day, w.territory_id))
         for start in range(0, len(ordered), SCRIPT_POINTS):
             chunk = ordered[start : start + SCRIPT_POINTS]
-            days = sorted({w.day for w in chunk})
-            weeks = sorted({week_of(w.day) for w in chunk})
-            day_at = {day: 4 + i for i, day in enumerate(days)}
-            week_at = {week: 4 + len(days) + i for i, week in enumerate(weeks)}
-            args: list[str | bytes | int | float] = [window.first_day, window.oldest_week]
-            for w in chunk:
-                args += [
-                    w.territory_id,
-                    w.link,
-                    w.ordinal,
-                    w.point,
-                    day_at[w.day],
-                    week_at[week_of(w.day)],
-                ]
-            keys = scripts.history_keys(self.rk, category, days, weeks)
-            written += await self._apply(keys, args)
+            while chunk:
+                applied = await self._apply_chunk(category, chunk, window)
+                written += applied.written
+                stale = set(applied.stale)
+                for tid in stale:
+                    await self.reset(
+                        category, tid, next(w.ordinal for w in chunk if w.territory_id == tid)
+                    )
+                chunk = [w for w in chunk if w.territory_id in stale]
         return written
+
+    async def _apply_chunk(
+        self, category: str, chunk: Sequence[PointWrite], window: Window
+    ) -> scripts.HistoryApplied:
+        days = sorted({w.day for w in chunk})
+        weeks = sorted({week_of(w.day) for w in chunk})
+        day_at = {day: 4 + i for i, day in enumerate(days)}
+        week_at = {week: 4 + len(days) + i for i, week in enumerate(weeks)}
+        args: list[str | bytes | int | float] = [window.first_day, window.oldest_week]
+        for w in chunk:
+            args += [
+                w.territory_id,
+                w.link,
+                w.ordinal,
+                w.point,
+                day_at[w.day],
+                week_at[week_of(w.day)],
+            ]
+        keys = scripts.history_keys(self.rk, category, days, weeks)
+        return await self._apply(keys, args)
+
+    async def reset(self, category: str, territory_id: str, ordinal: int) -> bool:
+        """Empty a territory's history (and its index entries) if it was derived from
+        another account than the one its link names now; true if it was."""
+        while True:
+            raw = await self.redis.hget(self.rk.history_key(category), territory_id)
+            if raw is None:
+                return False
+            days = sorted({p.day for p in decode_points(split_series(cast(bytes, raw))[1])})
+            weeks = sorted({week_of(day) for day in days})
+            keys = scripts.history_reset_keys(self.rk, category, days, weeks)
+            done = await self._reset(keys, [territory_id, ordinal, len(days), *days, *weeks])
+            if done >= 0:
+                return done == 1
 
     async def trim(self, categories: Sequence[str], window: Window) -> None:
         """Delete the rank indexes that left the window (days before its first daily day,

@@ -288,11 +288,11 @@ return tonumber(lowest[2])
 
 
 # The daily history (services/common/history.py has the stored forms and the rules).
-# Points are compared byte by byte (day, second, score, followers, posts): the later wins.
-# Rank indexes are sorted strings of 5-byte entries, compared as numbers.
+# Points are compared byte by byte (day, second, then the figures): the later wins. Rank
+# indexes are sorted strings of 5-byte entries, compared as numbers.
 _HISTORY_LIB: Final = """
 local function later(a, b)
-  for i = 1, 13 do
+  for i = 1, #a do
     local x, y = string.byte(a, i), string.byte(b, i)
     if x ~= y then return x > y end
   end
@@ -300,122 +300,50 @@ local function later(a, b)
 end
 local function day_of(p) return string.byte(p, 1) * 256 + string.byte(p, 2) end
 local function week_of(day) return math.floor((day + 3) / 7) end
-local function value(e, at)
-  local a, b, c, d, f = string.byte(e, at, at + 4)
-  return (((a * 256 + b) * 256 + c) * 256 + d) * 256 + f
-end
-local function lower(s, v)
-  local lo, hi = 0, #s / 5
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    if value(s, mid * 5 + 1) < v then lo = mid + 1 else hi = mid end
-  end
-  return lo
-end
-"""
-
-# KEYS[1] the category's history HASH, KEYS[2] its account links, KEYS[3] its history meta,
-# KEYS[4..] rank indexes (days and weeks) named by the groups. ARGV[1] the first daily day
-# and ARGV[2] the oldest week kept under the writer's watermark (the meta's, when further,
-# win), then groups of (territory id, account link the point carries, ordinal, point,
-# index of its day's key in KEYS, index of its week's key). A point is written only if the
-# territory's link is the point's and it is later than the day's point (a weekly day: than
-# the week's point); each index moves the territory's entry in the same step. Returns the
-# number of points written.
-_HISTORY_APPLY: Final = (
-    _HISTORY_LIB
-    + """
-local first_day = tonumber(ARGV[1])
-local oldest_week = tonumber(ARGV[2])
-local meta = redis.call('HMGET', KEYS[3], 'first_day', 'oldest_week', 'low_day', 'low_week')
-if meta[1] and tonumber(meta[1]) > first_day then first_day = tonumber(meta[1]) end
-if meta[2] and tonumber(meta[2]) > oldest_week then oldest_week = tonumber(meta[2]) end
-local low_day, low_week = tonumber(meta[3]), tonumber(meta[4])
-local series, dirty = {}, {}
-local ins, rem = {}, {}
-local function load(id)
-  local pts = series[id]
-  if pts then return pts end
-  pts = {}
-  local raw = redis.call('HGET', KEYS[1], id)
-  if raw then
-    for at = 1, #raw - 12, 13 do pts[#pts + 1] = string.sub(raw, at, at + 12) end
-  end
-  series[id] = pts
+local function split(raw, size)
+  local pts = {}
+  for at = 1, #raw - size + 1, size do pts[#pts + 1] = string.sub(raw, at, at + size - 1) end
   return pts
 end
-local function entry(p, ordinal)
-  local units = string.byte(p, 6) * 65536 + string.byte(p, 7) * 256 + string.byte(p, 8)
-  local key = 1000000 - units
-  return string.char(math.floor(key / 65536), math.floor(key / 256) % 256, key % 256,
-    math.floor(ordinal / 256), ordinal % 256)
-end
-local function add(k, e)
-  ins[k] = ins[k] or {}
-  rem[k] = rem[k] or {}
-  if rem[k][e] then rem[k][e] = nil else ins[k][e] = true end
-end
-local function drop(k, e)
-  ins[k] = ins[k] or {}
-  rem[k] = rem[k] or {}
-  if ins[k][e] then ins[k][e] = nil else rem[k][e] = true end
-end
-local written = 0
-for i = 3, #ARGV, 6 do
-  local id, link, ordinal, p = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
-  local day_key, week_key = KEYS[tonumber(ARGV[i + 4])], KEYS[tonumber(ARGV[i + 5])]
-  local held = redis.call('HGET', KEYS[2], id)
+-- Merge point p into the day-ordered points: returns the points, whether p was kept, the
+-- day's point it replaced and the week's last point before it.
+local function merge(pts, p, first_day, oldest_week)
   local d = day_of(p)
   local w = week_of(d)
-  if held and string.sub(held, 9) == link and w >= oldest_week then
-    local pts = load(id)
-    local wmax, same, at = nil, nil, #pts + 1
-    for j = 1, #pts do
-      local q = pts[j]
-      local qd = day_of(q)
-      if week_of(qd) == w and ((not wmax) or later(q, wmax)) then wmax = q end
-      if qd == d then same = j end
-      if qd > d and at > #pts then at = j end
-    end
-    local changed = false
-    if d >= first_day then
-      if (not same) or later(p, pts[same]) then
-        if same then
-          drop(day_key, entry(pts[same], ordinal))
-          pts[same] = p
-        else
-          table.insert(pts, at, p)
-        end
-        add(day_key, entry(p, ordinal))
-        if (not low_day) or d < low_day then low_day = d end
-        changed = true
-      end
-    elseif (not wmax) or later(p, wmax) then
-      local kept = {}
-      for j = 1, #pts do
-        if week_of(day_of(pts[j])) ~= w then kept[#kept + 1] = pts[j] end
-      end
-      local k = #kept + 1
-      for j = 1, #kept do
-        if day_of(kept[j]) > d then k = j break end
-      end
-      table.insert(kept, k, p)
-      series[id] = kept
-      changed = true
-    end
-    if changed then
-      if (not wmax) or later(p, wmax) then
-        if wmax then drop(week_key, entry(wmax, ordinal)) end
-        add(week_key, entry(p, ordinal))
-        if (not low_week) or w < low_week then low_week = w end
-      end
-      dirty[id] = true
-      written = written + 1
-    end
+  if w < oldest_week then return pts, false end
+  local wmax, same, at = nil, nil, #pts + 1
+  for j = 1, #pts do
+    local qd = day_of(pts[j])
+    if week_of(qd) == w and ((not wmax) or later(pts[j], wmax)) then wmax = pts[j] end
+    if qd == d then same = j end
+    if qd > d and at > #pts then at = j end
   end
+  if d >= first_day then
+    if same and not later(p, pts[same]) then return pts, false end
+    local old = nil
+    if same then
+      old = pts[same]
+      pts[same] = p
+    else
+      table.insert(pts, at, p)
+    end
+    return pts, true, old, wmax
+  end
+  if wmax and not later(p, wmax) then return pts, false end
+  local kept = {}
+  for j = 1, #pts do
+    if week_of(day_of(pts[j])) ~= w then kept[#kept + 1] = pts[j] end
+  end
+  local k = #kept + 1
+  for j = 1, #kept do
+    if day_of(kept[j]) > d then k = j break end
+  end
+  table.insert(kept, k, p)
+  return kept, true, nil, wmax
 end
-for id in pairs(dirty) do
-  local pts, out, last = series[id], {}, {}
+-- The points kept under the window: daily from first_day, each older week's last.
+local function fold(pts, first_day, oldest_week)
+  local out, last = {}, {}
   for j = 1, #pts do
     local q = pts[j]
     local qd = day_of(q)
@@ -434,52 +362,214 @@ for id in pairs(dirty) do
       end
     end
   end
-  if #out == 0 then
-    redis.call('HDEL', KEYS[1], id)
-  else
-    redis.call('HSET', KEYS[1], id, table.concat(out))
-  end
+  return out
 end
-local function sorted_keys(set)
+local function value(e, at)
+  local a, b, c, d, f = string.byte(e, at, at + 4)
+  return (((a * 256 + b) * 256 + c) * 256 + d) * 256 + f
+end
+local function lower(s, v)
+  local lo, hi = 0, #s / 5
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if value(s, mid * 5 + 1) < v then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+local function entry(p, ordinal)
+  local units = string.byte(p, 6) * 65536 + string.byte(p, 7) * 256 + string.byte(p, 8)
+  local key = 1000000 - units
+  return string.char(math.floor(key / 65536), math.floor(key / 256) % 256, key % 256,
+    math.floor(ordinal / 256), ordinal % 256)
+end
+local function sorted_entries(set)
   local list = {}
-  for e in pairs(set) do list[#list + 1] = e end
+  for e in pairs(set or {}) do list[#list + 1] = e end
   table.sort(list, function(a, b) return value(a, 1) < value(b, 1) end)
   return list
 end
-for k, adds in pairs(ins) do
-  local s = redis.call('GET', k) or ''
-  local events = {}
-  for _, e in ipairs(sorted_keys(rem[k])) do
-    local pos = lower(s, value(e, 1))
-    if string.sub(s, pos * 5 + 1, pos * 5 + 5) == e then
-      events[#events + 1] = {pos, 1, e}
-    end
-  end
-  for _, e in ipairs(sorted_keys(adds)) do
-    events[#events + 1] = {lower(s, value(e, 1)), 0, e}
-  end
-  if #events > 0 then
-    table.sort(events, function(a, b)
-      if a[1] ~= b[1] then return a[1] < b[1] end
-      if a[2] ~= b[2] then return a[2] < b[2] end
-      return value(a[3], 1) < value(b[3], 1)
-    end)
-    local out, cur = {}, 0
-    for _, ev in ipairs(events) do
-      if ev[1] > cur then
-        out[#out + 1] = string.sub(s, cur * 5 + 1, ev[1] * 5)
-        cur = ev[1]
+-- Pending index changes: per key, entries to add and to remove (one cancels the other).
+local ins, rem = {}, {}
+local function add(k, e)
+  ins[k] = ins[k] or {}
+  rem[k] = rem[k] or {}
+  if rem[k][e] then rem[k][e] = nil else ins[k][e] = true end
+end
+local function drop(k, e)
+  ins[k] = ins[k] or {}
+  rem[k] = rem[k] or {}
+  if ins[k][e] then ins[k][e] = nil else rem[k][e] = true end
+end
+-- Rewrite each changed index once: its sorted entries with the removals and insertions.
+local function flush_indexes()
+  for k, adds in pairs(ins) do
+    local s = redis.call('GET', k) or ''
+    local events = {}
+    for _, e in ipairs(sorted_entries(rem[k])) do
+      local pos = lower(s, value(e, 1))
+      if string.sub(s, pos * 5 + 1, pos * 5 + 5) == e then
+        events[#events + 1] = {pos, 1, e}
       end
-      if ev[2] == 0 then out[#out + 1] = ev[3] else cur = cur + 1 end
     end
-    out[#out + 1] = string.sub(s, cur * 5 + 1)
-    local result = table.concat(out)
-    if #result == 0 then redis.call('DEL', k) else redis.call('SET', k, result) end
+    for _, e in ipairs(sorted_entries(adds)) do
+      events[#events + 1] = {lower(s, value(e, 1)), 0, e}
+    end
+    if #events > 0 then
+      table.sort(events, function(a, b)
+        if a[1] ~= b[1] then return a[1] < b[1] end
+        if a[2] ~= b[2] then return a[2] < b[2] end
+        return value(a[3], 1) < value(b[3], 1)
+      end)
+      local out, cur = {}, 0
+      for _, ev in ipairs(events) do
+        if ev[1] > cur then
+          out[#out + 1] = string.sub(s, cur * 5 + 1, ev[1] * 5)
+          cur = ev[1]
+        end
+        if ev[2] == 0 then out[#out + 1] = ev[3] else cur = cur + 1 end
+      end
+      out[#out + 1] = string.sub(s, cur * 5 + 1)
+      local result = table.concat(out)
+      if #result == 0 then redis.call('DEL', k) else redis.call('SET', k, result) end
+    end
   end
 end
+"""
+
+# KEYS[1] the account's bucket HASH of daily points (services.common.view.keys
+# `account_history_key`); ARGV[1] its field (the handle), ARGV[2] the first daily day, ARGV[3]
+# the oldest week kept, then the account's points (18 bytes each). Each point replaces the
+# day's only if later (a weekly day: the week's). Returns the number of points kept.
+_ACCOUNT_HISTORY: Final = (
+    _HISTORY_LIB
+    + """
+local first_day, oldest_week = tonumber(ARGV[2]), tonumber(ARGV[3])
+local pts = split(redis.call('HGET', KEYS[1], ARGV[1]) or '', 18)
+local written = 0
+for i = 4, #ARGV do
+  local kept
+  pts, kept = merge(pts, ARGV[i], first_day, oldest_week)
+  if kept then written = written + 1 end
+end
+if written > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], table.concat(fold(pts, first_day, oldest_week)))
+end
+return written
+"""
+)
+
+# KEYS[1] the category's history HASH (territory id -> `<link length><link><points>`), KEYS[2]
+# its account links, KEYS[3] its history meta, KEYS[4..] rank indexes (days and weeks) named
+# by the groups. ARGV[1] the first daily day and ARGV[2] the oldest week kept under the
+# writer's watermark (the meta's, when further, win), then groups of (territory id, account
+# link the point carries, ordinal, point, index of its day's key in KEYS, index of its week's
+# key). A point is written only if the territory's link is the point's and it is later than
+# the day's point (a weekly day: than the week's point); the indexes move the territory's
+# entry in the same step. A territory whose stored history was derived from another link is
+# left alone and named in the reply: HISTORY_RESET empties it first.
+# Returns {points written, id needing a reset…}.
+_HISTORY_APPLY: Final = (
+    _HISTORY_LIB
+    + """
+local first_day = tonumber(ARGV[1])
+local oldest_week = tonumber(ARGV[2])
+local meta = redis.call('HMGET', KEYS[3], 'first_day', 'oldest_week', 'low_day', 'low_week')
+if meta[1] and tonumber(meta[1]) > first_day then first_day = tonumber(meta[1]) end
+if meta[2] and tonumber(meta[2]) > oldest_week then oldest_week = tonumber(meta[2]) end
+local low_day, low_week = tonumber(meta[3]), tonumber(meta[4])
+local series, headers, dirty, stale = {}, {}, {}, {}
+local written = 0
+for i = 3, #ARGV, 6 do
+  local id, link, ordinal, p = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  local day_key, week_key = KEYS[tonumber(ARGV[i + 4])], KEYS[tonumber(ARGV[i + 5])]
+  local held = redis.call('HGET', KEYS[2], id)
+  if held and string.sub(held, 9) == link and not stale[id] then
+    if not series[id] then
+      local raw = redis.call('HGET', KEYS[1], id)
+      if raw then
+        local size = string.byte(raw, 1)
+        headers[id] = string.sub(raw, 2, 1 + size)
+        series[id] = split(string.sub(raw, 2 + size), 13)
+      else
+        headers[id] = link
+        series[id] = {}
+      end
+      if headers[id] ~= link then stale[id] = true end
+    end
+    if not stale[id] then
+      local pts, kept, old, wmax = merge(series[id], p, first_day, oldest_week)
+      series[id] = pts
+      if kept then
+        local d = day_of(p)
+        if d >= first_day then
+          if old then drop(day_key, entry(old, ordinal)) end
+          add(day_key, entry(p, ordinal))
+          if (not low_day) or d < low_day then low_day = d end
+        end
+        if (not wmax) or later(p, wmax) then
+          if wmax then drop(week_key, entry(wmax, ordinal)) end
+          add(week_key, entry(p, ordinal))
+          local w = week_of(d)
+          if (not low_week) or w < low_week then low_week = w end
+        end
+        dirty[id] = true
+        written = written + 1
+      end
+    end
+  end
+end
+for id in pairs(dirty) do
+  local out = fold(series[id], first_day, oldest_week)
+  if #out == 0 then
+    redis.call('HDEL', KEYS[1], id)
+  else
+    local header = headers[id]
+    redis.call('HSET', KEYS[1], id, string.char(#header) .. header .. table.concat(out))
+  end
+end
+flush_indexes()
 if low_day then redis.call('HSET', KEYS[3], 'low_day', low_day) end
 if low_week then redis.call('HSET', KEYS[3], 'low_week', low_week) end
-return written
+local reply = {written}
+for id in pairs(stale) do reply[#reply + 1] = id end
+return reply
+"""
+)
+
+# KEYS[1] the category's history HASH, KEYS[2] its account links, KEYS[3..] the rank indexes
+# of the days and then the weeks the territory's stored points fall in. ARGV[1] the territory
+# id, ARGV[2] its ordinal, ARGV[3] the number n of day keys, ARGV[4..3+n] those days, then the
+# weeks. When the territory's stored history was derived from another account link than the
+# one it has now, removes its entries from every index and the history itself (its new
+# account's points are then written by HISTORY_APPLY). Returns 1 if it did, 0 if there was
+# nothing to do, -1 if a stored point's index was not among KEYS (read again and retry).
+_HISTORY_RESET: Final = (
+    _HISTORY_LIB
+    + """
+local held = redis.call('HGET', KEYS[2], ARGV[1])
+local link = held and string.sub(held, 9) or ''
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local size = string.byte(raw, 1)
+if string.sub(raw, 2, 1 + size) == link then return 0 end
+local ordinal, n = tonumber(ARGV[2]), tonumber(ARGV[3])
+local day_keys, week_keys = {}, {}
+for i = 1, n do day_keys[tonumber(ARGV[3 + i])] = KEYS[2 + i] end
+for i = 4 + n, #ARGV do week_keys[tonumber(ARGV[i])] = KEYS[i - 1] end
+local pts = split(string.sub(raw, 2 + size), 13)
+for _, p in ipairs(pts) do
+  local d = day_of(p)
+  if not day_keys[d] or not week_keys[week_of(d)] then return -1 end
+end
+for _, p in ipairs(pts) do
+  local d = day_of(p)
+  drop(day_keys[d], entry(p, ordinal))
+  drop(week_keys[week_of(d)], entry(p, ordinal))
+end
+for k in pairs(rem) do ins[k] = ins[k] or {} end
+flush_indexes()
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1
 """
 )
 
@@ -526,6 +616,19 @@ def _links_set(reply: list[bytes]) -> LinksSet:
     if reply and reply[0] == b"retry":
         return LinksSet(undeclared=[month.decode() for month in reply[1:]])
     return LinksSet([(reply[i].decode(), reply[i + 1]) for i in range(0, len(reply), 2)])
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryApplied:
+    """What HISTORY_APPLY did: points written, and the territories whose stored history was
+    derived from another account (nothing written for them: reset them, then again)."""
+
+    written: int
+    stale: list[str]
+
+
+def _history_applied(reply: list[Any]) -> HistoryApplied:
+    return HistoryApplied(int(reply[0]), [member.decode() for member in reply[1:]])
 
 
 def _ids(reply: list[bytes]) -> list[str]:
@@ -601,6 +704,22 @@ def history_keys(rk: ViewKeys, category: str, days: list[int], weeks: list[int])
     ]
 
 
+def account_history_keys(rk: ViewKeys, platform: str, handle: str) -> list[str]:
+    """KEYS of ACCOUNT_HISTORY."""
+    return [rk.account_history_key(platform, handle)]
+
+
+def history_reset_keys(rk: ViewKeys, category: str, days: list[int], weeks: list[int]) -> list[str]:
+    """KEYS of HISTORY_RESET: the category's history and links, then the rank indexes of the
+    days and weeks of the territory's stored points."""
+    return [
+        rk.history_key(category),
+        rk.category_accounts_key(category),
+        *(rk.history_day_key(category, day) for day in days),
+        *(rk.history_week_key(category, week) for week in weeks),
+    ]
+
+
 def history_trim_keys(rk: ViewKeys, category: str, days: list[int], weeks: list[int]) -> list[str]:
     """KEYS of HISTORY_TRIM: the category's history meta, then the indexes it deletes."""
     return [
@@ -621,5 +740,7 @@ SET_LINKS: Final = Script("set_links", _SET_LINKS, _links_set)
 SET_ACCOUNTS: Final = Script("set_accounts", _SET_ACCOUNTS, _int)  # territories set
 EVICT_INACTIVE: Final = Script("evict_inactive", _EVICT_INACTIVE, _ids)  # ids unranked
 ADVANCE_WATERMARK: Final = Script("advance_watermark", _ADVANCE_WATERMARK, _optional_int)
-HISTORY_APPLY: Final = Script("history_apply", _HISTORY_APPLY, _int)  # points written
+ACCOUNT_HISTORY: Final = Script("account_history", _ACCOUNT_HISTORY, _int)  # points kept
+HISTORY_APPLY: Final = Script("history_apply", _HISTORY_APPLY, _history_applied)
+HISTORY_RESET: Final = Script("history_reset", _HISTORY_RESET, _int)
 HISTORY_TRIM: Final = Script("history_trim", _HISTORY_TRIM, _int)  # 1 if the window moved
