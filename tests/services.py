@@ -18,6 +18,7 @@ import redis
 from kafka import KafkaConsumer, TopicPartition
 from redis.asyncio import Redis as AsyncRedis
 
+from services.api.read.history import HistoryReader
 from services.common.contracts import CATEGORY_IDS, TOPIC_METRICS
 from services.common.kafka import create_topics
 from services.common.localstack import (
@@ -28,9 +29,8 @@ from services.common.localstack import (
     free_port,
 )
 from services.common.settings import Settings
-from services.common.view.client import redis_client
-from services.api.read.history import HistoryReader
 from services.common.territories import load_registry
+from services.common.view.client import redis_client
 from services.common.view.generations import read_generations, read_generations_sync
 from services.common.view.keys import ViewKeys
 

@@ -15,8 +15,8 @@ import pytest
 from redis.asyncio import Redis
 
 from services.api.read.history import HistoryReader
-from services.common.history import split_series
 from services.common.events import MetricsSnapshot, build_metrics_event
+from services.common.history import split_series
 from services.common.methodology import score_summary, summarise_snapshot
 from services.common.settings import Settings
 from services.common.territories import load_registry

@@ -28,9 +28,9 @@ from services.common.settings import Settings
 from tests.golden.check import assert_same_standings, batch_standings, produce_golden_log
 from tests.golden.generate import generate
 from tests.services import (
-    histories_from_redis,
     ServiceProcess,
     committed_offsets,
+    histories_from_redis,
     service_env,
     standings_from_redis,
     wait_for,
