@@ -18,7 +18,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from services.common.clock import from_epoch
-from services.common.contracts import TOPIC_ACCOUNTS
+from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS
+from services.common.history import Window, day_of_epoch
 from services.common.kafka.reader import read_topic
 from services.common.rebuild import FoldFactory, Until, rebuild_parts
 from services.common.settings import Settings
@@ -105,7 +106,8 @@ class ScorerRebuild:
             self.report.accounts += len(changes)
 
     async def complete(self, redis: Redis, shares: list[dict[str, Any]]) -> None:
-        """Count what the shares read, then sweep the inactive at the final watermark."""
+        """Count what the shares read, then sweep the inactive and trim the history's rank
+        indexes at the final watermark."""
         for share in shares:
             self.report.metrics += share["metrics"]
             self.report.unexamined += share["unexamined"]
@@ -115,6 +117,8 @@ class ScorerRebuild:
         watermark = await store.summaries.watermark()
         if watermark is not None:
             await store.views.evict_inactive(watermark - ACTIVE_SECONDS, from_epoch(watermark))
+            # The daily history's rank indexes that left the window at the final watermark.
+            await store.history.trim(CATEGORY_IDS, Window.of(day_of_epoch(watermark)[0]))
 
 
 async def _account_changes(
