@@ -76,13 +76,23 @@ def _load() -> float:
 
 
 def memory_by_group(client: redis.Redis) -> dict[str, int]:
-    """MEMORY USAGE summed by structure: accounts, current views, edition views, geo sets."""
-    groups = {"accounts": 0, "current": 0, "editions": 0, "geo_static": 0, "meta": 0}
+    """MEMORY USAGE summed by structure: accounts, current views, edition views, geo sets,
+    the daily history (`all_but_geo`: the standings' structures, without the history)."""
+    groups = {
+        "accounts": 0,
+        "current": 0,
+        "editions": 0,
+        "geo_static": 0,
+        "meta": 0,
+        "history": 0,
+    }
     months: set[str] = set()
     for raw in client.scan_iter(count=1000):
         key = raw.decode()
         size = int(client.memory_usage(key) or 0)
-        if key.startswith(("obs:acct:", "obs:sums:")):
+        if key.startswith("obs:hist:") or ":hist" in key:
+            groups["history"] += size  # the daily history: its own target (bench history)
+        elif key.startswith(("obs:acct:", "obs:sums:")):
             groups["accounts"] += size
         elif ":cur:" in key:
             groups["current"] += size
@@ -93,7 +103,7 @@ def memory_by_group(client: redis.Redis) -> dict[str, int]:
             groups["geo_static"] += size
         else:
             groups["meta"] += size
-    groups["all_but_geo"] = sum(v for k, v in groups.items() if k != "geo_static")
+    groups["all_but_geo"] = sum(v for k, v in groups.items() if k not in ("geo_static", "history"))
     groups["months"] = len(months - {"months"})
     return groups
 

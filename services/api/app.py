@@ -17,6 +17,7 @@ from services.api.errors import install_error_handlers
 from services.api.items import ScoredEntries
 from services.api.middleware import (
     BodySizeLimit,
+    PublicReadCors,
     RateLimit,
     RequestMetrics,
     SecurityHeaders,
@@ -28,12 +29,17 @@ from services.api.ratelimit import TokenBuckets
 from services.api.read.view import LiveView
 from services.api.responses import JSON
 from services.api.routes import (
+    badges,
     commands,
     compare,
+    data,
     dead_links,
     docs,
     editions,
+    feeds,
     health,
+    history,
+    method,
     operator,
     pages,
     rank_changes,
@@ -118,6 +124,8 @@ def create_app(settings: Settings | None = None, options: ApiOptions | None = No
             exempt=RATE_LIMIT_EXEMPT,
         )
     app.add_middleware(UnknownMethods)
+    # Outside UnknownMethods: a CORS preflight (OPTIONS) of a public read is answered here.
+    app.add_middleware(PublicReadCors)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)
 
@@ -125,6 +133,7 @@ def create_app(settings: Settings | None = None, options: ApiOptions | None = No
         standings.router,
         editions.router,
         territories.router,
+        history.router,
         search.router,
         compare.router,
         rank_changes.router,
@@ -133,6 +142,10 @@ def create_app(settings: Settings | None = None, options: ApiOptions | None = No
         operator.router,
         health.router,
         pages.router,
+        feeds.router,
+        badges.router,
+        method.router,
+        data.router,
         docs.router,
     ):
         app.include_router(router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -21,13 +22,20 @@ def etagged(request: Request, body: dict[str, Any], cache_control: str = "no-cac
 
 
 def etagged_bytes(
-    request: Request, raw: bytes, etag: str, cache_control: str = "no-cache"
+    request: Request,
+    raw: bytes,
+    etag: str,
+    cache_control: str = "no-cache",
+    *,
+    media_type: str = "application/json",
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """A JSON body already rendered, with its ETag; 304 when the client already has it."""
-    headers = {"ETag": etag, "Cache-Control": cache_control}
+    """A body already rendered (JSON unless `media_type` says otherwise), with its ETag and
+    any further `headers`; 304 when the client already has it."""
+    answer = {"ETag": etag, "Cache-Control": cache_control, **(headers or {})}
     if etag in _if_none_match(request):
-        return Response(status_code=304, headers=headers)
-    return Response(raw, media_type="application/json", headers=headers)
+        return Response(status_code=304, headers=answer)
+    return Response(raw, media_type=media_type, headers=answer)
 
 
 def _if_none_match(request: Request) -> list[str]:

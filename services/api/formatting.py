@@ -93,6 +93,16 @@ def fr_date(timestamp: str | None) -> str:
     return f"{day} {MONTHS[moment.month - 1]} {moment.year}"
 
 
+def fr_day(day: str) -> str:
+    """`2026-03-02` (a calendar date) → `2 mars 2026`; `fr_day_short` → `2 mars`."""
+    year, month, number = int(day[:4]), int(day[5:7]), int(day[8:10])
+    return f"{'1er' if number == 1 else number} {MONTHS[month - 1]} {year}"
+
+
+def fr_day_short(day: str) -> str:
+    return fr_day(day).rsplit(" ", 1)[0]
+
+
 def fr_ordinal(rank: int | None) -> str:
     """`1` → `1er`, `2` → `2e`."""
     if rank is None:

@@ -6,6 +6,8 @@
 - `UnknownMethods`: 405 for a method the API serves nowhere, before routing.
 - `BodySizeLimit`: refuses bodies over a limit with 413, before any handler reads them.
 - `RateLimit`: per-client token buckets on public endpoints; 429 with `Retry-After`.
+- `PublicReadCors`: any origin may read the public data (GET/HEAD of the JSON API and the
+  /donnees files), never write nor read the pages.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, Final
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.errors import is_negotiated, negotiated_error
@@ -151,6 +154,55 @@ def _secured(headers: list[tuple[bytes, bytes]], negotiated: bool) -> list[tuple
         elif b"accept" not in headers[vary_at][1].lower():
             headers[vary_at] = (b"vary", headers[vary_at][1] + b", Accept")
     return headers
+
+
+# What any web page may read cross-origin: the JSON API's reads and the open-data files. The
+# operator actions (PUT/POST with a bearer token) and the pages get no CORS header.
+PUBLIC_READ_PREFIXES: Final = ("/api/v1/", "/donnees/", "/flux/")
+PUBLIC_READ_METHODS: Final = frozenset({"GET", "HEAD"})
+_CORS_ORIGIN: Final = (b"access-control-allow-origin", b"*")
+_CORS_EXPOSE: Final = (b"access-control-expose-headers", b"ETag, Content-Disposition, Retry-After")
+_PREFLIGHT_HEADERS: Final = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD",
+    "Access-Control-Allow-Headers": "Accept, If-None-Match, Last-Event-ID",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+class PublicReadCors:
+    """`Access-Control-Allow-Origin: *` on GET/HEAD answers of the public paths (errors
+    included, so that a page can read why), and their preflights (OPTIONS asking for GET or
+    HEAD) answered 204. Without credentials: nothing there needs a cookie or a token. Any
+    other OPTIONS goes on (the API serves no OPTIONS: 405), and so does every other method,
+    untouched: a preflight for PUT or POST fails in the browser for want of these headers.
+    (Starlette's CORSMiddleware applies to every path and every method of the app: it cannot
+    leave the operator actions and the pages out.)"""
+
+    def __init__(self, app: ASGIApp, prefixes: Iterable[str] = PUBLIC_READ_PREFIXES) -> None:
+        self.app = app
+        self.prefixes = tuple(prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        if method in PUBLIC_READ_METHODS:
+
+            async def send_with_cors(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", ()), _CORS_ORIGIN, _CORS_EXPOSE]
+                await send(message)
+
+            await self.app(scope, receive, send_with_cors)
+            return
+        if method == "OPTIONS" and _header(scope, b"origin") is not None:
+            requested = _header(scope, b"access-control-request-method")
+            if requested in PUBLIC_READ_METHODS:
+                await Response(status_code=204, headers=_PREFLIGHT_HEADERS)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodySizeLimit:

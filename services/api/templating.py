@@ -30,6 +30,7 @@ def environment() -> Environment:
         fr_month=formatting.fr_month,
         fr_datetime=formatting.fr_datetime,
         fr_date=formatting.fr_date,
+        fr_day=formatting.fr_day,
         fr_ordinal=formatting.fr_ordinal,
     )
     env.globals.update(

@@ -25,6 +25,8 @@ from services.common.events import with_event_id
 LinkStatus = Literal["ok", "suspect", "dead"]
 SnapshotStatus = Literal["ok", "not_found", "error"]
 LINK_STATUSES: Final = ("ok", "suspect", "dead")
+# Transitions kept per account (the publisher's store, a rebuild's fold; the territory's feed).
+TRANSITIONS_KEPT: Final = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +48,21 @@ class LinkState:
 
 @dataclass(frozen=True, slots=True)
 class LinkTransition:
-    """A change to or from `dead`: what `obs.dead-links.v1` announces."""
+    """A change to or from `dead`: what `obs.dead-links.v1` announces (`status`, `since`), and
+    `at`, the `observed_at` of the snapshot that made it (the second `not_found` of a run, or
+    the `ok` that ends one): event time, so that a rebuild finds the same."""
 
     status: Literal["dead", "ok"]
     since: str
+    at: str
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"at": self.at, "since": self.since, "status": self.status})
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> LinkTransition:
+        data = orjson.loads(raw)
+        return cls(status=data["status"], since=data["since"], at=data["at"])
 
 
 def position_of(observed_at: str, event_id: str) -> str:
@@ -67,11 +80,12 @@ def apply_snapshot(
     if state.position is not None and position <= state.position:
         return state, None  # a redelivery, or older than what was already judged
     if status == "ok":
-        transition = LinkTransition("ok", observed_at) if state.status == "dead" else None
+        dead = state.status == "dead"
+        transition = LinkTransition("ok", observed_at, observed_at) if dead else None
         return LinkState("ok", None, position), transition
     if state.status == "suspect":
         since = state.since or observed_at
-        return LinkState("dead", since, position), LinkTransition("dead", since)
+        return LinkState("dead", since, position), LinkTransition("dead", since, observed_at)
     if state.status == "dead":
         return LinkState("dead", state.since, position), None
     return LinkState("suspect", observed_at, position), None

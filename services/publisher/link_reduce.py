@@ -10,6 +10,13 @@ it is the same question asked of the records before it in the log, and an `ok` r
 walk (nothing before it matters). In a healthy account's daily log that is one validation per
 settle; a dead account's run of `not_found` is validated record by record.
 
+The transitions to and from `dead` (what the live publisher announces and keeps per account,
+services/publisher/links.py) come from the same walk: it goes on past an `ok` while a
+`not_found` is held before it, or while the state it started from is `dead` (the records it
+then reaches may announce something). A healthy account's walk still stops at its last `ok`:
+from a state that is not `dead`, `ok` snapshots announce nothing. The last TRANSITIONS_KEPT
+of each account are kept.
+
 Dropped without validation: `error` records, and records not newer than the account's state
 (they cannot count, valid or not). A property test compares the result with validating and
 applying every record.
@@ -21,7 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from services.common.dead_links import LinkState, apply_snapshot, position_of
+from services.common.dead_links import (
+    TRANSITIONS_KEPT,
+    LinkState,
+    LinkTransition,
+    apply_snapshot,
+    position_of,
+)
 from services.common.events import MetricsSnapshot
 from services.common.validation import MetricsPeek, Rejection, peek_metrics, validate_metrics
 
@@ -40,6 +53,8 @@ _Held = tuple[str, int, int, int | None]
 class _Account:
     state: LinkState = field(default_factory=LinkState)
     held: list[_Held] = field(default_factory=list)  # log order
+    first_not_found: int | None = None  # the index in `held` of its first `not_found`
+    transitions: list[LinkTransition] = field(default_factory=list)  # the last kept
 
 
 class LinkReducer:
@@ -74,12 +89,14 @@ class LinkReducer:
             if snapshot is not None:  # not expected: a valid record always reads
                 account = self._account((snapshot.platform, snapshot.handle))
                 self._settle(account)
-                account.state, _ = apply_snapshot(
+                account.state, transition = apply_snapshot(
                     account.state,
                     observed_at=snapshot.observed_at,
                     event_id=snapshot.event_id,
                     status=snapshot.status,
                 )
+                if transition is not None:
+                    account.transitions = [*account.transitions, transition][-TRANSITIONS_KEPT:]
             return
         if peek.status not in ("ok", "not_found"):
             return  # `error` never counts, and any other status is invalid
@@ -89,6 +106,8 @@ class LinkReducer:
             return
         start = len(self._arena)
         self._arena += raw
+        if peek.status == "not_found" and account.first_not_found is None:
+            account.first_not_found = len(account.held)
         account.held.append((position, start, len(self._arena), timestamp_ms))
         if len(account.held) > self._per_account:
             self._settle(account)
@@ -99,6 +118,11 @@ class LinkReducer:
         """Every account seen with a snapshot that may count, and its state."""
         self._settle_all()
         return {key: account.state for key, account in self._accounts.items()}
+
+    def transitions(self) -> dict[Account, list[LinkTransition]]:
+        """After `finish`: each account's last transitions (TRANSITIONS_KEPT at most), in
+        order; accounts without any are left out."""
+        return {key: a.transitions for key, a in self._accounts.items() if a.transitions}
 
     @property
     def skipped(self) -> int:
@@ -121,6 +145,8 @@ class LinkReducer:
     def _settle(self, account: _Account) -> None:
         """The state after the held records, from the account's state; nothing held after."""
         held, account.held = account.held, []
+        first_not_found, account.first_not_found = account.first_not_found, None
+        from_dead = account.state.status == "dead"
         valid: dict[int, MetricsSnapshot | None] = {}
 
         def snapshot(index: int) -> MetricsSnapshot | None:
@@ -146,16 +172,23 @@ class LinkReducer:
             if last is None:
                 break
             chain.append(last[1])
-            if last[1].status == "ok":
-                break  # an `ok` resets the state: what came before it does not matter
+            if last[1].status == "ok" and not (
+                from_dead or (first_not_found is not None and first_not_found < last[0])
+            ):
+                break  # an `ok` resets the state, and nothing before it announces anything
             end = last[0]
+        transitions = account.transitions
         for counted in reversed(chain):
-            account.state, _ = apply_snapshot(
+            account.state, transition = apply_snapshot(
                 account.state,
                 observed_at=counted.observed_at,
                 event_id=counted.event_id,
                 status=counted.status,
             )
+            if transition is not None:
+                transitions.append(transition)
+        if len(transitions) > TRANSITIONS_KEPT:
+            del transitions[:-TRANSITIONS_KEPT]
 
     def _validate(self, raw: bytes | None, timestamp_ms: int | None) -> MetricsSnapshot | None:
         self.validated += 1

@@ -4,9 +4,11 @@ account (the API's `link_status`).
 A thin shell around the pure state machine (services/common/dead_links.py). Per batch of
 `obs.metrics.v1` snapshots: read the touched accounts' states, apply the snapshots in log
 order, produce the `obs.dead-links.v1` events and await them, then write the territories'
-statuses and last the account states. A crash anywhere in between replays the batch from the
-old states: the same events again (same content, so the same `event_id`: consumers drop
-duplicates by id) and the same writes.
+statuses, the dead-links index with each account's transitions (its last 50, kept for the
+territory's Atom feed), and last the account states. A crash anywhere in between replays
+the batch from the old states: the same events again (same content, so the same `event_id`:
+consumers drop duplicates by id) and the same writes (a transition recorded twice is kept
+once).
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ import orjson
 
 from services.common.commands.sender import Sender
 from services.common.contracts import TOPIC_DEAD_LINKS
-from services.common.dead_links import LinkState, SnapshotStatus, apply_snapshots, dead_link_event
+from services.common.dead_links import (
+    LinkState,
+    LinkTransition,
+    SnapshotStatus,
+    apply_snapshots,
+    dead_link_event,
+)
 from services.common.events import AccountRecord, MetricsSnapshot
 from services.common.territories import Registry
 from services.common.view.values import DeadLink
@@ -84,6 +92,7 @@ class LinkTracker:
             changed: dict[Account, LinkState] = {}
             territory_status: dict[str, dict[str, str | None]] = defaultdict(dict)
             dead_links: dict[str, bytes | None] = {}
+            recorded: dict[Account, list[LinkTransition]] = {}
             for account, snaps in per_account.items():
                 platform, handle = account
                 old = states[account]
@@ -91,6 +100,8 @@ class LinkTracker:
                 if new == old:
                     continue
                 changed[account] = new
+                if transitions:
+                    recorded[account] = transitions
                 territories = self.territories_of(handle)
                 if new.status != old.status:
                     for tid in territories:
@@ -120,7 +131,10 @@ class LinkTracker:
                 )
             if changed:
                 await self.store.links.save(
-                    territory_status=territory_status, dead_links=dead_links, states=changed
+                    territory_status=territory_status,
+                    dead_links=dead_links,
+                    states=changed,
+                    transitions=recorded,
                 )
         for event in events:
             m.DEAD_LINK_EVENTS.labels(event["status"]).inc()

@@ -9,8 +9,9 @@ Into a new generation of the view (services/cli/rebuild.py prepares it):
   publisher (services/common/dead_links.py): the same states, whatever the batches. The
   partitions of `obs.metrics.v1` are shared between processes (services/common/rebuild.py),
   an account's snapshots being all in one partition: each process folds its accounts' link
-  states and writes them; the territories' statuses, the dead-links index and the handles
-  are written here from every share's states.
+  states and writes them with each account's last link transitions (the same walk finds them,
+  services/publisher/link_reduce.py); the territories' statuses, the dead-links index and the
+  handles are written here from every share's states.
 
 A live publisher holds meanwhile (services/publisher/hold.py): link status is read up to
 where it stopped applying records, and it resumes on the new generation from there.
@@ -169,10 +170,12 @@ class PublisherRebuild:
 
 
 class LinkFold:
-    """One share of obs.metrics.v1 folded into its accounts' link states, written at once.
+    """One share of obs.metrics.v1 folded into its accounts' link states and transitions,
+    written at once.
 
     Every snapshot counts for link status in log order; only those that can change an
-    account's state are validated (services/publisher/link_reduce.py)."""
+    account's state or announce a transition are validated
+    (services/publisher/link_reduce.py)."""
 
     def __init__(self, settings: Settings, redis: Redis, rk: ViewKeys) -> None:
         self.store = PublisherStore(redis, rk)
@@ -187,6 +190,7 @@ class LinkFold:
             if state.status is not None
         }
         await self.store.links.save(territory_status={}, dead_links={}, states=judged)
+        await self.store.links.record_transitions(self.reducer.transitions())
         return {
             "snapshots": self.reducer.read,
             "rejected": self.share.rejected,

@@ -54,7 +54,13 @@ def _invented_methods(count: int) -> list[str]:
 
 
 def test_invented_methods_answer_405_and_do_not_grow_metrics(client):
-    paths = ["/api/v1/categories", "/api/v1/standings/departements", "/no/such/path", "/"]
+    paths = [
+        "/api/v1/categories",
+        "/api/v1/standings/departements",
+        "/no/such/path",
+        "/",
+        "/donnees/editions/2021-06/departements.csv",
+    ]
     client.request("BREW", paths[0])  # the one `other` series exists from now on
     client.get("/metrics")  # and so do the scrape's own
     before = client.get("/metrics").text
@@ -175,6 +181,9 @@ def test_security_headers_on_pages_errors_json_and_static_files(client):
     html = {"Accept": "text/html"}
     _assert_secured(client.get("/", headers=html), "default-src 'self'")
     _assert_secured(client.get("/classements/departements", headers=html), "default-src 'self'")
+    _assert_secured(client.get("/methodologie", headers=html), "default-src 'self'")
+    _assert_secured(client.get("/couverture", headers=html), "default-src 'self'")
+    _assert_secured(client.get("/api/v1/coverage"), "default-src 'none'")
     error_page = client.get("/territoires/dep-999", headers=html)
     assert error_page.status_code == 404 and error_page.headers["content-type"].startswith(
         "text/html"
@@ -184,6 +193,8 @@ def test_security_headers_on_pages_errors_json_and_static_files(client):
     _assert_secured(client.get("/api/v1/standings/nope"), "default-src 'none'")
     _assert_secured(client.get("/static/style.css"), "default-src 'none'")
     _assert_secured(client.get("/metrics"), "default-src 'none'")
+    _assert_secured(client.get("/donnees", headers=html), "default-src 'self'")
+    _assert_secured(client.get("/donnees/editions/2021-06/departements.csv"), "default-src 'none'")
     docs = client.get("/docs")
     _assert_secured(docs, "default-src 'self'; script-src 'self' 'sha256-")
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import csv
 import hashlib
+import io
 import re
 from collections.abc import Iterator
 
@@ -600,15 +602,17 @@ def test_standings_page_for_a_region_and_for_an_edition(client):
     assert "default-src 'self'" in june.headers["content-security-policy"]
 
 
-def test_territory_page_shows_the_breakdown_and_two_svg_charts(client):
+def test_territory_page_shows_the_breakdown_and_its_svg_charts(client):
     response = client.get("/territoires/dep-32")
     assert response.status_code == 200
     html = response.text
     text = text_of(html)
     for label in ("Engagement", "Portée", "Activité", "Audience", "Ratio abonnés / abonnements"):
         assert label in text
-    assert html.count("<svg") == 2 and 'role="img"' in html
+    # Rank and followers in each edition, then score, rank and followers day after day.
+    assert html.count("<svg") == 5 and 'role="img"' in html
     assert "Évolution du rang de Gers" in html and "1er" in text
+    assert "Rang de Gers, jour après jour" in html
     assert "16 000" in text  # followers, French thousands separator
 
 
@@ -646,3 +650,57 @@ def test_pages_answer_404_in_french_and_the_api_in_json(client):
     assert territory.status_code == 404 and "Page introuvable" in territory.text
     api = client.get("/api/v1/standings/cantons", headers={"Accept": "text/html"})
     assert api.status_code == 404 and api.json()["error"]["code"] == "unknown_category"
+
+
+# --- daily history ----------------------------------------------------------------------------
+
+
+def test_daily_history_gives_each_days_point_ranked_among_that_days_points(client, story):
+    bodies = {tid: client.get(f"/api/v1/territories/{tid}/history").json() for tid in LIVE_ORDER}
+    paris = bodies["dep-75"]
+    assert paris["as_of"] == "2021-07-03T06:00:00Z" and paris["category"] == "departements"
+    assert [p["date"] for p in paris["points"]] == ["2021-05-20", "2021-06-28", "2021-07-02"]
+    assert all(p["period"] == "day" for p in paris["points"])
+    surge = paris["points"][-1]
+    assert (surge["followers"], surge["rank"], surge["ranked"]) == (2_000_000, 1, 1)
+    assert surge["observed_at"] == "2021-07-02T06:00:00Z"
+    # On 20 May every département was measured: their ranks that day order their scores.
+    may = {
+        tid: next(p for p in b["points"] if p["date"] == "2021-05-20") for tid, b in bodies.items()
+    }
+    by_score = sorted(may, key=lambda tid: (-may[tid]["score"], tid))
+    assert [may[tid]["rank"] for tid in by_score] == list(range(1, 8))
+    assert {p["ranked"] for p in may.values()} == {7}
+    # The day's point is the standings' figure for that snapshot: the June edition's score.
+    june = client.get("/api/v1/editions/2021-06/departements").json()["items"]
+    june_scores = {item["id"]: item["score"] for item in june}
+    for tid, body in bodies.items():
+        point = next(p for p in body["points"] if p["date"] == "2021-06-28")
+        if tid != "dep-09":  # Ariège's last June snapshot is its not_found: same point
+            assert point["score"] == june_scores[tid], tid
+
+
+def test_daily_history_errors_and_the_territory_page_draws_it(client, story):
+    assert client.get("/api/v1/territories/dep-99/history").status_code == 404
+    assert client.get("/api/v1/territories/com-01001/history").json()["points"] == []
+    page = client.get("/territoires/dep-75").text
+    assert "Jour après jour" in page
+    for chart in ("daily-score-chart", "daily-rank-chart", "daily-followers-chart"):
+        assert f'aria-labelledby="{chart}-title {chart}-desc"' in page
+    assert page.count('<tr><th scope="row">') >= 3
+    assert "1er sur 1" in page  # Paris alone measured on 2 July
+    empty = client.get("/territoires/com-01001").text
+    assert "Pas encore de relevé quotidien" in empty
+
+
+def test_daily_history_in_csv_has_the_json_rows(client, story):
+    body = client.get("/api/v1/territories/dep-32/history").json()
+    answer = client.get("/api/v1/territories/dep-32/history", headers={"Accept": "text/csv"})
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert "observatoire-historique-dep-32-" in answer.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert len(rows) == len(body["points"]) == 2
+    for row, point in zip(rows, body["points"], strict=True):
+        assert row["date"] == point["date"] and int(row["rank"]) == point["rank"]
+        assert float(row["score"]) == point["score"] and int(row["followers"]) == point["followers"]
+    assert client.get("/api/v1/territories/dep-32/history?format=csv").text == answer.text

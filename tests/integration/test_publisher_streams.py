@@ -47,6 +47,9 @@ from services.common.settings import Settings
 from services.common.territories import load_registry
 from services.common.view.entries import encode_entry, entry_version
 from services.common.view.keys import ViewKeys
+from services.common.view.wipe import drop_generation
+from services.publisher.rebuild import rebuild_publisher
+from services.rebuild import prepare_generation
 from tests.kafka_read import read_all
 from tests.services import ServiceProcess, service_env, wait_for
 
@@ -444,6 +447,101 @@ def test_dead_links_follow_the_state_machine_with_errors_between_and_a_recovery(
     gers = orjson.loads(stack.redis.hget(rk.DEAD_LINKS_KEY, "instagram:gers"))
     assert gers["territories"] == []
     producer.close()
+
+
+def _transitions(client: redis.Redis, keys: ViewKeys) -> dict[bytes, list]:
+    """Every account's kept link transitions in one generation, keyed as in generation 0."""
+    found = {}
+    pattern = keys.link_transitions_key("*", "*").rsplit(":*:*", 1)[0] + ":*"
+    for key in client.scan_iter(match=pattern, count=1000):
+        name = key.replace(keys.META_TAG.encode(), rk.META_TAG.encode(), 1)
+        found[name] = client.zrange(key, 0, -1, withscores=True)
+    return found
+
+
+def test_a_rebuild_keeps_the_link_transitions_the_live_publisher_kept(stack: Stack):
+    """Each account's transitions (dead, ok again, dead, with errors, redeliveries and a stale
+    snapshot between), as the live publisher kept them batch after batch, equal what
+    `observatoire rebuild`'s publisher part derives from the log."""
+    settings = stack.settings
+    producer = make_producer(settings)
+    at = START - timedelta(days=3)
+    territory, handle = "dep-69", "rhone.flap"
+    record = build_account_record(territory_id=territory, handle=handle, changed_at=at)
+    producer.send(
+        settings.topic(TOPIC_ACCOUNTS), key=territory.encode(), value=orjson.dumps(record)
+    )
+
+    def snapshot(hours: int, status: str) -> dict:
+        counts = {"followers": 10, "follows": 1, "media_count": 1} if status == "ok" else {}
+        return build_metrics_event(
+            handle=handle,
+            observed_at=at + timedelta(hours=hours),
+            status=status,  # type: ignore[arg-type]
+            source="graph",
+            recent_posts=[],
+            **counts,
+        )
+
+    stale = snapshot(0, "not_found")
+    batches = [
+        [snapshot(1, "ok"), snapshot(2, "not_found"), snapshot(3, "not_found")],  # dead
+        [snapshot(3, "not_found"), snapshot(4, "error"), snapshot(5, "ok")],  # ok again
+        [snapshot(6, "not_found"), stale],
+        [snapshot(7, "error"), snapshot(8, "not_found"), snapshot(9, "not_found")],  # dead
+        [snapshot(10, "ok")],  # ok again
+    ]
+    key = rk.link_transitions_key("instagram", handle)
+    for number, batch in enumerate(batches, start=1):
+        for event in batch:
+            producer.send(
+                settings.topic(TOPIC_METRICS),
+                key=f"instagram:{handle}".encode(),
+                value=orjson.dumps(event),
+            )
+        producer.flush()
+        if number in (1, 2, 4):  # let the live publisher apply these in batches of their own
+            wait_for(
+                lambda n=number: stack.redis.zcard(key) == {1: 1, 2: 2, 4: 3}[n],
+                timeout=30,
+                what=f"the transitions of batch {number}",
+            )
+    producer.close()
+    wait_for(lambda: stack.redis.zcard(key) == 4, timeout=30, what="four transitions kept")
+    kept = [orjson.loads(member) for member in stack.redis.zrange(key, 0, -1)]
+    stamp = [format_timestamp(at + timedelta(hours=h)) for h in range(11)]
+    assert kept == [
+        {"status": "dead", "since": stamp[2], "at": stamp[3]},
+        {"status": "ok", "since": stamp[5], "at": stamp[5]},
+        {"status": "dead", "since": stamp[6], "at": stamp[8]},
+        {"status": "ok", "since": stamp[10], "at": stamp[10]},
+    ]
+    live = _transitions(stack.redis, rk)
+    assert rk.link_transitions_key("instagram", handle).encode() in live
+
+    side = ViewKeys(9)  # a generation no reader reads and the live publisher never writes
+
+    async def rebuild_beside() -> None:
+        client = redis.asyncio.Redis.from_url(settings.redis_url)
+        try:
+            await prepare_generation(settings, client, side, REGISTRY)
+            await rebuild_publisher(settings, workers=1, rk=side, registry=REGISTRY)
+        finally:
+            await client.aclose()
+
+    asyncio.run(rebuild_beside())
+    try:
+        assert _transitions(stack.redis, side) == live
+    finally:
+
+        async def drop() -> None:
+            client = redis.asyncio.Redis.from_url(settings.redis_url)
+            try:
+                await drop_generation(client, side)
+            finally:
+                await client.aclose()
+
+        asyncio.run(drop())
 
 
 def test_the_publisher_serves_its_metrics(stack: Stack):

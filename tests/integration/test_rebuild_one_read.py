@@ -17,9 +17,9 @@ import orjson
 import pytest
 import redis
 
-from services.common.clock import utcnow
+from services.common.clock import to_epoch, utcnow
 from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_METRICS
-from services.common.dead_links import LinkState, apply_snapshot
+from services.common.dead_links import TRANSITIONS_KEPT, LinkState, LinkTransition, apply_snapshot
 from services.common.kafka import make_producer
 from services.common.localstack import RedisServer, TansuBroker
 from services.common.rebuild import MetricsFolds
@@ -68,6 +68,30 @@ async def _parts_alone(settings: Settings) -> tuple[Any, Any]:
         await redis.aclose()
     scorer = await rebuild(settings, workers=1, rk=ViewKeys(0))
     return scorer, await rebuild_publisher(settings, workers=1, rk=ViewKeys(0))
+
+
+def _link_transitions(log: GoldenLog) -> dict[bytes, list[tuple[bytes, float]]]:
+    """Each account's kept transitions, every snapshot applied in log order (the reference),
+    as `ZRANGE … WITHSCORES` gives them: (JSON, epoch of `at`), by time."""
+    states: dict[tuple[str, str], LinkState] = defaultdict(LinkState)
+    transitions: dict[tuple[str, str], list[LinkTransition]] = defaultdict(list)
+    for event in log.metrics:
+        account = (event["platform"], event["handle"])
+        states[account], transition = apply_snapshot(
+            states[account],
+            observed_at=event["observed_at"],
+            event_id=event["event_id"],
+            status=event["status"],
+        )
+        if transition is not None:
+            transitions[account].append(transition)
+    return {
+        ViewKeys(0).link_transitions_key(*account).encode(): sorted(
+            ((t.to_json(), float(to_epoch(t.at))) for t in kept[-TRANSITIONS_KEPT:]),
+            key=lambda member: (member[1], member[0]),
+        )
+        for account, kept in transitions.items()
+    }
 
 
 def _link_states(log: GoldenLog) -> dict[bytes, bytes]:
@@ -136,6 +160,8 @@ def test_one_read_in_two_processes_builds_the_view_of_each_part_alone(
         assert one_read[key] == alone[key], key
     links = {k: v for k, v in one_read.items() if k.startswith(b"obs:acct:") and b":link" in k}
     assert links == _link_states(log)
+    transitions = {k: v for k, v in one_read.items() if b":link-transitions:" in k}
+    assert transitions and transitions == _link_transitions(log)
     dead = {k for k, v in links.items() if orjson.loads(v)["status"] == "dead"}
     assert len(one_read[dead_links]) == len(dead)
     scorer, publisher = report.scorer, report.publisher

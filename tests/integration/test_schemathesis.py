@@ -105,6 +105,9 @@ def test_the_generated_requests_reached_real_data(api_url):
         "/api/v1/rank-changes",
         "/api/v1/search",
         "/api/v1/compare",
+        "/api/v1/coverage",
+        "/donnees/editions/{month}/{category}.csv",
+        "/donnees/editions/{month}/{category}.json",
     ):
         assert (route, "200") in answered, route
     assert ("/api/v1/editions/{month}/publish", "202") in answered

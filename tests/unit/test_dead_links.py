@@ -32,7 +32,7 @@ def test_dead_link_needs_two_consecutive_not_found():
     assert state.status == "suspect" and state.since == t(2) and transitions == []
     state, transitions = run([(t(1), "ok"), (t(2), "not_found"), (t(3), "not_found")])
     assert state.status == "dead" and state.since == t(2)
-    assert transitions == [LinkTransition("dead", t(2))]
+    assert transitions == [LinkTransition("dead", t(2), t(3))]
 
 
 def test_errors_in_between_are_skipped_never_counted():
@@ -40,7 +40,7 @@ def test_errors_in_between_are_skipped_never_counted():
         [(t(1), "not_found"), (t(2), "error"), (t(3), "error"), (t(4), "not_found")]
     )
     assert state.status == "dead" and state.since == t(1)
-    assert transitions == [LinkTransition("dead", t(1))]
+    assert transitions == [LinkTransition("dead", t(1), t(4))]
     state, _ = run([(t(1), "ok"), (t(2), "error"), (t(3), "error")])
     assert state.status == "ok"
     state, _ = run([(t(1), "error")])
@@ -54,7 +54,7 @@ def test_an_ok_ends_the_run_and_a_dead_link_recovers():
         [(t(1), "not_found"), (t(2), "not_found"), (t(3), "not_found"), (t(4), "ok")]
     )
     assert state.status == "ok" and state.since is None
-    assert transitions == [LinkTransition("dead", t(1)), LinkTransition("ok", t(4))]
+    assert transitions == [LinkTransition("dead", t(1), t(2)), LinkTransition("ok", t(4), t(4))]
 
 
 def test_a_redelivered_not_found_counts_once():
@@ -78,11 +78,20 @@ def test_the_state_survives_a_json_round_trip():
     assert LinkState.from_json(state.to_json()) == state
 
 
+def test_a_transition_survives_a_json_round_trip_and_says_when_it_was_observed():
+    _, transitions = run([(t(1), "not_found"), (t(2), "not_found"), (t(3), "ok")])
+    assert [(tr.status, tr.since, tr.at) for tr in transitions] == [
+        ("dead", t(1), t(2)),
+        ("ok", t(3), t(3)),
+    ]
+    assert [LinkTransition.from_json(tr.to_json()) for tr in transitions] == transitions
+
+
 def test_the_event_follows_the_contract():
     event = dead_link_event(
         platform="instagram",
         handle="latenareze",
-        transition=LinkTransition("dead", t(1)),
+        transition=LinkTransition("dead", t(1), t(2)),
         territories=["epci-243200417", "epci-243200417"],
     )
     parsed = DeadLinkEvent.model_validate(event)

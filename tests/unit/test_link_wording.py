@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from services.api.badge import embed
 from services.api.templating import environment
 from services.common.contracts import CATEGORIES_BY_ID
 
@@ -48,6 +49,9 @@ def territory_page(link_status: str | None, handle: str | None = "latenareze") -
         "gains": [],
         "records": [],
         "has_history": False,
+        "daily": {"points": []},
+        "daily_charts": None,
+        "embed": embed("http://testserver/", "epci-243200417", "La Ténarèze"),
         "page_title": "La Ténarèze",
     }
     return environment().get_template("territoire.html").render(**context)

@@ -19,6 +19,8 @@ ARGUMENTS = {  # sample arguments by parameter name
     "code": "76",
     "platform": "instagram",
     "handle": "gersledepartement",
+    "day": 20_500,
+    "week": 2_928,
     "prefix": None,  # filled per generation
     "tag": None,
 }

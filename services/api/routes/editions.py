@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from services.api import schemas
+from services.api import csv_export, schemas
 from services.api.bodies import edition_body
 from services.api.deps import EditionsDep, ReadersDep, RegistryDep, RepositoryDep, ScoredDep
 from services.api.errors import ApiError
-from services.api.etag import etagged
 from services.api.params import (
     LIST_PARAMETERS,
     CategoryId,
@@ -44,8 +43,8 @@ async def edition_status(month: Month, editions: EditionsDep) -> JSON:
 
 @router.get(
     "/editions/{month}/{category}",
-    responses=schemas.responses(schemas.Standings, 400, 404, etag=True),
-    openapi_extra={"parameters": LIST_PARAMETERS},
+    responses=csv_export.with_csv(schemas.responses(schemas.Standings, 400, 404, etag=True)),
+    openapi_extra={"parameters": [*LIST_PARAMETERS, csv_export.FORMAT_PARAMETER]},
 )
 async def edition_standings(
     request: Request,
@@ -59,11 +58,13 @@ async def edition_standings(
 ) -> Response:
     """A month's standings: the published edition (immutable: `movement` against the
     previous edition, `streak`, handle and link status at publication) or, before it is
-    published, the provisional ranking of the month (`status: provisional`)."""
+    published, the provisional ranking of the month (`status: provisional`). `?format=csv`
+    (or `Accept: text/csv`): the same rows as CSV."""
     check_category(category)
     query = parse_list_query(request.query_params)
     limit, offset, region, departement = query.limit, query.offset, query.region, query.departement
     check_filters(registry, region, departement)
+    fmt = csv_export.wanted_format(request)
     page = await repository.edition(
         category, month, offset=offset, limit=limit, region=region, departement=departement
     )
@@ -78,4 +79,4 @@ async def edition_standings(
         readers.accounts, registry, scored, category, month, page, limit=limit, offset=offset
     )
     cache = "public, max-age=300" if page.status == "published" else "no-cache"
-    return etagged(request, body, cache)
+    return csv_export.respond(request, body, csv_export.EDITION, cache, fmt)

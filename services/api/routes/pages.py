@@ -4,6 +4,7 @@ standings page follows the category's event stream to refresh itself when JS is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
@@ -11,10 +12,12 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse
 
 from services.api import formatting
-from services.api.bodies import edition_body, view_items
+from services.api.badge import embed
+from services.api.bodies import edition_body, history_body, view_items
 from services.api.charts import Point, line_chart
 from services.api.deps import (
     EditionsDep,
+    HistoryDep,
     ReadersDep,
     RegistryDep,
     RepositoryDep,
@@ -26,6 +29,9 @@ from services.api.formatting import (
     INDICATOR_HELP,
     INDICATOR_LABELS,
     fr_date,
+    fr_day,
+    fr_day_short,
+    fr_decimal,
     fr_int,
     fr_month,
     fr_month_short,
@@ -305,6 +311,70 @@ def _charts(detail: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _daily_charts(body: dict[str, Any]) -> dict[str, str]:
+    """The daily history as inline SVG: score, rank that day (1st at the top), followers."""
+    points = body["points"]
+    name = body["name"]
+
+    def series(field: str) -> list[Point]:
+        return [
+            Point(
+                fr_day_short(p["date"]),
+                ("Semaine du " if p["period"] == "week" else "") + fr_day(p["date"]),
+                p[field],
+            )
+            for p in points
+        ]
+
+    def summary(what: str, field: str, text: Callable[[float], str]) -> str:
+        values = [p for p in points if p[field] is not None]
+        if not values:
+            return f"Aucune donnée quotidienne pour {name}."
+        first, last = values[0], values[-1]
+        best = (
+            max(values, key=lambda p: p[field])
+            if field != "rank"
+            else min(values, key=lambda p: p[field])
+        )
+        return (
+            f"{what} de {name} chaque jour, du {fr_day(first['date'])} au {fr_day(last['date'])} : "
+            f"{text(first[field])} au début, {text(last[field])} à la fin, "
+            f"au mieux {text(best[field])} le {fr_day(best['date'])}. "
+            "Les chiffres de chaque jour sont dans le tableau qui suit."
+        )
+
+    score_text = fr_decimal
+    return {
+        "score": line_chart(
+            series("score"),
+            chart_id="daily-score-chart",
+            title=f"Score de {name}, jour après jour",
+            description=summary("Score", "score", score_text),
+            value_text=lambda v: f"{score_text(v)} points",
+            tick_text=lambda v: fr_decimal(v, 0),
+        ),
+        "rank": line_chart(
+            series("rank"),
+            chart_id="daily-rank-chart",
+            title=f"Rang de {name}, jour après jour",
+            description=summary("Rang", "rank", lambda v: fr_ordinal(int(v))),
+            value_text=lambda v: fr_ordinal(int(v)),
+            tick_text=lambda v: fr_ordinal(int(v)),
+            inverted=True,
+            integer_ticks=True,
+        ),
+        "followers": line_chart(
+            series("followers"),
+            chart_id="daily-followers-chart",
+            title=f"Abonnés de {name}, jour après jour",
+            description=summary("Nombre d’abonnés", "followers", fr_int),
+            value_text=lambda v: f"{fr_int(v)} abonnés",
+            tick_text=fr_int,
+            floor=0,
+        ),
+    }
+
+
 def _plural(count: float, word: str) -> str:
     """French agreement: singular below 2 (`1,5 point`, `2 points`)."""
     return word if abs(count) < 2 else f"{word}s"
@@ -429,12 +499,18 @@ def _records(detail: dict[str, Any]) -> list[str]:
 
 @router.get("/territoires/{territory_id}", response_class=HTMLResponse)
 async def territory_page(
-    territory_id: str, registry: RegistryDep, territories: TerritoriesDep
+    request: Request,
+    territory_id: str,
+    registry: RegistryDep,
+    territories: TerritoriesDep,
+    history: HistoryDep,
 ) -> Any:
     """A territory: ranks and who is around it, the five-indicator breakdown, what it takes
-    to pass the next one, follower gains, records, rank and follower histories."""
+    to pass the next one, follower gains, records, rank and follower histories, its feed and
+    the badge to show on its own site."""
     territory = find_territory(registry, territory_id)
     detail = await territories.detail(territory)
+    daily = history_body(await history.read(territory))
     lines = []
     if detail["current"] is not None:
         for line in breakdown_lines(detail["current"]["indicators"]):
@@ -455,6 +531,8 @@ async def territory_page(
             "lines": lines,
             "weight_total": sum(WEIGHTS.values()),
             "charts": _charts(detail),
+            "daily": daily,
+            "daily_charts": _daily_charts(daily) if daily["points"] else None,
             "has_history": detail["current"] is not None
             or any(h["rank"] is not None for h in detail["history"]),
             "around": _around(detail, CATEGORIES_BY_ID[detail["category"]].label.lower()),
@@ -462,6 +540,7 @@ async def territory_page(
             "gains": _gains(detail),
             "records": _records(detail),
             "page_title": detail["name"],
+            "embed": embed(str(request.base_url), territory.id, territory.name),
         },
         headers=HTML_HEADERS,
     )

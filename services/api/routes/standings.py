@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from services.api import schemas
+from services.api import csv_export, schemas
 from services.api.bodies import standings_json
 from services.api.coalesce import ReadCoalescer, RenderedBodies
-from services.api.etag import etag_of, etagged_bytes
+from services.api.etag import etag_of
 from services.api.items import ScoredEntries
 from services.api.metrics import VIEW_READS
 from services.api.params import (
@@ -39,8 +39,8 @@ async def list_categories() -> JSON:
 
 @router.get(
     "/standings/{category}",
-    responses=schemas.responses(schemas.Standings, 404, 422, etag=True),
-    openapi_extra={"parameters": LIST_PARAMETERS},
+    responses=csv_export.with_csv(schemas.responses(schemas.Standings, 404, 422, etag=True)),
+    openapi_extra={"parameters": [*LIST_PARAMETERS, csv_export.FORMAT_PARAMETER]},
 )
 async def current_standings(request: Request, category: CategoryId) -> Response:
     """Live standings of a category: score descending, ties by id; filters by INSEE code.
@@ -48,7 +48,8 @@ async def current_standings(request: Request, category: CategoryId) -> Response:
     `rank` is the position in the (filtered) list, `national_rank` in the whole category;
     `movement` counts places gained since the latest published edition (`movement_since`).
     `rank_changes_seq` is the category's last rank-change event when this was read: follow
-    the stream from there (`after_seq`) to miss nothing.
+    the stream from there (`after_seq`) to miss nothing. `?format=csv` (or `Accept:
+    text/csv`): the same rows as CSV.
     """
     # The hottest route: app state read directly and the query parsed by hand (no
     # per-request dependency resolution; see services/api/params.py).
@@ -57,6 +58,7 @@ async def current_standings(request: Request, category: CategoryId) -> Response:
     query = parse_list_query(request.query_params)
     limit, offset, region, departement = query.limit, query.offset, query.region, query.departement
     check_filters(state.registry, region, departement)
+    fmt = csv_export.wanted_format(request)
     view: LiveView = state.view
     scored: ScoredEntries = state.scored
 
@@ -85,4 +87,4 @@ async def current_standings(request: Request, category: CategoryId) -> Response:
         raw, etag = await coalescer.run(key, read)
     else:
         raw, etag = await read()
-    return etagged_bytes(request, raw, etag)
+    return csv_export.respond_rendered(request, raw, etag, csv_export.STANDINGS, fmt)

@@ -44,5 +44,5 @@ async def drop_generation(redis: Redis, rk: ViewKeys) -> int:
         return await unlink_keys(redis, [rk.pattern()])
     # Generation 0's keys have no marker of their own: its tags, minus the shared keys.
     shared = tuple(key.removeprefix("obs:{meta}") for key in SHARED_KEYS)
-    patterns = ["obs:{cat:*", "obs:sums:*", "obs:acct:*", "obs:{meta}:*"]
+    patterns = ["obs:{cat:*", "obs:sums:*", "obs:hist:*", "obs:acct:*", "obs:{meta}:*"]
     return await unlink_keys(redis, patterns, keep_suffixes=shared)

@@ -3,12 +3,13 @@ dead-links index, and the handles as the publisher applied `obs.accounts.v1`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 
 from redis.asyncio import Redis
 
-from services.common.dead_links import LinkState
+from services.common.clock import to_epoch
+from services.common.dead_links import TRANSITIONS_KEPT, LinkState, LinkTransition
 from services.common.view.keys import ViewKeys
 from services.publisher.store.fence import FencedWriter, WriteBatch
 
@@ -25,6 +26,17 @@ def _hset(batch: WriteBatch, key: str, mapping: Mapping[str, str | bytes]) -> No
 def _hdel(batch: WriteBatch, key: str, fields: list[str]) -> None:
     for start in range(0, len(fields), FIELDS_PER_COMMAND):
         batch.add("HDEL", key, *fields[start : start + FIELDS_PER_COMMAND])
+
+
+def _record_transitions(batch: WriteBatch, key: str, transitions: Sequence[LinkTransition]) -> None:
+    """Add an account's transitions to its list and keep the last TRANSITIONS_KEPT. ZADD of
+    the same member is a no-op: a batch applied again after a crash (the same snapshots from
+    the same old state give the same transitions) records each transition once."""
+    kept = transitions[-TRANSITIONS_KEPT:]
+    for start in range(0, len(kept), FIELDS_PER_COMMAND // 2):
+        chunk = kept[start : start + FIELDS_PER_COMMAND // 2]
+        batch.add("ZADD", key, *(v for t in chunk for v in (to_epoch(t.at), t.to_json())))
+    batch.add("ZREMRANGEBYRANK", key, 0, -TRANSITIONS_KEPT - 1)
 
 
 class LinkStore:
@@ -55,14 +67,17 @@ class LinkStore:
         territory_status: Mapping[str, Mapping[str, str | None]],
         dead_links: Mapping[str, bytes | None],
         states: Mapping[tuple[str, str], LinkState],
+        transitions: Mapping[tuple[str, str], Sequence[LinkTransition]] | None = None,
     ) -> None:
         """Write territory link statuses (category -> id -> status, None: unjudged), the
-        dead-links index, then the account states last: a crash in between is repaired by
-        the redelivered snapshots, which find the old account states.
+        dead-links index with the accounts' new transitions ((platform, handle) -> in order),
+        then the account states last: a crash in between is repaired by the redelivered
+        snapshots, which find the old account states.
 
-        The first two are fenced writes (one per category slot, one on `obs:{meta}`): a
-        publisher that lost its lease stops there (`Fenced`) and never writes the account
-        states, whose keys (one slot per account) cannot be claimed in advance."""
+        The first two are fenced writes (one per category slot, one on `obs:{meta}` holding
+        the index and the transitions): a publisher that lost its lease stops there
+        (`Fenced`) and never writes the account states, whose keys (one slot per account)
+        cannot be claimed in advance."""
         batches = []
         for category, statuses in sorted(territory_status.items()):
             batch = self.fence.batch(self.rk.category_tag(category))
@@ -73,6 +88,10 @@ class LinkStore:
         meta = self.fence.batch(self.rk.META_TAG)
         _hset(meta, self.rk.DEAD_LINKS_KEY, {k: v for k, v in dead_links.items() if v is not None})
         _hdel(meta, self.rk.DEAD_LINKS_KEY, [k for k, v in dead_links.items() if v is None])
+        for (platform, handle), recorded in sorted((transitions or {}).items()):
+            if recorded:
+                key = self.rk.link_transitions_key(platform, handle)
+                _record_transitions(meta, key, recorded)
         batches.append(meta)
         await self.fence.run(*batches)
         if states:
@@ -80,6 +99,18 @@ class LinkStore:
                 for (platform, handle), state in states.items():
                     pipe.set(self.rk.account_link_key(platform, handle), state.to_json())
                 await pipe.execute()
+
+    async def record_transitions(
+        self, transitions: Mapping[tuple[str, str], Sequence[LinkTransition]], per_batch: int = 200
+    ) -> None:
+        """Record many accounts' transitions (rebuild), `per_batch` accounts per write."""
+        accounts = sorted(a for a, recorded in transitions.items() if recorded)
+        for start in range(0, len(accounts), per_batch):
+            batch = self.fence.batch(self.rk.META_TAG)
+            for platform, handle in accounts[start : start + per_batch]:
+                key = self.rk.link_transitions_key(platform, handle)
+                _record_transitions(batch, key, transitions[(platform, handle)])
+            await self.fence.run(batch)
 
     async def dead_link_count(self) -> int:
         return int(await self.redis.hlen(self.rk.DEAD_LINKS_KEY))

@@ -22,6 +22,7 @@ from services.common.view.keys import ViewKeys
 from services.common.view.scripts import scorer as scripts
 
 SCRIPT_POINTS = 2_000
+SCRIPT_ACCOUNTS = 500  # accounts per pipeline of ACCOUNT_HISTORY calls
 # At most this many index keys deleted per trim call (a window that jumps far, e.g. the first
 # watermark after a long replay, is trimmed in several calls).
 TRIM_KEYS = 500
@@ -54,16 +55,16 @@ class HistoryStore:
         self, points: dict[tuple[str, str], list[RawPoint]], window: Window
     ) -> None:
         """Keep each account's daily points (one script call per account, one pipeline)."""
-        if not points:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for (platform, handle), raws in points.items():
-                await self._account.queue(
-                    pipe,
-                    scripts.account_history_keys(self.rk, platform, handle),
-                    [handle, window.first_day, window.oldest_week, *map(encode_raw, raws)],
-                )
-            await pipe.execute()
+        accounts = list(points.items())
+        for start in range(0, len(accounts), SCRIPT_ACCOUNTS):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for (platform, handle), raws in accounts[start : start + SCRIPT_ACCOUNTS]:
+                    await self._account.queue(
+                        pipe,
+                        scripts.account_history_keys(self.rk, platform, handle),
+                        [handle, window.first_day, window.oldest_week, *map(encode_raw, raws)],
+                    )
+                await pipe.execute()
 
     async def of_accounts(self, platform: str, handles: set[str]) -> dict[str, list[RawPoint]]:
         """The stored daily points of some accounts (missing ones: none)."""

@@ -305,59 +305,57 @@ local function split(raw, size)
   for at = 1, #raw - size + 1, size do pts[#pts + 1] = string.sub(raw, at, at + size - 1) end
   return pts
 end
--- Merge point p into the day-ordered points: returns the points, whether p was kept, the
--- day's point it replaced and the week's last point before it.
-local function merge(pts, p, first_day, oldest_week)
+-- A series being changed: its points by day (`byday`, one per day).
+local function state_of(pts)
+  local byday = {}
+  for _, q in ipairs(pts) do byday[day_of(q)] = q end
+  return byday
+end
+local function week_max(byday, w)
+  local best = nil
+  for d = w * 7 - 3, w * 7 + 3 do
+    local q = byday[d]
+    if q and ((not best) or later(q, best)) then best = q end
+  end
+  return best
+end
+-- Put point p in a series: returns whether it was kept, the day's point it replaced and
+-- the week's last point before it.
+local function put(byday, p, first_day, oldest_week)
   local d = day_of(p)
   local w = week_of(d)
-  if w < oldest_week then return pts, false end
-  local wmax, same, at = nil, nil, #pts + 1
-  for j = 1, #pts do
-    local qd = day_of(pts[j])
-    if week_of(qd) == w and ((not wmax) or later(pts[j], wmax)) then wmax = pts[j] end
-    if qd == d then same = j end
-    if qd > d and at > #pts then at = j end
-  end
+  if w < oldest_week then return false end
+  local wmax = week_max(byday, w)
   if d >= first_day then
-    if same and not later(p, pts[same]) then return pts, false end
-    local old = nil
-    if same then
-      old = pts[same]
-      pts[same] = p
-    else
-      table.insert(pts, at, p)
-    end
-    return pts, true, old, wmax
+    local same = byday[d]
+    if same and not later(p, same) then return false end
+    byday[d] = p
+    return true, same, wmax
   end
-  if wmax and not later(p, wmax) then return pts, false end
-  local kept = {}
-  for j = 1, #pts do
-    if week_of(day_of(pts[j])) ~= w then kept[#kept + 1] = pts[j] end
-  end
-  local k = #kept + 1
-  for j = 1, #kept do
-    if day_of(kept[j]) > d then k = j break end
-  end
-  table.insert(kept, k, p)
-  return kept, true, nil, wmax
+  if wmax and not later(p, wmax) then return false end
+  for day = w * 7 - 3, w * 7 + 3 do byday[day] = nil end
+  byday[d] = p
+  return true, nil, wmax
 end
--- The points kept under the window: daily from first_day, each older week's last.
-local function fold(pts, first_day, oldest_week)
+-- The points kept under the window, by day: daily from first_day, each older week's last.
+local function fold(byday, first_day, oldest_week)
+  local days = {}
+  for d in pairs(byday) do days[#days + 1] = d end
+  table.sort(days)
   local out, last = {}, {}
-  for j = 1, #pts do
-    local q = pts[j]
-    local qd = day_of(q)
-    local qw = week_of(qd)
-    if qw >= oldest_week then
-      if qd >= first_day then
+  for _, d in ipairs(days) do
+    local q = byday[d]
+    local w = week_of(d)
+    if w >= oldest_week then
+      if d >= first_day then
         out[#out + 1] = q
       else
-        local prev = last[qw]
+        local prev = last[w]
         if prev then
           if later(q, out[prev]) then out[prev] = q end
         else
           out[#out + 1] = q
-          last[qw] = #out
+          last[w] = #out
         end
       end
     end
@@ -444,15 +442,13 @@ _ACCOUNT_HISTORY: Final = (
     _HISTORY_LIB
     + """
 local first_day, oldest_week = tonumber(ARGV[2]), tonumber(ARGV[3])
-local pts = split(redis.call('HGET', KEYS[1], ARGV[1]) or '', 18)
+local byday = state_of(split(redis.call('HGET', KEYS[1], ARGV[1]) or '', 18))
 local written = 0
 for i = 4, #ARGV do
-  local kept
-  pts, kept = merge(pts, ARGV[i], first_day, oldest_week)
-  if kept then written = written + 1 end
+  if put(byday, ARGV[i], first_day, oldest_week) then written = written + 1 end
 end
 if written > 0 then
-  redis.call('HSET', KEYS[1], ARGV[1], table.concat(fold(pts, first_day, oldest_week)))
+  redis.call('HSET', KEYS[1], ARGV[1], table.concat(fold(byday, first_day, oldest_week)))
 end
 return written
 """
@@ -489,7 +485,7 @@ for i = 3, #ARGV, 6 do
       if raw then
         local size = string.byte(raw, 1)
         headers[id] = string.sub(raw, 2, 1 + size)
-        series[id] = split(string.sub(raw, 2 + size), 13)
+        series[id] = state_of(split(string.sub(raw, 2 + size), 13))
       else
         headers[id] = link
         series[id] = {}
@@ -497,8 +493,7 @@ for i = 3, #ARGV, 6 do
       if headers[id] ~= link then stale[id] = true end
     end
     if not stale[id] then
-      local pts, kept, old, wmax = merge(series[id], p, first_day, oldest_week)
-      series[id] = pts
+      local kept, old, wmax = put(series[id], p, first_day, oldest_week)
       if kept then
         local d = day_of(p)
         if d >= first_day then
