@@ -1,8 +1,9 @@
 """`make bench`: performance benchmarks, each against a baseline measured in the same run.
 
-Usage: python -m bench [scorer|memory|api|connections|freshness|search|france|france-3d|scale|
-capacity] … (default: scorer memory api connections freshness search; `scale`, 1 to 3 scorer
-workers, and `capacity`, the inputs of docs/capacity.md, only when named).
+Usage: python -m bench [scorer|memory|history|api|connections|freshness|search|pages|france|
+france-3d|scale|capacity] … (default: scorer memory history api connections freshness search
+pages; `scale`, 1 to 3 scorer workers, and `capacity`, the inputs of docs/capacity.md, only when
+named).
 Results are printed and saved in bench/results/<name>.json.
 """
 
@@ -12,7 +13,18 @@ import json
 import sys
 import time
 
-from bench import api, capacity, connections, freshness, memory, scale, scorer, search
+from bench import (
+    api,
+    capacity,
+    connections,
+    freshness,
+    history,
+    memory,
+    pages,
+    scale,
+    scorer,
+    search,
+)
 from bench.common import RESULTS
 
 BENCHES = {
@@ -26,11 +38,22 @@ BENCHES = {
     "france-3d": lambda: scorer.run("france-3d"),
     "scale": scale.run,
     "capacity": capacity.run,
+    "pages": pages.run,
+    "history": history.run,
 }
 
 
 def main(argv: list[str]) -> int:
-    names = argv or ["scorer", "memory", "api", "connections", "freshness", "search"]
+    names = argv or [
+        "scorer",
+        "memory",
+        "history",
+        "api",
+        "connections",
+        "freshness",
+        "search",
+        "pages",
+    ]
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         print(f"unknown bench {unknown}; available: {', '.join(BENCHES)}", file=sys.stderr)

@@ -42,6 +42,21 @@ if ! command -v wrk >/dev/null; then
   echo "bootstrap: installing wrk (Debian package)"
   apt_install wrk
 fi
+# axe-core (npm) for the pages' accessibility test: the version and integrity pinned in
+# tests/e2e/axe/package-lock.json (`npm ci` checks them), installed into .run/node/ (ignored).
+if ! command -v npm >/dev/null; then
+  echo "bootstrap: installing nodejs and npm (Debian packages)"
+  apt_install nodejs npm
+fi
+axe_stamp=".run/node/.installed-$(sha256sum tests/e2e/axe/package-lock.json | cut -c1-16)"
+if [ ! -f "$axe_stamp" ] || [ ! -f .run/node/node_modules/axe-core/axe.min.js ]; then
+  echo "bootstrap: installing axe-core (npm) into .run/node"
+  rm -rf .run/node
+  mkdir -p .run/node
+  cp tests/e2e/axe/package.json tests/e2e/axe/package-lock.json .run/node/
+  npm ci --prefix .run/node --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+  touch "$axe_stamp"
+fi
 
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
   echo "bootstrap: Python 3.11 is required ($PYTHON is $("$PYTHON" --version 2>&1))" >&2
