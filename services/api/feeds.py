@@ -7,31 +7,41 @@ an entry in French (`FeedItem.entry`):
   of leader (`LeaderChange`) and entries into or exits from the top 10 (`TopTenMove`), the
   last two derived from the category's rank-change events (`rank_change_items`);
 - a territory's feed (`/flux/territoires/{id}.atom`): its rank in each published edition
-  (`EditionResult`) and its account's transitions to and from `dead` (`LinkChange`).
+  (`EditionResult`), its rank that day moving by 3 places or more between two consecutive
+  daily points (`DailyRankMove`) and its account's transitions to and from `dead`
+  (`LinkChange`).
 
 `atom_feed` takes any mix of items: it sorts them newest first (by `updated`, the time of what
 they tell: an event's `at`, an edition's `published_at`, a transition's `at`), keeps
-MAX_ENTRIES and renders the XML. A new kind of news (say, rank moves between two daily
-points) is one more dataclass with an `entry` method, and one more list of items passed in.
+MAX_ENTRIES and renders the XML. A new kind of news is one more dataclass with an `entry`
+method, and one more list of items passed in.
 
 Entry ids are `urn:uuid:` names (UUID version 5) of what the entry tells, built from stable
-facts only (category and `seq`, category and edition, territory and edition, account and
-transition time): the same news keeps its id whoever serves it and whatever the host name, so
+facts only (category and `seq`, category and edition, territory and edition, territory and
+day, account and transition time): the same news keeps its id whoever serves it and whatever the host name, so
 a feed reader never shows it twice.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
 from xml.etree import ElementTree as ET
 
-from services.api.formatting import fr_date, fr_int, fr_month, fr_movement, fr_ordinal
+from services.api.formatting import (
+    fr_date,
+    fr_day,
+    fr_int,
+    fr_month,
+    fr_movement,
+    fr_ordinal,
+)
 from services.common.clock import to_epoch
 from services.common.contracts import CATEGORIES_BY_ID
 from services.common.dead_links import LinkTransition
+from services.common.history import RankedPoint, rank_changes
 
 MAX_ENTRIES: Final = 50  # entries per feed, the newest
 TOP: Final = 10  # entries into and exits from the top 10 are news
@@ -313,6 +323,64 @@ class LinkChange:
             term="lien",
             label="Lien du compte",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class DailyRankMove:
+    """A territory's rank that day moved by 3 places or more since its previous daily point
+    (services/common/history.py `rank_changes`)."""
+
+    territory_id: str
+    category: str
+    before_date: str  # YYYY-MM-DD
+    before_rank: int
+    date: str
+    rank: int
+    ranked: int
+    observed_at: str
+
+    def entry(self, name: Names) -> Entry:
+        who, noun = name(self.territory_id), category_noun(self.category)
+        gained = self.before_rank - self.rank
+        verb = "gagne" if gained > 0 else "perd"
+        places = abs(gained)
+        title = (
+            f"{who} {verb} {places} places : {fr_ordinal(self.rank)} {noun} le {fr_day(self.date)}"
+        )
+        summary = (
+            f"Le {fr_day(self.date)}, {who} est au {_rang(self.rank)} sur {fr_int(self.ranked)} "
+            f"{CATEGORIES_BY_ID[self.category].label.lower()} relevés ce jour-là, contre le "
+            f"{_rang(self.before_rank)} le {fr_day(self.before_date)}."
+        )
+        return Entry(
+            id=feed_id(f"flux/territoires/{self.territory_id}/jour/{self.date}"),
+            title=title,
+            summary=summary,
+            updated=self.observed_at,
+            path=f"/territoires/{self.territory_id}#quotidien",
+            term="rang-du-jour",
+            label="Rang du jour",
+        )
+
+
+def daily_rank_moves(
+    territory_id: str, category: str, points: Sequence[RankedPoint]
+) -> list[FeedItem]:
+    """Each move of 3 places or more between two consecutive daily points, as news."""
+    return [
+        DailyRankMove(
+            territory_id,
+            category,
+            before.shown.point.date.isoformat(),
+            before.rank,
+            after.shown.point.date.isoformat(),
+            after.rank,
+            after.ranked or 0,
+            after.observed_at,
+        )
+        for before, after in rank_changes(points)
+        if before.rank is not None and after.rank is not None
+    ]
 
 
 def edition_results(

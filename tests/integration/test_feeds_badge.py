@@ -226,7 +226,17 @@ def test_the_territory_feed_tells_its_edition_results_and_its_dead_link_and_reco
         assert entry.updated == point["published_at"]
         assert entry.link == f"{site.base}/classements/{CATEGORY}?edition={point['edition']}"
         assert f"sur {point['total']}" in entry.summary
-    assert len(feed.entries) == 4
+    # Its rank that day: 5th of 7 on 28 June, then 1st of 1 on 6 July (alone measured).
+    daily = httpx.get(f"{site.base}/api/v1/territories/{DEAD}/history").json()["points"]
+    assert [(p["date"], p["rank"]) for p in daily][-2:] == [("2021-06-28", 5), ("2021-07-06", 1)]
+    move = entries["Ariège gagne 4 places : 1er des départements le 6 juillet 2021"]
+    assert move.updated == "2021-07-06T06:00:00Z"
+    assert move.link == f"{site.base}/territories/{DEAD}#quotidien".replace(
+        "territories", "territoires"
+    )
+    assert "1er rang sur 1 départements relevés ce jour-là" in move.summary
+    assert "5e rang le 28 juin 2021" in move.summary
+    assert len(feed.entries) == 5
     times = [e.updated_parsed for e in feed.entries]
     assert times == sorted(times, reverse=True)
 

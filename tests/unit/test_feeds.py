@@ -10,6 +10,7 @@ import feedparser
 from services.api import feeds
 from services.api.badge import badge_facts, badge_svg, embed
 from services.common.dead_links import LinkTransition
+from services.common.history import Point, RankedPoint, Shown
 
 NAMES = {"dep-32": "Gers", "dep-75": "Paris", "dep-38": "Isère", "dep-52": "Haute-Marne"}
 
@@ -166,3 +167,28 @@ def test_the_snippet_is_an_image_in_a_link_with_absolute_addresses():
     assert found.snippet.startswith('<a href="https://observatoire.example/territoires/dep-2A">')
     assert '<img src="https://observatoire.example/badges/dep-2A.svg"' in found.snippet
     assert found.badge_path == "/badges/dep-2A.svg"
+
+
+def _daily(day: int, rank: int | None, weekly: bool = False) -> RankedPoint:
+    point = Point(day=day, second=3600, score=50.0, followers=100, posts=3)
+    return RankedPoint(Shown(point, weekly), rank, None if rank is None else 40)
+
+
+def test_daily_rank_moves_are_the_moves_of_3_places_or_more_between_consecutive_days():
+    points = [
+        _daily(20_000, 9, weekly=True),  # a week's point: not a daily one
+        _daily(20_100, 4),
+        _daily(20_101, 6),  # 2 places: not news
+        _daily(20_102, None),  # no rank that day: skipped, not a break
+        _daily(20_103, 3),  # 3 places up since the 6th
+        _daily(20_105, 7),  # 4 places down
+    ]
+    moves = feeds.daily_rank_moves("dep-32", "departements", points)
+    entries = [m.entry(lambda tid: "Gers") for m in moves]
+    assert [e.title for e in entries] == [
+        "Gers gagne 3 places : 3e des départements le 15 janvier 2025",
+        "Gers perd 4 places : 7e des départements le 17 janvier 2025",
+    ]
+    assert entries[0].updated == "2025-01-15T00:00:00Z"  # 01:00 in Paris, winter
+    assert entries[0].path == "/territoires/dep-32#quotidien"
+    assert len({e.id for e in entries}) == 2

@@ -78,14 +78,16 @@ async def category_feed(
 async def territory_feed(
     request: Request, territory_id: str, redis: RedisDep, readers: ReadersDep, registry: RegistryDep
 ) -> Response:
-    """A territory's news: its results in the published editions, its account's dead link
-    and its recovery."""
+    """A territory's news: its results in the published editions, moves of 3 places or more
+    between two consecutive daily points, its account's dead link and its recovery."""
     try:
         territory = find_territory(registry, territory_id)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message)
     detail = await readers.territories.detail(territory)
     items = feeds.edition_results(territory.id, territory.category, detail["history"])
+    daily = await readers.history.read(territory)
+    items += feeds.daily_rank_moves(territory.id, territory.category, daily.points)
     handle = detail["handle"]
     if handle is not None:
         transitions = await link_transitions(redis, readers.rk, PLATFORM_INSTAGRAM, handle)
