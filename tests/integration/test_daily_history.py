@@ -15,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.api.read.history import HistoryReader
+from services.api.read.territory import TerritoryReader
 from services.common.events import MetricsSnapshot, build_metrics_event
 from services.common.history import split_series
 from services.common.methodology import score_summary, summarise_snapshot
@@ -218,6 +219,10 @@ async def test_older_days_fold_into_weeks_and_their_indexes_are_dropped(redis):
     first = daily[0].shown.point.day
     days = {int(k.rsplit(b":", 1)[1]) async for k in redis.scan_iter(match="*hist:d:*")}
     assert min(days) == first and len(days) == len(daily)
+    # The account's daily points give its follower gains (month summaries alone could not).
+    detail = await TerritoryReader(redis, rk, REGISTRY).detail(REGISTRY["dep-01"])
+    gains = [None if g is None else (g["days"], g["gain"]) for g in detail["follower_gains"]]
+    assert gains == [(7, 70), (30, 300), (90, 900), None]  # 10 followers a day, 140 days
     series = await redis.hget(rk.history_key("departements"), "dep-01")
     assert len(split_series(series)[1]) == 13 * len(history.points)  # stored folded too
 

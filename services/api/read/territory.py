@@ -16,8 +16,10 @@ from typing import Any, Final, cast
 from redis.asyncio import Redis
 
 from services.api.items import breakdown
+from services.common.clock import from_epoch
 from services.common.contracts import CATEGORIES_BY_ID, PLATFORM_INSTAGRAM
 from services.common.gap import gaps_to_pass
+from services.common.history import decode_raws, epoch_of
 from services.common.methodology import GAIN_PERIODS_DAYS, follower_gains
 from services.common.territories import KIND_DEPARTEMENT, KIND_REGION, Registry, Territory
 from services.common.view.entries import StoredEntry, decode_entry, decode_month_summaries
@@ -93,14 +95,20 @@ class TerritoryReader:
             )
             if handle is not None:
                 pipe.hget(self.rk.summaries_key(PLATFORM_INSTAGRAM, handle), handle)
+                pipe.hget(self.rk.account_history_key(PLATFORM_INSTAGRAM, handle), handle)
             replies = await pipe.execute()
         reply = self._read.decode(replies[0])
-        summaries_raw = replies[1] if handle is not None else None
+        summaries_raw, days_raw = replies[1:3] if handle is not None else (None, None)
         earlier: list[tuple[str, int]] = []
         if summaries_raw:
             earlier = [
                 (summary.observed_at, summary.followers)
                 for summary in decode_month_summaries(cast(bytes, summaries_raw)).values()
+            ]
+        if days_raw:  # the account's daily points (docs/decisions.md §44)
+            earlier += [
+                (from_epoch(epoch_of(p.day, p.second)), p.followers)
+                for p in decode_raws(cast(bytes, days_raw))
             ]
         return self._assemble(
             territory,
@@ -258,9 +266,10 @@ def _gains(
     history: list[dict[str, Any]],
 ) -> list[dict[str, Any] | None]:
     """Follower gains of the account over 7, 30, 90 and 365 days, against its month summaries
-    (`earlier`) and the snapshots the published editions ranked it on while it used this
-    handle: the summaries of a published month are dropped once a later month has one
-    (docs/redis.md), the editions keep theirs."""
+    and daily points (`earlier`) and the snapshots the published editions ranked it on while
+    it used this handle: the summaries of a published month are dropped once a later month
+    has one (docs/redis.md), the editions keep theirs; daily points thin out to one a week
+    after 90 days."""
     handle = None if account is None else account.handle
     if entry is None or handle is None:
         return [None for _ in GAIN_PERIODS_DAYS]
