@@ -18,8 +18,8 @@ method, and one more list of items passed in.
 
 Entry ids are `urn:uuid:` names (UUID version 5) of what the entry tells, built from stable
 facts only (category and `seq`, category and edition, territory and edition, territory and
-day, account and transition time): the same news keeps its id whoever serves it and whatever the host name, so
-a feed reader never shows it twice.
+day, account and transition time): the same news keeps its id whoever serves it and whatever
+the host name, so a feed reader never shows it twice.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 A day is a Europe/Paris calendar day. A territory's point for a day is its last `ok`
 snapshot observed that day: its score, followers and posts in the window. "Last" is by
-`observed_at`, then, between two snapshots of the same second, by the greater (score,
-followers, posts), so that the point is a function of the set of snapshots, whatever order
-they arrive in: a late snapshot moves its day's point, a rebuild finds the same one.
+`observed_at`, then, between two snapshots of the same second, by the greater followers,
+then posts, so that the point is a function of the set of snapshots, whatever order they
+arrive in: a late snapshot moves its day's point, a rebuild finds the same one.
 
 The history keeps daily points for the ISO weeks that hold the last 90 days, then one point
 per ISO week (the week's last point) for two years (104 weeks); the reference day is the
@@ -13,8 +13,11 @@ weekly point: among the category's weekly points of the same week), when it is r
 
 Stored form (services/common/view/keys.py `history_key`, docs/redis.md): a territory's points,
 13 bytes each, by day ascending: day (2 bytes, days since 1970-01-01 of the Paris calendar
-date), second of that Paris day (3), score × 10⁴ (3), followers (4), posts (1), all
-big-endian. Comparing bytes 3-13 of two points of one day is the "last" order above. Rank
+date), second of that Paris day (3), followers (4), posts (1), score × 10⁴ (3), all
+big-endian; an account's points (`RawPoint`, 18 bytes): day, second, followers, posts, then
+follows (4) and interactions (4). Comparing the bytes is the "last" order; the two orders
+agree (the same snapshot wins in an account's points and in its territories') except between
+two snapshots of one second with the same followers and posts (docs/decisions.md §44). Rank
 indexes hold, per (category, day) and (category, week), 5-byte entries sorted ascending:
 10⁶ − score × 10⁴ (3 bytes), then the territory's ordinal in its category (2 bytes; ids
 ascending), which is the standings' order (score descending, id ascending).
@@ -169,8 +172,8 @@ def encode_raw(point: RawPoint) -> bytes:
         point.day.to_bytes(2, "big")
         + point.second.to_bytes(3, "big")
         + min(point.followers, U32_MAX).to_bytes(4, "big")
-        + min(point.follows, U32_MAX).to_bytes(4, "big")
         + bytes((min(point.posts, POSTS_MAX),))
+        + min(point.follows, U32_MAX).to_bytes(4, "big")
         + min(point.interactions, U32_MAX).to_bytes(4, "big")
     )
 
@@ -181,8 +184,8 @@ def decode_raws(raw: bytes) -> list[RawPoint]:
             day=int.from_bytes(raw[at : at + 2], "big"),
             second=int.from_bytes(raw[at + 2 : at + 5], "big"),
             followers=int.from_bytes(raw[at + 5 : at + 9], "big"),
-            follows=int.from_bytes(raw[at + 9 : at + 13], "big"),
-            posts=raw[at + 13],
+            posts=raw[at + 9],
+            follows=int.from_bytes(raw[at + 10 : at + 14], "big"),
             interactions=int.from_bytes(raw[at + 14 : at + 18], "big"),
         )
         for at in range(0, len(raw) - RAW_BYTES + 1, RAW_BYTES)
@@ -228,9 +231,9 @@ def encode_point(point: Point) -> bytes:
     return (
         point.day.to_bytes(2, "big")
         + point.second.to_bytes(3, "big")
-        + score_units(point.score).to_bytes(3, "big")
         + min(point.followers, U32_MAX).to_bytes(4, "big")
         + bytes((min(point.posts, POSTS_MAX),))
+        + score_units(point.score).to_bytes(3, "big")
     )
 
 
@@ -238,9 +241,9 @@ def decode_point(raw: bytes, at: int = 0) -> Point:
     return Point(
         day=int.from_bytes(raw[at : at + 2], "big"),
         second=int.from_bytes(raw[at + 2 : at + 5], "big"),
-        score=int.from_bytes(raw[at + 5 : at + 8], "big") / SCORE_SCALE,
-        followers=int.from_bytes(raw[at + 8 : at + 12], "big"),
-        posts=raw[at + 12],
+        followers=int.from_bytes(raw[at + 5 : at + 9], "big"),
+        posts=raw[at + 9],
+        score=int.from_bytes(raw[at + 10 : at + 13], "big") / SCORE_SCALE,
     )
 
 
@@ -253,7 +256,8 @@ def encode_points(points: Iterable[Point]) -> bytes:
 
 
 def later(a: Point, b: Point) -> Point:
-    """The later of two points ("last": day, then bytes 3-13 of the stored form)."""
+    """The later of two points (day, second, then followers, posts, score: the stored bytes'
+    order)."""
     return a if encode_point(a) > encode_point(b) else b
 
 

@@ -101,14 +101,15 @@ def expected(snapshots: list[MetricsSnapshot]) -> dict[str, list[tuple]]:
             recent_posts=s.recent_posts or (),
         )
         score = score_summary(summary, REGISTRY[tid].population).score
-        candidate = (s.observed_at, score, summary.followers, summary.posts)
+        # The day's last: by observed_at, then (same second) followers, posts, score.
+        candidate = (s.observed_at, summary.followers, summary.posts, score)
         if (tid, day) not in last or candidate > last[(tid, day)]:
             last[(tid, day)] = candidate
     by_day: dict[str, list[tuple[float, str]]] = defaultdict(list)
-    for (tid, day), (_, score, _, _) in last.items():
+    for (tid, day), (_, _, _, score) in last.items():
         by_day[day].append((-score, tid))
     out: dict[str, list[tuple]] = defaultdict(list)
-    for (tid, day), (observed_at, score, followers, posts) in sorted(last.items()):
+    for (tid, day), (observed_at, followers, posts, score) in sorted(last.items()):
         ranking = sorted(by_day[day])
         rank = ranking.index((-score, tid)) + 1
         out[tid].append((day, observed_at, score, rank, len(ranking), followers, posts))

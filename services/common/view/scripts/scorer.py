@@ -375,7 +375,7 @@ local function lower(s, v)
   return lo
 end
 local function entry(p, ordinal)
-  local units = string.byte(p, 6) * 65536 + string.byte(p, 7) * 256 + string.byte(p, 8)
+  local units = string.byte(p, 11) * 65536 + string.byte(p, 12) * 256 + string.byte(p, 13)
   local key = 1000000 - units
   return string.char(math.floor(key / 65536), math.floor(key / 256) % 256, key % 256,
     math.floor(ordinal / 256), ordinal % 256)
