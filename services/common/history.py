@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from itertools import pairwise
 from typing import Final
 
@@ -87,7 +88,17 @@ class Window:
 
 
 def day_of_epoch(epoch: int) -> tuple[int, int]:
-    """(day, second of that day) of a UTC epoch, in the Paris calendar."""
+    """(day, second of that day) of a UTC epoch, in the Paris calendar. Paris days start
+    and its clock changes on whole UTC hours, so an hour's start decides (cached: a rebuild
+    asks for every snapshot)."""
+    hour = epoch // 3600
+    day, second = _hour_start(hour)
+    return day, second + epoch - hour * 3600
+
+
+@lru_cache(maxsize=1 << 16)
+def _hour_start(hour: int) -> tuple[int, int]:
+    epoch = hour * 3600
     local = datetime.fromtimestamp(epoch, tz=UTC).astimezone(PARIS)
     midnight = datetime(local.year, local.month, local.day, tzinfo=PARIS)
     return (local.date() - EPOCH_DAY).days, epoch - int(midnight.timestamp())

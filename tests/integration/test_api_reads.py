@@ -689,6 +689,11 @@ def test_daily_history_errors_and_the_territory_page_draws_it(client, story):
         assert f'aria-labelledby="{chart}-title {chart}-desc"' in page
     assert page.count('<tr><th scope="row">') >= 3
     assert "1er sur 1" in page  # Paris alone measured on 2 July
+    for chart in ("daily-score-chart", "daily-followers-chart"):
+        svg = page.split(f'aria-labelledby="{chart}-title', 1)[1].split("</svg>", 1)[0]
+        grid = svg.split('<g class="chart-grid">', 1)[1].split("</g>", 1)[0]
+        ticks = re.findall(r">([^<]+)</text>", grid)
+        assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), (chart, ticks)
     empty = client.get("/territoires/com-01001").text
     assert "Pas encore de relevé quotidien" in empty
 

@@ -344,6 +344,10 @@ def _daily_charts(body: dict[str, Any]) -> dict[str, str]:
         )
 
     score_text = fr_decimal
+    scores = [p["score"] for p in points]
+    spread = max(scores) - min(scores)
+    # Enough decimals that the score axis's ticks differ (ticks step by about a fifth of it).
+    digits = 0 if spread >= 10 else 1 if spread >= 1 else 2
     return {
         "score": line_chart(
             series("score"),
@@ -351,7 +355,7 @@ def _daily_charts(body: dict[str, Any]) -> dict[str, str]:
             title=f"Score de {name}, jour après jour",
             description=summary("Score", "score", score_text),
             value_text=lambda v: f"{score_text(v)} points",
-            tick_text=lambda v: fr_decimal(v, 0),
+            tick_text=lambda v: fr_decimal(v, digits),
         ),
         "rank": line_chart(
             series("rank"),

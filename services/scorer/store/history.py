@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import groupby
 from typing import cast
 
 from redis.asyncio import Redis
@@ -62,7 +63,12 @@ class HistoryStore:
                     await self._account.queue(
                         pipe,
                         scripts.account_history_keys(self.rk, platform, handle),
-                        [handle, window.first_day, window.oldest_week, *map(encode_raw, raws)],
+                        [
+                            handle,
+                            window.first_day,
+                            window.oldest_week,
+                            b"".join(map(encode_raw, raws)),
+                        ],
                     )
                 await pipe.execute()
 
@@ -104,16 +110,16 @@ class HistoryStore:
         weeks = sorted({week_of(w.day) for w in chunk})
         day_at = {day: 4 + i for i, day in enumerate(days)}
         week_at = {week: 4 + len(days) + i for i, week in enumerate(weeks)}
+        # One group per territory (the chunk is in territory order within a week).
         args: list[str | bytes | int | float] = [window.first_day, window.oldest_week]
-        for w in chunk:
-            args += [
-                w.territory_id,
-                w.link,
-                w.ordinal,
-                w.point,
-                day_at[w.day],
-                week_at[week_of(w.day)],
-            ]
+        for tid, group in groupby(chunk, key=lambda w: (w.territory_id, w.link, w.ordinal)):
+            points = b"".join(
+                w.point
+                + day_at[w.day].to_bytes(2, "big")
+                + week_at[week_of(w.day)].to_bytes(2, "big")
+                for w in group
+            )
+            args += [*tid, points]
         keys = scripts.history_keys(self.rk, category, days, weeks)
         return await self._apply(keys, args)
 

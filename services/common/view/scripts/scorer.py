@@ -436,16 +436,16 @@ end
 
 # KEYS[1] the account's bucket HASH of daily points (services.common.view.keys
 # `account_history_key`); ARGV[1] its field (the handle), ARGV[2] the first daily day, ARGV[3]
-# the oldest week kept, then the account's points (18 bytes each). Each point replaces the
-# day's only if later (a weekly day: the week's). Returns the number of points kept.
+# the oldest week kept, ARGV[4] the account's points (18 bytes each, concatenated). Each point
+# replaces the day's only if later (a weekly day: the week's). Returns the number kept.
 _ACCOUNT_HISTORY: Final = (
     _HISTORY_LIB
     + """
 local first_day, oldest_week = tonumber(ARGV[2]), tonumber(ARGV[3])
 local byday = state_of(split(redis.call('HGET', KEYS[1], ARGV[1]) or '', 18))
 local written = 0
-for i = 4, #ARGV do
-  if put(byday, ARGV[i], first_day, oldest_week) then written = written + 1 end
+for _, p in ipairs(split(ARGV[4], 18)) do
+  if put(byday, p, first_day, oldest_week) then written = written + 1 end
 end
 if written > 0 then
   redis.call('HSET', KEYS[1], ARGV[1], table.concat(fold(byday, first_day, oldest_week)))
@@ -456,12 +456,12 @@ return written
 
 # KEYS[1] the category's history HASH (territory id -> `<link length><link><points>`), KEYS[2]
 # its account links, KEYS[3] its history meta, KEYS[4..] rank indexes (days and weeks) named
-# by the groups. ARGV[1] the first daily day and ARGV[2] the oldest week kept under the
+# by the points. ARGV[1] the first daily day and ARGV[2] the oldest week kept under the
 # writer's watermark (the meta's, when further, win), then groups of (territory id, account
-# link the point carries, ordinal, point, index of its day's key in KEYS, index of its week's
-# key). A point is written only if the territory's link is the point's and it is later than
-# the day's point (a weekly day: than the week's point); the indexes move the territory's
-# entry in the same step. A territory whose stored history was derived from another link is
+# link its points carry, ordinal, points): each point 17 bytes, the 13 of the point then the
+# indexes in KEYS of its day's and its week's keys (2 bytes each). A point is written only if
+# the territory's link is the point's and it is later than the day's point (a weekly day: than
+# the week's point); the indexes move the territory's entry in the same step. A territory whose stored history was derived from another link is
 # left alone and named in the reply: HISTORY_RESET empties it first.
 # Returns {points written, id needing a reset…}.
 _HISTORY_APPLY: Final = (
@@ -475,40 +475,44 @@ if meta[2] and tonumber(meta[2]) > oldest_week then oldest_week = tonumber(meta[
 local low_day, low_week = tonumber(meta[3]), tonumber(meta[4])
 local series, headers, dirty, stale = {}, {}, {}, {}
 local written = 0
-for i = 3, #ARGV, 6 do
-  local id, link, ordinal, p = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
-  local day_key, week_key = KEYS[tonumber(ARGV[i + 4])], KEYS[tonumber(ARGV[i + 5])]
+for i = 3, #ARGV, 4 do
+  local id, link, ordinal, blob = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   local held = redis.call('HGET', KEYS[2], id)
-  if held and string.sub(held, 9) == link and not stale[id] then
-    if not series[id] then
-      local raw = redis.call('HGET', KEYS[1], id)
-      if raw then
-        local size = string.byte(raw, 1)
-        headers[id] = string.sub(raw, 2, 1 + size)
-        series[id] = state_of(split(string.sub(raw, 2 + size), 13))
-      else
-        headers[id] = link
-        series[id] = {}
+  for at = 1, #blob - 16, 17 do
+    local p = string.sub(blob, at, at + 12)
+    local k1, k2, k3, k4 = string.byte(blob, at + 13, at + 16)
+    local day_key, week_key = KEYS[k1 * 256 + k2], KEYS[k3 * 256 + k4]
+    if held and string.sub(held, 9) == link and not stale[id] then
+      if not series[id] then
+        local raw = redis.call('HGET', KEYS[1], id)
+        if raw then
+          local size = string.byte(raw, 1)
+          headers[id] = string.sub(raw, 2, 1 + size)
+          series[id] = state_of(split(string.sub(raw, 2 + size), 13))
+        else
+          headers[id] = link
+          series[id] = {}
+        end
+        if headers[id] ~= link then stale[id] = true end
       end
-      if headers[id] ~= link then stale[id] = true end
-    end
-    if not stale[id] then
-      local kept, old, wmax = put(series[id], p, first_day, oldest_week)
-      if kept then
-        local d = day_of(p)
-        if d >= first_day then
-          if old then drop(day_key, entry(old, ordinal)) end
-          add(day_key, entry(p, ordinal))
-          if (not low_day) or d < low_day then low_day = d end
+      if not stale[id] then
+        local kept, old, wmax = put(series[id], p, first_day, oldest_week)
+        if kept then
+          local d = day_of(p)
+          if d >= first_day then
+            if old then drop(day_key, entry(old, ordinal)) end
+            add(day_key, entry(p, ordinal))
+            if (not low_day) or d < low_day then low_day = d end
+          end
+          if (not wmax) or later(p, wmax) then
+            if wmax then drop(week_key, entry(wmax, ordinal)) end
+            add(week_key, entry(p, ordinal))
+            local w = week_of(d)
+            if (not low_week) or w < low_week then low_week = w end
+          end
+          dirty[id] = true
+          written = written + 1
         end
-        if (not wmax) or later(p, wmax) then
-          if wmax then drop(week_key, entry(wmax, ordinal)) end
-          add(week_key, entry(p, ordinal))
-          local w = week_of(d)
-          if (not low_week) or w < low_week then low_week = w end
-        end
-        dirty[id] = true
-        written = written + 1
       end
     end
   end
