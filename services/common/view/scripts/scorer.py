@@ -461,8 +461,9 @@ return written
 # link its points carry, ordinal, points): each point 17 bytes, the 13 of the point then the
 # indexes in KEYS of its day's and its week's keys (2 bytes each). A point is written only if
 # the territory's link is the point's and it is later than the day's point (a weekly day: than
-# the week's point); the indexes move the territory's entry in the same step. A territory whose stored history was derived from another link is
-# left alone and named in the reply: HISTORY_RESET empties it first.
+# the week's point); the indexes move the territory's entry in the same step. A territory
+# whose stored history was derived from another link is left alone and named in the reply:
+# HISTORY_RESET empties it first.
 # Returns {points written, id needing a reset…}.
 _HISTORY_APPLY: Final = (
     _HISTORY_LIB
