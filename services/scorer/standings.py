@@ -299,15 +299,18 @@ class StandingsUpdater:
         handles = {link.handle for link in links.values() if link.handle is not None}
         raws = await self.store.history.of_accounts(PLATFORM_INSTAGRAM, handles)
         writes: dict[str, list[PointWrite]] = defaultdict(list)
+        resets: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for tid, link in links.items():
             territory = self.registry[tid]
             ordinal = self._ordinals[territory.category][tid]
-            await self.store.history.reset(territory.category, tid, ordinal)
+            resets[territory.category].append((tid, ordinal))
             for raw in fold_raws(raws.get(link.handle or "", ()), window):
                 point = raw.point(territory.population)
                 writes[territory.category].append(
                     PointWrite(tid, ordinal, encode_point(point), raw.day, link.encode())
                 )
+        for category, territories in resets.items():
+            await self.store.history.reset_all(category, territories)
         for category, points in writes.items():
             await self.store.history.apply(category, points, window)
 

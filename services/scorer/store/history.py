@@ -123,6 +123,21 @@ class HistoryStore:
         keys = scripts.history_keys(self.rk, category, days, weeks)
         return await self._apply(keys, args)
 
+    async def reset_all(self, category: str, territories: Sequence[tuple[str, int]]) -> None:
+        """`reset` for many territories of a category: one pipeline asks the script, with no
+        index declared, whether each history still matches its link (nothing is read back);
+        only those that do not are read and reset."""
+        if not territories:
+            return
+        keys = scripts.history_reset_keys(self.rk, category, [], [])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for territory_id, ordinal in territories:
+                await self._reset.queue(pipe, keys, [territory_id, ordinal, 0])
+            replies = await pipe.execute()
+        for (territory_id, ordinal), reply in zip(territories, replies, strict=True):
+            if self._reset.decode(reply) < 0:  # another link's history: its indexes needed
+                await self.reset(category, territory_id, ordinal)
+
     async def reset(self, category: str, territory_id: str, ordinal: int) -> bool:
         """Empty a territory's history (and its index entries) if it was derived from
         another account than the one its link names now; true if it was."""
