@@ -4,6 +4,7 @@ standings page follows the category's event stream to refresh itself when JS is 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
@@ -513,8 +514,10 @@ async def territory_page(
     to pass the next one, follower gains, records, rank and follower histories, its feed and
     the badge to show on its own site."""
     territory = find_territory(registry, territory_id)
-    detail = await territories.detail(territory)
-    daily = history_body(await history.read(territory))
+    detail, daily_history = await asyncio.gather(
+        territories.detail(territory), history.read(territory)
+    )
+    daily = history_body(daily_history)
     lines = []
     if detail["current"] is not None:
         for line in breakdown_lines(detail["current"]["indicators"]):
