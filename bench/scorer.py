@@ -21,14 +21,19 @@ import httpx
 import redis
 
 from bench.common import Prefill, now, prefill, private_stack, raw_consume, rss_mb
-from services.common.contracts import CATEGORY_IDS
+from services.common.clock import format_timestamp, utcnow
+from services.common.contracts import CATEGORY_IDS, TOPIC_METRICS
 from services.common.kafka import KAFKA_BATCH_BYTES
+from services.common.kafka.reader import read_topic
 from services.common.settings import Settings
 from services.common.territories import load_registry
+from services.common.validation import Rejection, validate_metrics
 from services.common.view.client import redis_client
 from services.common.view.keys import ViewKeys
 from services.publisher.rebuild import rebuild_publisher
 from services.rebuild import prepare_generation, rebuild_view
+from services.scorer.day_summaries import DaySummaryEmitter, day_summary_records
+from services.scorer.plan import plan_batch
 from services.scorer.rebuild import rebuild
 from tests.services import ServiceProcess, service_env
 
@@ -46,6 +51,34 @@ SCENARIOS = {
     "france": (CATEGORY_IDS, 30, KAFKA_BATCH_BYTES),  # 36,249 accounts x 30 days: 1.09 M
     "france-3d": (CATEGORY_IDS, 3, KAFKA_BATCH_BYTES),  # the same world, 3 days (109 k)
 }
+
+
+async def record_day_summaries(settings: Settings) -> tuple[int, float]:
+    """Record obs.day-summaries.v1 as the live scorer does while it applies obs.metrics.v1
+    (services/scorer/agents.py: each batch validated, planned and its day summaries produced
+    before it is committed), here without Redis: a rebuild of a deployed system finds them.
+    Returns (records produced, seconds)."""
+    started = time.perf_counter()
+    emitter = DaySummaryEmitter(settings)
+    produced = 0
+    at = format_timestamp(utcnow())
+    try:
+        async for chunk in read_topic(settings, TOPIC_METRICS):
+            for start in range(0, len(chunk), settings.scorer_batch_size):
+                batch = chunk[start : start + settings.scorer_batch_size]
+                valid, positions = [], {}
+                for record in batch:
+                    result = validate_metrics(record.value, record.timestamp)
+                    if not isinstance(result, Rejection):
+                        valid.append(result)
+                        positions[result.event_id] = (record.partition, record.offset)
+                read = [(record.partition, record.offset) for record in batch]
+                events = day_summary_records(positions, read, plan_batch(valid), at)
+                await emitter.publish(events)
+                produced += len(events)
+    finally:
+        await emitter.stop()
+    return produced, time.perf_counter() - started
 
 
 def _consumed(settings: Settings) -> float:
@@ -154,11 +187,27 @@ def run(scenario: str = "standard") -> dict[str, object]:
         _stage("raw consume", f"{count} events in {raw_seconds:.1f} s")
         assert count == filled.events, (count, filled.events)
         client = redis_client(settings, sync=True)
+        cold: dict[str, float] = {}
+        if scenario == "france":  # a log whose day summaries are missing: every snapshot read
+            asyncio.run(_prepare(settings))
+            load["scorer_part_without_day_summaries"] = _load()
+            without = settings.model_copy(update={"rebuild_day_summaries": False})
+            cold_report = asyncio.run(rebuild(without, rk=ViewKeys(0)))
+            _stage("rebuild without day summaries", cold_report)
+            cold = {
+                "seconds": round(cold_report.seconds, 1),
+                "validated": cold_report.metrics - cold_report.unexamined,
+            }
+            client.flushdb()
+        # What the live scorer records as it applies the log, before any rebuild of it.
+        recorded, recording_seconds = asyncio.run(record_day_summaries(settings))
+        _stage("day summaries recorded", f"{recorded} records in {recording_seconds:.1f} s")
         asyncio.run(_prepare(settings))
         load["scorer_part"] = _load()
         report = asyncio.run(rebuild(settings, rk=ViewKeys(0)))
         rebuild_seconds = report.seconds
         _stage("rebuild", report)
+        assert report.covered == report.metrics, report  # every snapshot's day was recorded
         ranked = sum(client.zcard(f"obs:{{cat:{c}}}:cur:rank") for c in CATEGORY_IDS)
         memory = memory_by_group(client)  # the scorer's structures (the target)
         _stage("memory", memory)
@@ -206,9 +255,12 @@ def run(scenario: str = "standard") -> dict[str, object]:
                 "events_per_s": round(raw_rate),
                 "seconds": round(raw_seconds, 1),
             },
+            "day_summaries_recorded": {"records": recorded, "seconds": round(recording_seconds, 1)},
             "rebuild": {  # the scorer's part alone
                 "events_per_s": round(rebuild_rate),
                 "validated": report.metrics - report.unexamined,
+                "covered_by_day_summaries": report.covered,
+                "without_day_summaries": cold,
                 "seconds": round(rebuild_seconds, 1),
                 "ratio": round(rebuild_rate / raw_rate, 3),
                 "workers": settings.rebuild_workers,

@@ -87,9 +87,15 @@ def rebuild_command(
     scorer = report.scorer
     console.print(
         f"generation {report.generation}: scorer's part from {scorer.accounts} account records "
-        f"and {scorer.metrics} snapshots ({scorer.unexamined} superseded by a newer valid one, "
-        f"not validated) in {scorer.seconds:.1f} s"
+        f"and {scorer.metrics} snapshots ({scorer.covered} with their day's point from "
+        f"{scorer.day_summaries} obs.day-summaries.v1 records; {scorer.unexamined} superseded "
+        f"by a newer valid one, not validated) in {scorer.seconds:.1f} s"
         + (f"; rejected: {scorer.rejected}" if scorer.rejected else "")
+        + (
+            f"; day summaries not used: {scorer.day_summaries_refused}"
+            if scorer.day_summaries_refused
+            else ""
+        )
     )
     console.print(
         f"rebuilt the {report.publisher.summary()}"

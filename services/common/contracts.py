@@ -70,6 +70,9 @@ TOPIC_DEAD_LINKS: Final = "obs.dead-links.v1"
 TOPIC_EDITIONS: Final = "obs.editions.v1"
 TOPIC_COMMANDS: Final = "obs.commands.v1"
 TOPIC_COMMAND_RESULTS: Final = "obs.command-results.v1"
+# The scorer's record of each account's day summaries (what the daily history is made of), so
+# that a rebuild need not re-validate every snapshot: docs/decisions.md §55.
+TOPIC_DAY_SUMMARIES: Final = "obs.day-summaries.v1"
 
 TOPICS: Final[tuple[TopicSpec, ...]] = (
     TopicSpec(TOPIC_METRICS, 12, FOREVER),
@@ -80,6 +83,8 @@ TOPICS: Final[tuple[TopicSpec, ...]] = (
     TopicSpec(TOPIC_EDITIONS, 1, FOREVER, compacted=True),
     TopicSpec(TOPIC_COMMANDS, 1, FOREVER),
     TopicSpec(TOPIC_COMMAND_RESULTS, 1, FOREVER, compacted=True),
+    # partition p holds the summaries of obs.metrics.v1's partition p (keyed by its number)
+    TopicSpec(TOPIC_DAY_SUMMARIES, 12, FOREVER),
 )
 TOPICS_BY_NAME: Final[dict[str, TopicSpec]] = {t.name: t for t in TOPICS}
 

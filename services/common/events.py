@@ -39,6 +39,7 @@ from services.common.contracts import (
     TOPIC_ACCOUNTS,
     TOPIC_COMMAND_RESULTS,
     TOPIC_COMMANDS,
+    TOPIC_DAY_SUMMARIES,
     TOPIC_DEAD_LINKS,
     TOPIC_EDITIONS,
     TOPIC_METRICS,
@@ -473,6 +474,52 @@ class CommandResult(Event):
         return self.command_id
 
 
+# --- obs.day-summaries.v1 -----------------------------------------------------------------
+
+METRICS_PARTITION_COUNT: Final = 12  # obs.metrics.v1's (contracts.TOPICS; checked by a test)
+
+
+class DaySummary(_Strict):
+    """One `ok` snapshot of a Paris day's last second, summarised (methodology.SnapshotSummary):
+    what the account's daily point and its territories' are computed from."""
+
+    platform: Platform
+    handle: Handle
+    observed_at: Timestamp
+    event_id: EventId
+    followers: Count
+    follows: Count
+    posts: Count
+    engagement: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
+    likes_hidden: bool
+
+
+class DaySummaries(Event):
+    """The day summaries the scorer drew from a run of one `obs.metrics.v1` partition: every
+    record from `first_offset` to `last_offset` was read, and each (account, Paris day)'s
+    last-second `ok` snapshots among them are here, or in a record of the same batch."""
+
+    TOPIC: ClassVar[str] = TOPIC_DAY_SUMMARIES
+    TIME_FIELD: ClassVar[str] = "at"
+
+    at: Timestamp  # when the scorer wrote it
+    methodology_version: MethodologyVersion
+    partition: Annotated[int, Field(ge=0, lt=METRICS_PARTITION_COUNT)]
+    first_offset: Count
+    last_offset: Count
+    summaries: list[DaySummary] = Field(max_length=MAX_LIST_ENTRIES)
+
+    @model_validator(mode="after")
+    def _offsets_in_order(self) -> Self:
+        if self.last_offset < self.first_offset:
+            raise ValueError("last_offset is before first_offset")
+        return self
+
+    def record_key(self) -> str:
+        """The obs.metrics.v1 partition's number."""
+        return str(self.partition)
+
+
 EVENT_MODELS: Final[dict[str, type[Event]]] = {
     model.TOPIC: model
     for model in (
@@ -484,6 +531,7 @@ EVENT_MODELS: Final[dict[str, type[Event]]] = {
         EditionPart,
         Command,
         CommandResult,
+        DaySummaries,
     )
 }
 

@@ -45,8 +45,18 @@ Progress = Callable[[str, int], None]  # (topic, records read)
 class Fold(Protocol):
     """What one part makes of one share of `obs.metrics.v1`."""
 
-    def add(self, raw: bytes | None, timestamp_ms: int | None, peek: MetricsPeek | None) -> None:
-        """One record (its value, timestamp and first reading), in its partition's order."""
+    async def begin(self, partitions: list[int] | None) -> None:
+        """Before the share's records (`partitions`: the share's; None: all of them)."""
+
+    def add(
+        self,
+        raw: bytes | None,
+        timestamp_ms: int | None,
+        peek: MetricsPeek | None,
+        position: tuple[int, int],
+    ) -> None:
+        """One record (its value, timestamp, first reading and (partition, offset)), in its
+        partition's order."""
 
     async def finish(self) -> Any:
         """Write what the share decides; return a summary (picklable) for `complete`."""
@@ -274,16 +284,19 @@ async def _fold_share(
     rk = ViewKeys(generation)
     try:
         folds = [factory(settings, redis, rk) for factory, _ in factories]
+        for fold in folds:
+            await fold.begin(partitions)
         adds = [(fold.add, until) for fold, (_, until) in zip(folds, factories, strict=True)]
         async for chunk in read_topic(settings, TOPIC_METRICS, partitions=partitions):
             for record in chunk:
                 raw = record.value
                 peek = None if raw is None else peek_metrics(raw)
+                position = (record.partition, record.offset)
                 for add, until in adds:
                     if until is None or record.offset < until.get(
                         record.partition, record.offset + 1
                     ):
-                        add(raw, record.timestamp, peek)
+                        add(raw, record.timestamp, peek, position)
             if progress:
                 progress(TOPIC_METRICS, len(chunk))
         if prepared is not None:

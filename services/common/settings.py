@@ -226,6 +226,14 @@ class Settings(BaseSettings):
     rebuild_workers: int = Field(
         2, ge=1, le=64, description="Processes sharing obs.metrics.v1's partitions in a rebuild."
     )
+    rebuild_day_summaries: bool = Field(
+        True,
+        description=(
+            "A rebuild takes the daily history's points of the snapshots the live scorer "
+            "recorded in obs.day-summaries.v1 from there instead of validating every snapshot "
+            "again (same result, faster); false: every snapshot is read in full."
+        ),
+    )
     rebuild_grace_seconds: float = Field(
         30.0,
         ge=0.0,

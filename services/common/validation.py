@@ -34,6 +34,7 @@ from services.common.events import (
     TIMESTAMP_PATTERN,
     AccountRecord,
     Command,
+    DaySummaries,
     Event,
     MetricsSnapshot,
     ScoreEvent,
@@ -116,6 +117,13 @@ def validate_command(raw: bytes | None, record_timestamp_ms: int | None) -> Comm
 def validate_score(raw: bytes | None, record_timestamp_ms: int | None) -> ScoreEvent | Rejection:
     """Validate an `obs.scores.v1` record value."""
     return validate(ScoreEvent, raw, record_timestamp_ms)
+
+
+def validate_day_summaries(
+    raw: bytes | None, record_timestamp_ms: int | None
+) -> DaySummaries | Rejection:
+    """Validate an `obs.day-summaries.v1` record value."""
+    return validate(DaySummaries, raw, record_timestamp_ms)
 
 
 def _validate(

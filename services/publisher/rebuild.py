@@ -33,7 +33,7 @@ from services.common.kafka.reader import read_account_records
 from services.common.rebuild import FoldFactory, Until, rebuild_parts
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
-from services.common.validation import Rejection
+from services.common.validation import MetricsPeek, Rejection
 from services.common.view.keys import ViewKeys
 from services.publisher.link_reduce import LinkReducer
 from services.publisher.links import account_key, dead_link_entry
@@ -181,7 +181,18 @@ class LinkFold:
         self.store = PublisherStore(redis, rk)
         self.share = PublisherRebuildReport()
         self.reducer = LinkReducer(self.share.reject)
-        self.add = self.reducer.add
+
+    async def begin(self, partitions: list[int] | None) -> None:
+        """Nothing to read first."""
+
+    def add(
+        self,
+        raw: bytes | None,
+        timestamp_ms: int | None,
+        peek: MetricsPeek | None,
+        position: tuple[int, int],
+    ) -> None:
+        self.reducer.add(raw, timestamp_ms, peek)
 
     async def finish(self) -> dict[str, Any]:
         judged = {

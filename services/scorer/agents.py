@@ -17,6 +17,7 @@ import faust
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from services.common.clock import format_timestamp, utcnow
 from services.common.events import MetricsSnapshot
 from services.common.streams import dead_letter, record_ms, with_redis_retry
 from services.common.territories import Registry, load_registry
@@ -26,6 +27,8 @@ from services.common.view.durability import Replication
 from services.common.view.generations import read_generations
 from services.scorer import metrics as m
 from services.scorer.app import app, settings
+from services.scorer.day_summaries import DaySummaryEmitter, Position, day_summary_records
+from services.scorer.plan import BatchPlan, plan_batch
 from services.scorer.scores import ScoreEmitter
 from services.scorer.standings import AccountChange, BatchOutcome, StandingsUpdater
 from services.scorer.store import ScorerStore
@@ -39,6 +42,7 @@ from services.scorer.topics import (
 log = logging.getLogger("scorer")
 T = TypeVar("T")
 _emitter = ScoreEmitter(settings)
+_day_summaries = DaySummaryEmitter(settings)
 # Before a batch is committed, its writes are on OBS_REDIS_WAIT_REPLICAS replicas (a failover
 # loses nothing): services/common/view/durability.py.
 _replication = Replication(settings, m.REPLICA_WAIT_TIMEOUTS, log)
@@ -91,15 +95,18 @@ async def _publish_scores(events: Sequence[dict]) -> None:
 
 @app.on_before_shutdown.connect
 async def _stop_emitter(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
-    """Flush the score events still in flight when the worker stops."""
+    """Flush the score events and day summaries still in flight when the worker stops."""
     await _emitter.stop()
+    await _day_summaries.stop()
 
 
-async def _apply(batch: list[MetricsSnapshot]) -> BatchOutcome:
+async def _apply(batch: list[MetricsSnapshot], plan: BatchPlan) -> BatchOutcome:
     current, *building = await updaters()
-    outcome = await current.apply_snapshots(batch)
+    outcome = await current.apply_plan(plan)
+    # Not `len - applied`: an account shared by several territories writes several entries.
+    outcome.ignored = len(batch) - outcome.snapshots_applied
     for updater in building:
-        await updater.apply_snapshots(batch, announce=False)
+        await updater.apply_plan(plan, announce=False)
     await _replication.ensure(redis())
     return outcome
 
@@ -112,23 +119,31 @@ async def apply_metrics(stream: Any) -> None:
     ):
         m.EVENTS_CONSUMED.labels("metrics").inc(len(events))
         valid: list[MetricsSnapshot] = []
-        for event in events:
+        read: list[Position] = [(e.message.partition, e.message.offset) for e in events]
+        positions: dict[str, Position] = {}
+        for event, position in zip(events, read, strict=True):
             result = validate_metrics(event.message.value or b"", record_ms(event))
             if isinstance(result, Rejection):
                 await _dead_letter(metrics_dlq, event, result)
             else:
                 valid.append(result)
-        if not valid:
-            continue
-        started = time.perf_counter()
-        outcome = await _with_redis_retry("applying snapshots", partial(_apply, valid))
-        m.APPLY_SECONDS.observe(time.perf_counter() - started)
-        m.BATCH_SIZE.observe(len(valid))
-        m.SNAPSHOTS_APPLIED.labels("current").inc(outcome.applied)
-        m.SNAPSHOTS_APPLIED.labels("edition").inc(outcome.edition_applied)
-        m.SNAPSHOTS_IGNORED.inc(outcome.ignored)
-        m.WATERMARK.set(outcome.watermark)
-        await _publish_scores(outcome.score_events)
+                positions[result.event_id] = position
+        plan = plan_batch(valid)
+        if valid:
+            started = time.perf_counter()
+            outcome = await _with_redis_retry("applying snapshots", partial(_apply, valid, plan))
+            m.APPLY_SECONDS.observe(time.perf_counter() - started)
+            m.BATCH_SIZE.observe(len(valid))
+            m.SNAPSHOTS_APPLIED.labels("current").inc(outcome.applied)
+            m.SNAPSHOTS_APPLIED.labels("edition").inc(outcome.edition_applied)
+            m.SNAPSHOTS_IGNORED.inc(outcome.ignored)
+            m.WATERMARK.set(outcome.watermark)
+            await _publish_scores(outcome.score_events)
+        # Then what the batch read, for rebuilds (before its offsets are committed; a batch
+        # with no valid record is recorded too: its records need no second look either).
+        await _day_summaries.publish(
+            day_summary_records(positions, read, plan, format_timestamp(utcnow()))
+        )
 
 
 @app.timer(interval=5.0)

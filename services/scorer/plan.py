@@ -41,6 +41,13 @@ class BatchPlan:
         """Version of a summary of this plan (computed once per event)."""
         return self.versions[summary.event_id]
 
+    def add_day_summary(self, platform: str, handle: str, summary: SnapshotSummary) -> None:
+        """A day winner recorded by the live scorer (services/scorer/day_summaries.py): kept
+        as `plan_batch` keeps one it validates."""
+        epoch = to_epoch(summary.observed_at)
+        self.versions.setdefault(summary.event_id, entry_version(epoch, summary.event_id))
+        _keep_last_second(self.daily, (platform, handle, day_of_epoch(epoch)[0]), summary, epoch)
+
     def forget_replaced(self) -> None:
         """Drop the versions of summaries no longer held, once they outnumber the held ones
         (a long-lived plan stays small; the cost is amortised over the snapshots added)."""

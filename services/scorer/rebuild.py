@@ -18,14 +18,20 @@ from typing import Any
 from redis.asyncio import Redis
 
 from services.common.clock import from_epoch
-from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS
+from services.common.contracts import CATEGORY_IDS, TOPIC_ACCOUNTS, TOPIC_DAY_SUMMARIES
 from services.common.history import Window, day_of_epoch
 from services.common.kafka.reader import read_topic
 from services.common.rebuild import FoldFactory, Until, rebuild_parts
 from services.common.settings import Settings
 from services.common.territories import Registry, load_registry
-from services.common.validation import Rejection, validate_account
+from services.common.validation import (
+    MetricsPeek,
+    Rejection,
+    validate_account,
+    validate_day_summaries,
+)
 from services.common.view.keys import ViewKeys
+from services.scorer.day_summaries import Coverage, summaries_of
 from services.scorer.reduce import LogReducer
 from services.scorer.standings import ACTIVE_SECONDS, AccountChange, StandingsUpdater
 from services.scorer.store import ScorerStore
@@ -40,6 +46,9 @@ class RebuildReport:
     accounts: int = 0
     metrics: int = 0  # snapshot records read
     unexamined: int = 0  # of which superseded by a valid newer one: never validated
+    covered: int = 0  # of which their day's points were read from obs.day-summaries.v1
+    day_summaries: int = 0  # obs.day-summaries.v1 records used
+    day_summaries_refused: dict[str, int] = field(default_factory=dict)  # not used, by reason
     rejected: dict[str, int] = field(default_factory=dict)
     largest_rss_mb: float = 0.0  # peak resident memory of the process(es) reading the metrics
     seconds: float = 0.0
@@ -111,6 +120,11 @@ class ScorerRebuild:
         for share in shares:
             self.report.metrics += share["metrics"]
             self.report.unexamined += share["unexamined"]
+            self.report.covered += share["covered"]
+            self.report.day_summaries += share["day_summaries"]
+            for reason, count in share["day_summaries_refused"].items():
+                refused = self.report.day_summaries_refused
+                refused[reason] = refused.get(reason, 0) + count
             for reason, count in share["rejected"].items():
                 self.report.rejected[reason] = self.report.rejected.get(reason, 0) + count
         store = ScorerStore(redis, self.rk)
@@ -148,17 +162,57 @@ class MetricsFold:
     """One share of obs.metrics.v1, reduced as it is read and applied at once.
 
     The log is reduced on the live path's own validation and reduction (services/scorer/
-    reduce.py): only the newest valid summary per account and per (account, month) is kept,
-    and a record older than a valid one of its account and month is never validated. The plan
-    is then applied at once through the live path's compare-and-set writes. The result is what
-    applying the log batch by batch gives (the writes do not depend on the batches), for one
-    write per account and month instead of one per snapshot."""
+    reduce.py): the day's last-second valid summaries per account and Paris day (the daily
+    history), the newest per account and per (account, month); a record older than a valid one
+    of its key is never validated. The day winners the live scorer recorded in
+    obs.day-summaries.v1 (services/scorer/day_summaries.py) are read first, and a record they
+    cover is keyed by its month instead of its day. The plan is then applied at once through
+    the live path's compare-and-set writes. The result is what applying the log batch by batch
+    gives (the writes do not depend on the batches), for one write per key instead of one per
+    snapshot."""
 
     def __init__(self, settings: Settings, redis: Redis, rk: ViewKeys) -> None:
+        self.settings = settings
         self.updater = StandingsUpdater(ScorerStore(redis, rk), load_registry())
         self.share = RebuildReport()
         self.reducer = LogReducer(self.share.reject)
-        self.add = self.reducer.add
+        self.coverage = Coverage()
+        self.covered = 0
+
+    async def begin(self, partitions: list[int] | None) -> None:
+        """Read the share's recorded day summaries (unless OBS_REBUILD_DAY_SUMMARIES=false)."""
+        if not self.settings.rebuild_day_summaries:
+            return
+        refused = self.share.day_summaries_refused
+        async for chunk in read_topic(self.settings, TOPIC_DAY_SUMMARIES, partitions=partitions):
+            for record in chunk:
+                result = validate_day_summaries(record.value, record.timestamp)
+                if isinstance(result, Rejection):
+                    refused[result.reason] = refused.get(result.reason, 0) + 1
+                    continue
+                try:
+                    summaries = summaries_of(result)
+                except ValueError:
+                    refused["summary"] = refused.get("summary", 0) + 1
+                    continue
+                if result.partition != record.partition:
+                    refused["partition"] = refused.get("partition", 0) + 1
+                    continue
+                for platform, handle, summary in summaries:
+                    self.reducer.plan.add_day_summary(platform, handle, summary)
+                self.coverage.add(result.partition, result.first_offset, result.last_offset)
+                self.share.day_summaries += 1
+
+    def add(
+        self,
+        raw: bytes | None,
+        timestamp_ms: int | None,
+        peek: MetricsPeek | None,
+        position: tuple[int, int],
+    ) -> None:
+        covered = self.coverage.covers(*position)
+        self.covered += covered
+        self.reducer.add(raw, timestamp_ms, peek, covered=covered)
 
     async def finish(self) -> dict[str, Any]:
         plan = self.reducer.finish()
@@ -166,6 +220,9 @@ class MetricsFold:
         return {
             "metrics": self.reducer.read,
             "unexamined": self.reducer.skipped,
+            "covered": self.covered,
+            "day_summaries": self.share.day_summaries,
+            "day_summaries_refused": self.share.day_summaries_refused,
             "rejected": self.share.rejected,
         }
 

@@ -1,16 +1,20 @@
 """Reduce a whole `obs.metrics.v1` log to what a rebuild writes, validating only what can win.
 
-A rebuild keeps, per account and edition month, the newest valid `ok` snapshot, and the K
-accounts with the newest `observed_at` of any valid snapshot (the watermark's,
-services/common/watermark.py). Full validation (schema, event id) costs
-five to seven times parsing a record, and in a log of daily snapshots nearly every record is
-superseded by a later one of the same account and month. So each record is first read for
-its account, `observed_at`, `event_id` and status only, and held; it is validated when it
-might be the answer:
+A rebuild keeps, per account and Paris day, the valid `ok` snapshots of the day's last second
+(the daily history's point), per account and edition month the newest (and so per account),
+and the K accounts with the newest `observed_at` of any valid snapshot (the watermark's,
+services/common/watermark.py). Full validation (schema, event id) costs five to seven times
+parsing a record, and a record is often superseded by a later one of its key. So each record
+is first read for its account, `observed_at`, `event_id` and status only, and held; it is
+validated when it might be the answer:
 
-- held records of one (account, month) are validated newest first until one is valid; the
-  older ones are then dropped unexamined, since they cannot win against a valid newer one;
+- held records of one key are validated newest first until one is valid; the older ones are
+  then dropped unexamined, since they cannot win against a valid newer one (for a day: of an
+  older second);
 - a later record older than that valid one is dropped at once;
+- a record whose day's winners the live scorer recorded (`covered`: services/scorer/
+  day_summaries.py; their summaries are put in the plan first) is keyed by its month instead
+  of its day: in a log of daily snapshots, one in thirty is then validated instead of all;
 - a record that is not `ok` only counts for the watermark: dropped at once when not newer
   than the K-th newest account time of the valid records seen (it cannot be among the K
   newest), otherwise held and validated the same way, newest first, until K accounts are
@@ -18,11 +22,11 @@ might be the answer:
   validated.
 
 The result is exactly the eager one (validate everything, then reduce): every record is
-either validated or older than a valid record of its own account and month (or, not `ok`,
-than the K-th newest valid account time, which only grows); a property test compares both on
-logs with invalid records. A record
-whose first reading fails is validated at once (and rejected). Holding is bounded per key and
-in bytes, so memory stays bounded on any log: held records are copied into one arena (a
+either validated or older than a valid record of its own key (or, not `ok`, than the K-th
+newest valid account time, which only grows); property tests compare both on logs with
+invalid records, with and without recorded day summaries (tests/unit/test_reduce.py,
+test_day_summaries.py). A record whose first reading fails is validated at once (and
+rejected). Holding is bounded per key and in bytes, so memory stays bounded on any log: held records are copied into one arena (a
 bytearray emptied when everything is settled) rather than kept as the consumer's objects
 scattered over the heap (a full-France worker peaks at ~730 MB, 512 MB of it the arena).
 """
@@ -40,7 +44,8 @@ from services.scorer.plan import BatchPlan, plan_batch
 HELD_PER_KEY: Final = 16
 HELD_BYTES: Final = 512 * 1024 * 1024
 
-Key = tuple[str, str, int]  # (platform, handle, Paris day)
+# (platform, handle, Paris day), or (platform, handle, edition month) for a covered record
+Key = tuple[str, str, int | str]
 Held = tuple[bytes, int, int, int | None]  # (version, start, end in the arena, timestamp)
 
 
@@ -71,10 +76,20 @@ class LogReducer:
         return self.read - self.validated - self._held
 
     def add(
-        self, raw: bytes | None, timestamp_ms: int | None, peek: MetricsPeek | None = None
+        self,
+        raw: bytes | None,
+        timestamp_ms: int | None,
+        peek: MetricsPeek | None = None,
+        *,
+        covered: bool = False,
     ) -> None:
         """One record of the log (its value and timestamp), and its `peek_metrics` reading
-        when the caller already made it (a rebuild reads each record once for every fold)."""
+        when the caller already made it (a rebuild reads each record once for every fold).
+
+        `covered`: the record's day point is already in the plan (the live scorer recorded
+        its day's winners: services/scorer/day_summaries.py), so it only counts for its
+        month, its account and the watermark, and is keyed by month: validated only when it
+        may be the month's newest."""
         self.read += 1
         if peek is None and raw is not None:
             peek = peek_metrics(raw)
@@ -82,11 +97,13 @@ class LogReducer:
             self._validate(raw, timestamp_ms)
             return
         version = entry_version(peek.epoch, peek.event_id)
-        key = (
-            (peek.platform, peek.handle, day_of_epoch(peek.epoch)[0])
-            if peek.status == "ok"
-            else None
-        )
+        key: Key | None = None
+        if peek.status == "ok":
+            key = (
+                (peek.platform, peek.handle, peek.month)
+                if covered
+                else (peek.platform, peek.handle, day_of_epoch(peek.epoch)[0])
+            )
         if self._superseded(key, version):
             return
         held = self._others if key is None else self._keys.setdefault(key, [])
@@ -114,7 +131,10 @@ class LogReducer:
         if key is None:
             kth = self.plan.newest.watermark
             return kth is not None and version_epoch(version) <= kth
-        winners = self.plan.daily.get(key)
+        if type(key[2]) is str:  # covered: its month's newest valid one wins
+            winner = self.plan.monthly.get(key)  # type: ignore[arg-type]
+            return winner is not None and version <= self.plan.version(winner)
+        winners = self.plan.daily.get(key)  # type: ignore[arg-type]
         # The day's history point is among the snapshots of its last second: only an older
         # second is superseded (the month's and the account's winners are among those too).
         return winners is not None and version_epoch(version) < version_epoch(

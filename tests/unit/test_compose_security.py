@@ -36,6 +36,7 @@ SCHEMAS = ROOT / "services" / "common" / "schemas"
 METRICS, ACCOUNTS, SCORES = "obs.metrics.v1", "obs.accounts.v1", "obs.scores.v1"
 RANK_CHANGES, DEAD_LINKS, EDITIONS = "obs.rank-changes.v1", "obs.dead-links.v1", "obs.editions.v1"
 COMMANDS, COMMAND_RESULTS = "obs.commands.v1", "obs.command-results.v1"
+DAY_SUMMARIES = "obs.day-summaries.v1"
 
 PRINCIPALS = ("collector", "scorer", "publisher", "api", "operator")
 # Who a schema's `producers` / `consumers` entry names (its first word).
@@ -60,8 +61,9 @@ SHAPE_WRITES: dict[str, set[str]] = {
     "operator": {ACCOUNTS, METRICS, COMMANDS},
 }
 # Where the code writes more than the Shape table says, on purpose (docs/deployment.md):
-# the publisher requests automatic publications (OBS_EDITION_AUTO_PUBLISH_HOURS) as commands.
-WRITES_BEYOND_SHAPE: dict[str, set[str]] = {"publisher": {COMMANDS}}
+# the publisher requests automatic publications (OBS_EDITION_AUTO_PUBLISH_HOURS) as commands;
+# the scorer records its day summaries for rebuilds (docs/decisions.md §55).
+WRITES_BEYOND_SHAPE: dict[str, set[str]] = {"publisher": {COMMANDS}, "scorer": {DAY_SUMMARIES}}
 # Reads the schemas do not list: the graph collector reads back recent snapshots
 # (services/collector/recent_attempts.py); the publisher restores command results at start
 # (services/publisher/recovery.py).
