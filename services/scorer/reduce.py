@@ -26,9 +26,10 @@ either validated or older than a valid record of its own key (or, not `ok`, than
 newest valid account time, which only grows); property tests compare both on logs with
 invalid records, with and without recorded day summaries (tests/unit/test_reduce.py,
 test_day_summaries.py). A record whose first reading fails is validated at once (and
-rejected). Holding is bounded per key and in bytes, so memory stays bounded on any log: held records are copied into one arena (a
-bytearray emptied when everything is settled) rather than kept as the consumer's objects
-scattered over the heap (a full-France worker peaks at ~730 MB, 512 MB of it the arena).
+rejected). Holding is bounded per key and in bytes, so memory stays bounded on any log: held
+records are copied into one arena (a bytearray emptied when everything is settled) rather
+than kept as the consumer's objects scattered over the heap (a full-France worker peaks at
+~730 MB, 512 MB of it the arena).
 """
 
 from __future__ import annotations
