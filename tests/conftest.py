@@ -29,6 +29,8 @@ from tests.services import start_redis_cluster
 from tests.signing import COMMAND_KEY
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The drills' verdicts, progress lines and summary table (`make drills`).
+pytest_plugins = ["tests.drills.plugin"]
 
 P = TypeVar("P", bound=LocalProcess)
 
