@@ -42,6 +42,21 @@ if ! command -v wrk >/dev/null; then
   echo "bootstrap: installing wrk (Debian package)"
   apt_install wrk
 fi
+# promtool (`make test` checks and unit-tests the alert rules with it) and the Prometheus
+# server of the real-scrape test.
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  echo "bootstrap: installing prometheus (Debian package: promtool and the server)"
+  apt_install prometheus
+  # The package may start a system instance (port 9090, data on disk): the tests start their
+  # own. In a container without systemd nor a runlevel, its postinst starts nothing.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    as_root systemctl stop prometheus || true
+    as_root systemctl disable prometheus >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/prometheus ] && [ -f /run/prometheus/prometheus.pid ]; then
+    as_root /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    as_root update-rc.d prometheus disable >/dev/null 2>&1 || true
+  fi
+fi
 # axe-core (npm) for the pages' accessibility test: the version and integrity pinned in
 # tests/e2e/axe/package-lock.json (`npm ci` checks them), installed into .run/node/ (ignored).
 if ! command -v npm >/dev/null; then

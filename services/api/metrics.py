@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.common.view.client import count_round_trips_as
+
 REQUESTS = Counter(
     "obs_api_requests_total", "HTTP requests answered.", ["method", "route", "status"]
 )
@@ -36,3 +38,10 @@ CONNECTIONS_CLOSED = Counter(
     "stalled_reader).",
     ["reason"],
 )
+REDIS_ERRORS = Counter(
+    "obs_api_redis_errors_total",
+    "Redis round trips that failed (connection refused or lost, timeout, error reply): the "
+    "request answered 503, or the stream poll or readiness check tries again.",
+)
+# Shared with the other services (services/common/metrics.py): service="api".
+REDIS_ROUND_TRIPS = count_round_trips_as("api", REDIS_ERRORS)

@@ -22,9 +22,11 @@ from redis.exceptions import RedisError
 
 from services.common.commands.keys import CommandKeys
 from services.common.commands.sender import Delivered
-from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_COMMANDS, TOPIC_METRICS
+from services.common.contracts import TOPIC_ACCOUNTS, TOPIC_COMMANDS, TOPIC_METRICS, TOPIC_SCORES
 from services.common.events import MetricsSnapshot
 from services.common.kafka.compat import committed_offsets
+from services.common.kafka.lag import REFRESH_SECONDS, ConsumerLag
+from services.common.metrics import observe_processing
 from services.common.streams import dead_letter, record_ms, with_redis_retry
 from services.common.territories import load_registry
 from services.common.validation import (
@@ -74,6 +76,9 @@ _gate = HoldGate()
 # Writes on OBS_REDIS_WAIT_REPLICAS replicas before a produce or an acknowledged batch
 # (services/common/view/durability.py).
 _replication = Replication(settings, log=log)
+_lag = ConsumerLag(
+    app, [settings.topic(t) for t in (TOPIC_SCORES, TOPIC_METRICS, TOPIC_ACCOUNTS, TOPIC_COMMANDS)]
+)
 
 
 def hold_lease(token: int, generation: int) -> None:
@@ -87,6 +92,7 @@ async def _send(topic: str, key: bytes, value: bytes) -> Delivered:
     """Produce through the worker's producer and wait for the delivery."""
     pending = await WRITTEN[topic].send(key=key, value=value)
     metadata = await pending
+    m.RECORDS_PRODUCED.labels(settings.topic(topic)).inc()
     return Delivered(metadata.partition, metadata.offset)
 
 
@@ -168,6 +174,7 @@ async def track_rank_changes(stream: Any) -> None:
                     f"publishing {category}'s list",
                     partial(core.ranks.refresh, category, trigger),
                 )
+        observe_processing("publisher", events)
 
 
 @app.agent(metrics_topic)
@@ -186,6 +193,7 @@ async def track_links(stream: Any) -> None:
             if valid:
                 core = await publisher()
                 await _with_redis_retry("judging links", partial(core.links.apply_snapshots, valid))
+        observe_processing("publisher", events)
 
 
 @app.agent(accounts_topic)
@@ -203,6 +211,7 @@ async def track_accounts(stream: Any) -> None:
                 await _with_redis_retry(
                     "applying an account change", partial(core.links.apply_account, result)
                 )
+        observe_processing("publisher", events)
 
 
 @app.agent(commands_topic)
@@ -213,6 +222,7 @@ async def execute_commands(stream: Any) -> None:
         result = validate_command(event.message.value or b"", record_ms(event))
         if isinstance(result, Rejection):
             await _dead_letter(commands_dlq, event, result)
+            observe_processing("publisher", [event])
             continue
         async with _gate.writing(applied([event])):
             core = await publisher()
@@ -220,6 +230,7 @@ async def execute_commands(stream: Any) -> None:
                 f"executing command {result.event_id[:12]}",
                 partial(core.commands.execute, result),
             )
+        observe_processing("publisher", [event])
 
 
 @app.task
@@ -228,6 +239,12 @@ async def publish_changes_missed_while_stopped() -> None:
     async with _gate.writing():
         core = await publisher()
         await _with_redis_retry("re-reading every list", core.ranks.refresh_all)
+
+
+@app.timer(interval=REFRESH_SECONDS)
+async def report_consumer_lag() -> None:
+    """obs_consumer_lag_records for the partitions this worker is assigned."""
+    await _lag.refresh()
 
 
 @app.timer(interval=RECONCILE_SECONDS)

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+# Shared with the other services (services/common/metrics.py), listed here as this service's:
+# its series carry its group or service="publisher".
+from services.common.metrics import CONSUMER_LAG as CONSUMER_LAG
+from services.common.metrics import EVENT_PROCESSING as EVENT_PROCESSING
+from services.common.view.client import count_round_trips_as
+
 EVENTS_CONSUMED = Counter(
     "obs_publisher_events_consumed_total", "Records read from the publisher's topics.", ["topic"]
 )
@@ -55,3 +61,11 @@ ACTIVE = Gauge(
     "obs_publisher_active", "1 while this publisher holds the lease (active), 0 while standby."
 )
 LEASE_TOKEN = Gauge("obs_publisher_lease_token", "The lease token this publisher holds (0: none).")
+RECORDS_PRODUCED = Counter(
+    "obs_publisher_records_produced_total",
+    "Records produced, by topic (obs.rank-changes.v1, obs.dead-links.v1, obs.editions.v1, "
+    "obs.command-results.v1, obs.accounts.v1, obs.commands.v1; dead letters: "
+    "obs_publisher_dead_letters_total).",
+    ["topic"],
+)
+REDIS_ROUND_TRIPS = count_round_trips_as("publisher")

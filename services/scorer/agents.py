@@ -18,7 +18,15 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.common.clock import format_timestamp, utcnow
+from services.common.contracts import (
+    TOPIC_ACCOUNTS,
+    TOPIC_DAY_SUMMARIES,
+    TOPIC_METRICS,
+    TOPIC_SCORES,
+)
 from services.common.events import MetricsSnapshot
+from services.common.kafka.lag import REFRESH_SECONDS, ConsumerLag
+from services.common.metrics import observe_processing
 from services.common.streams import dead_letter, record_ms, with_redis_retry
 from services.common.territories import Registry, load_registry
 from services.common.validation import Rejection, validate_account, validate_metrics
@@ -46,6 +54,9 @@ _day_summaries = DaySummaryEmitter(settings)
 # Before a batch is committed, its writes are on OBS_REDIS_WAIT_REPLICAS replicas (a failover
 # loses nothing): services/common/view/durability.py.
 _replication = Replication(settings, m.REPLICA_WAIT_TIMEOUTS, log)
+_lag = ConsumerLag(app, [settings.topic(TOPIC_METRICS), settings.topic(TOPIC_ACCOUNTS)])
+_scores_topic = settings.topic(TOPIC_SCORES)
+_day_summaries_topic = settings.topic(TOPIC_DAY_SUMMARIES)
 _registry: Registry | None = None
 _redis: Redis | None = None
 _updaters: dict[int, StandingsUpdater] = {}  # generation -> its updater (own caches)
@@ -91,6 +102,7 @@ async def _publish_scores(events: Sequence[dict]) -> None:
     await _emitter.publish(events)
     for event in events:
         m.SCORE_EVENTS.labels(event["status"]).inc()
+    m.RECORDS_PRODUCED.labels(_scores_topic).inc(len(events))
 
 
 @app.on_before_shutdown.connect
@@ -141,9 +153,10 @@ async def apply_metrics(stream: Any) -> None:
             await _publish_scores(outcome.score_events)
         # Then what the batch read, for rebuilds (before its offsets are committed; a batch
         # with no valid record is recorded too: its records need no second look either).
-        await _day_summaries.publish(
-            day_summary_records(positions, read, plan, format_timestamp(utcnow()))
-        )
+        summaries = day_summary_records(positions, read, plan, format_timestamp(utcnow()))
+        await _day_summaries.publish(summaries)
+        m.RECORDS_PRODUCED.labels(_day_summaries_topic).inc(len(summaries))
+        observe_processing("scorer", events)
 
 
 @app.timer(interval=5.0)
@@ -156,6 +169,12 @@ async def report_freshness() -> None:
         m.REDIS_ERRORS.inc()
         return
     m.WATERMARK.set(watermark)
+
+
+@app.timer(interval=REFRESH_SECONDS)
+async def report_consumer_lag() -> None:
+    """obs_consumer_lag_records for the partitions this worker is assigned."""
+    await _lag.refresh()
 
 
 @app.agent(accounts_topic)
@@ -179,6 +198,7 @@ async def apply_accounts(stream: Any) -> None:
                 "applying account changes", partial(_apply_accounts, changes)
             )
             await _publish_scores(score_events)
+        observe_processing("scorer", events)
 
 
 async def _apply_accounts(changes: list[AccountChange]) -> list[dict]:

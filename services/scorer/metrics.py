@@ -9,6 +9,12 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+# Shared with the other services (services/common/metrics.py), listed here as this service's:
+# its series carry its group or service="scorer".
+from services.common.metrics import CONSUMER_LAG as CONSUMER_LAG
+from services.common.metrics import EVENT_PROCESSING as EVENT_PROCESSING
+from services.common.view.client import count_round_trips_as
+
 EVENTS_CONSUMED = Counter(
     "obs_scorer_events_consumed_total", "Records read from the scorer's topics.", ["topic"]
 )
@@ -77,3 +83,10 @@ REPLICA_WAIT_TIMEOUTS = Counter(
     "WAITs that timed out before OBS_REDIS_WAIT_REPLICAS replicas of a master acknowledged a "
     "batch's writes (sent again; the batch is not committed meanwhile).",
 )
+RECORDS_PRODUCED = Counter(
+    "obs_scorer_records_produced_total",
+    "Records produced, by topic (obs.scores.v1, obs.day-summaries.v1; dead letters: "
+    "obs_scorer_dead_letters_total).",
+    ["topic"],
+)
+REDIS_ROUND_TRIPS = count_round_trips_as("scorer")

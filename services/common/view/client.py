@@ -8,6 +8,12 @@ MULTI, so the view's code runs unchanged on it; what redis-py's asyncio cluster 
 is the script loading its single-server pipeline does: `ViewCluster`'s pipeline runs a script
 call answered NOSCRIPT again, once the scripts it carries are loaded on every primary (a
 promoted replica or a fresh node starts with an empty script cache).
+
+Every asyncio client built here counts its round trips to Redis (a command, or a pipeline
+executed) in `obs_redis_round_trips_total{service}`, as the service its process runs
+(`count_round_trips_as`, called by each service's metrics module; a process that names no
+service, e.g. the command line, counts nothing). The synchronous clients (command line only)
+are not counted.
 """
 
 from __future__ import annotations
@@ -16,14 +22,49 @@ from typing import Any, Literal, cast, overload
 
 import redis
 import redis.asyncio
+import redis.asyncio.client
 import redis.asyncio.cluster
 import redis.cluster
+from prometheus_client import Counter
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError, WatchError
 
+from services.common.metrics import REDIS_ROUND_TRIPS
 from services.common.settings import Settings
 
 NOSCRIPT_RELOADS = 3  # scripts flushed again between a load and the call: give up after this
+
+
+class RoundTrips:
+    """This process's counts of Redis round trips, and of failed ones, for its service."""
+
+    __slots__ = ("failed", "sent")
+
+    def __init__(self) -> None:
+        self.sent: Any = None  # a child of obs_redis_round_trips_total once a service is named
+        self.failed: Any = None  # a counter of failed round trips, if the service keeps one
+
+    def count(self) -> None:
+        if self.sent is not None:
+            self.sent.inc()
+
+    def failure(self, exc: BaseException) -> None:
+        # NOSCRIPT is answered by loading the script (redis-py does, or ViewClusterPipeline);
+        # WATCH conflicts are not failures of Redis.
+        if self.failed is not None and not isinstance(exc, NoScriptError | WatchError):
+            self.failed.inc()
+
+
+ROUND_TRIPS = RoundTrips()
+
+
+def count_round_trips_as(service: str, failures: Counter | None = None) -> Counter:
+    """Count this process's Redis round trips as `service`'s from now on (and, with
+    `failures`, the round trips that fail: connection refused or lost, timeout, error reply).
+    Returns `obs_redis_round_trips_total`, for the service's metrics module to list."""
+    ROUND_TRIPS.sent = REDIS_ROUND_TRIPS.labels(service)
+    ROUND_TRIPS.failed = failures
+    return REDIS_ROUND_TRIPS
 
 
 @overload
@@ -73,7 +114,7 @@ def redis_client(
         return cast(redis.asyncio.Redis, ViewCluster.from_url(settings.redis_url, **options))
     if sync:
         return redis.Redis.from_url(settings.redis_url, **options)
-    return redis.asyncio.Redis.from_url(settings.redis_url, **options)
+    return ViewRedis.from_url(settings.redis_url, **options)
 
 
 def redis_credentials(settings: Settings) -> dict[str, str]:
@@ -86,8 +127,55 @@ def redis_credentials(settings: Settings) -> dict[str, str]:
     return credentials
 
 
+class ViewRedis(redis.asyncio.Redis):
+    """redis-py's asyncio client, counting its round trips (ROUND_TRIPS)."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        ROUND_TRIPS.count()
+        try:
+            return await super().execute_command(*args, **options)
+        except (RedisError, OSError) as exc:
+            ROUND_TRIPS.failure(exc)
+            raise
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> ViewPipeline:
+        return ViewPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
+class ViewPipeline(redis.asyncio.client.Pipeline):
+    """redis-py's asyncio pipeline, counting one round trip per execution (plus the
+    commands it sends at once: WATCH, and SCRIPT EXISTS / LOAD before its scripts run)."""
+
+    async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        ROUND_TRIPS.count()
+        try:
+            return await super().immediate_execute_command(*args, **options)
+        except (RedisError, OSError) as exc:
+            ROUND_TRIPS.failure(exc)
+            raise
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        if not self.command_stack and not self.watching:  # sends nothing
+            return await super().execute(raise_on_error)
+        ROUND_TRIPS.count()
+        try:
+            return await super().execute(raise_on_error)
+        except (RedisError, OSError) as exc:
+            ROUND_TRIPS.failure(exc)
+            raise
+
+
 class ViewCluster(redis.asyncio.cluster.RedisCluster):
-    """redis-py's asyncio cluster client whose pipelines survive NOSCRIPT."""
+    """redis-py's asyncio cluster client whose pipelines survive NOSCRIPT; it counts its
+    round trips (ROUND_TRIPS: a command counts one, whatever nodes it goes to)."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        ROUND_TRIPS.count()
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            ROUND_TRIPS.failure(exc)
+            raise
 
     def pipeline(
         self, transaction: Any | None = None, shard_hint: Any | None = None
@@ -126,8 +214,8 @@ class ViewClusterPipeline(redis.asyncio.cluster.ClusterPipeline):
         scripts, queued = self.scripts, self._queued
         self.scripts, self._queued = set(), []  # as redis-py empties its queue
         if not scripts or self._transaction:
-            return await super().execute(raise_on_error, allow_redirections)
-        replies = await super().execute(False, allow_redirections)
+            return await self._sent(raise_on_error, allow_redirections)
+        replies = await self._sent(False, allow_redirections)
         if len(replies) == len(queued):  # one reply per queued command (never otherwise)
             for _attempt in range(NOSCRIPT_RELOADS):
                 again = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
@@ -137,7 +225,7 @@ class ViewClusterPipeline(redis.asyncio.cluster.ClusterPipeline):
                     await self.cluster_client.script_load(script.script)  # every primary
                 for i in again:
                     super().execute_command(*queued[i][0], **queued[i][1])
-                retried = await super().execute(False, allow_redirections)
+                retried = await self._sent(False, allow_redirections)
                 for i, reply in zip(again, retried, strict=True):
                     replies[i] = reply
         if raise_on_error:
@@ -150,3 +238,14 @@ class ViewClusterPipeline(redis.asyncio.cluster.ClusterPipeline):
                     )
                     raise reply
         return replies
+
+    async def _sent(self, raise_on_error: bool, allow_redirections: bool) -> list[Any]:
+        """redis-py's execution of the queued commands, counted (ROUND_TRIPS)."""
+        if not len(self):  # sends nothing
+            return await super().execute(raise_on_error, allow_redirections)
+        ROUND_TRIPS.count()
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except (RedisError, OSError) as exc:
+            ROUND_TRIPS.failure(exc)
+            raise
