@@ -28,6 +28,8 @@ from services.common.settings import Settings
 log = logging.getLogger("api.commands")
 
 SEND_TIMEOUT_SECONDS: Final = 15.0
+# At the API's shutdown, how long the producers being closed may still take (its watchdog: 7 s).
+CLOSE_TIMEOUT_SECONDS: Final = 5.0
 
 
 class CommandSender:
@@ -43,6 +45,7 @@ class CommandSender:
         self._stack = contextlib.AsyncExitStack()
         self._send: Sender | None = None
         self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def _sender(self) -> Sender:
         async with self._lock:
@@ -90,15 +93,30 @@ class CommandSender:
             ) from exc
 
     async def _reset(self) -> None:
+        """Drop the producer; the next command starts another. It is stopped in the background:
+        aiokafka's stop first waits for the records it holds, up to its request timeout while
+        the broker does not answer (measured in the broker-cut drill: a 503 promised after 15 s
+        came after 30 s), and neither this answer nor the next command may wait for that."""
         self._send = None
         stack, self._stack = self._stack, contextlib.AsyncExitStack()
-        with contextlib.suppress(Exception):
-            await stack.aclose()
+        task = asyncio.create_task(_close_quietly(stack))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
-        """Stop the producer (the app's lifespan calls this)."""
+        """Stop the producer (the app's lifespan calls this), giving the producers being
+        stopped CLOSE_TIMEOUT_SECONDS at most."""
         async with self._lock:
             await self._reset()
+        if self._closing:
+            _, pending = await asyncio.wait(set(self._closing), timeout=CLOSE_TIMEOUT_SECONDS)
+            for task in pending:  # the broker still does not answer: give up on them
+                task.cancel()
+
+
+async def _close_quietly(stack: contextlib.AsyncExitStack) -> None:
+    with contextlib.suppress(Exception):
+        await stack.aclose()
 
 
 def _unavailable(message: str) -> ApiError:
