@@ -126,12 +126,15 @@ class StreamHub:
         if self._stopping:
             raise StreamsStopping
         try:
-            async with self._changed:
-                await asyncio.wait_for(
-                    self._changed.wait_for(
-                        lambda: self._stopping or self._seq.get(category, 0) > seq
-                    ),
-                    seconds,
+            # asyncio.timeout, not asyncio.wait_for: wait_for (3.11) waits in a task of its
+            # own, and a stream cancelled twice (a client leaving: anyio cancels again until
+            # the task ends) leaves before that task has taken the lock back, so the lock is
+            # released unheld ("Lock is not acquired") and then stays held by the finished
+            # task: every stream and the poller block on it. In this task, Condition.wait
+            # takes the lock back whatever the cancellations.
+            async with self._changed, asyncio.timeout(seconds):
+                await self._changed.wait_for(
+                    lambda: self._stopping or self._seq.get(category, 0) > seq
                 )
         except TimeoutError:
             return False

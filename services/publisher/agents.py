@@ -81,11 +81,17 @@ _lag = ConsumerLag(
 )
 
 
-def hold_lease(token: int, generation: int) -> None:
+def hold_lease(token: int, generation: int, *, hold_pending: bool = False) -> None:
     """Write with this lease token, in this generation, from now on (set by main before the
-    worker starts)."""
+    worker starts). `hold_pending`: a rebuild asked the live publisher to hold before this one
+    took the lease; it may have read the topics already (no publisher answered), so nothing is
+    written, not even what was missed while stopped, until `follow_generations` has answered
+    the hold and resumed on the rebuilt generation (a rank change produced meanwhile would be
+    missing from it, and its seq produced twice)."""
     global _token, _generation
     _token, _generation = token, generation
+    if hold_pending:
+        _gate.shut()
 
 
 async def _send(topic: str, key: bytes, value: bytes) -> Delivered:
@@ -326,6 +332,8 @@ async def follow_generations() -> None:
         elif _held_for is None and pointer.current > _generation:
             await wait_closed(_gate, HOLD_CLOSE_SECONDS)
             await _resume(pointer.current)
+        elif _held_for is None and _gate.closed and pointer.hold is None:
+            _gate.open()  # shut at start for a hold that was withdrawn before it was answered
     except Fenced as exc:
         stand_down(f"while changing generations: {exc}")
     except (RedisError, OSError) as exc:  # the next tick tries again

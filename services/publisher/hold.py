@@ -68,6 +68,11 @@ class HoldGate:
     def open(self) -> None:
         self._open.set()
 
+    def shut(self) -> None:
+        """Closed from the start (nothing writes yet): a publisher starting while a rebuild's
+        hold is pending writes nothing until it has answered, then resumed."""
+        self._open.clear()
+
 
 def applied(events: Iterable[object]) -> list[Applied]:
     """The records of faust events (their message's topic, partition and offset)."""

@@ -35,15 +35,20 @@ async def _check_redis(settings: Settings) -> None:
         await redis.aclose()
 
 
-async def _take_over(settings: Settings, held: Held) -> tuple[int, RecoveryReport]:
+async def _take_over(settings: Settings, held: Held) -> tuple[int, bool, RecoveryReport]:
     """Claim every slot of the current generation for the lease's token (a former holder's
     writes are refused from now on), then read the topics' tails: what they hold is final,
-    nobody else writes. Returns the generation and what was recovered."""
+    nobody else writes. Returns the generation, whether a rebuild's hold is pending (read
+    with the lease held: a rebuild asks before it looks for a lease holder), and what was
+    recovered."""
     redis = redis_client(settings)
     try:
-        rk = (await read_generations(redis)).keys
+        pointer = await read_generations(redis)
+        rk = pointer.keys
         await FencedWriter(redis, rk, held.token).claim()
-        return rk.generation, await restore_from_topics(settings, redis, rk, token=held.token)
+        report = await restore_from_topics(settings, redis, rk, token=held.token)
+        hold_pending = pointer.hold is not None and pointer.hold != rk.generation
+        return rk.generation, hold_pending, report
     finally:
         await redis.aclose()
 
@@ -111,11 +116,13 @@ def run_publisher(settings: Settings) -> None:
     keeper = LeaseKeeper(settings, held)
     keeper.start()
     try:
-        generation, report = asyncio.run(_take_over(settings, held))
+        generation, hold_pending, report = asyncio.run(_take_over(settings, held))
     except Fenced as exc:
         stand_down(str(exc))
     _log_recovery(log, report)
-    agents.hold_lease(held.token, generation)
+    if hold_pending:
+        log.info("a rebuild is under way: holding until it is done")
+    agents.hold_lease(held.token, generation, hold_pending=hold_pending)
     log.info(
         "publisher starting: broker %s, redis %s, metrics :%s, grace %g h, auto-publish %s, "
         "commands verified with %d key(s)",

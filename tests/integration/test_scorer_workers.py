@@ -28,8 +28,10 @@ from services.common.settings import Settings
 from services.common.territories import load_registry
 from services.common.view.entries import decode_entry
 from services.common.view.keys import ViewKeys
+from tests.drills.plugin import Drill
 from tests.services import (
     ServiceProcess,
+    committed_offsets,
     fresh_stack,
     isolated_settings,
     service_env,
@@ -287,8 +289,17 @@ def test_three_workers_with_racing_account_changes_and_kills_equal_batch(
 
 
 @pytest.mark.drills
-@pytest.mark.parametrize("seed", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("seed", [2, 3])
 def test_drill_three_workers_with_racing_account_changes_and_kills_equal_batch(
-    workers_settings: Settings, tmp_path: Path, seed: int
+    workers_settings: Settings, tmp_path: Path, seed: int, drill: Drill
 ):
+    began = time.monotonic()
     _round(workers_settings, tmp_path, seed)
+    drill.figures["took"] = f"{time.monotonic() - began:.0f} s"
+    # _round returned: both topics committed by the group, the view equal to the batch's.
+    sent = sum(end_offsets(workers_settings, TOPIC_METRICS).values())
+    drill.sent = sent
+    group = f"{workers_settings.topic_prefix}observatoire-scorer"
+    drill.applied = committed_offsets(workers_settings, group)
+    drill.lost, drill.equal_to_batch = 0, True
+    drill.expect(drill.applied == sent, f"{drill.applied:,} committed of {sent:,}")
