@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+import redis
 
 from services.cli.topics import seed_bundled_accounts
 from services.common.clock import format_timestamp, utcnow
@@ -47,6 +48,10 @@ def stack(broker: TansuBroker, redis_server: RedisServer, tmp_path_factory) -> I
         rebuild_grace_seconds=0,
     )
     assert all(report.ok for report in create_topics(settings))
+    # Database 3 is shared with other modules' stacks (tests/e2e/test_prometheus_scrape.py):
+    # start from an empty one.
+    with redis.Redis.from_url(settings.redis_url) as client:
+        client.flushdb()
     seeded = seed_bundled_accounts(settings)
     env = service_env(
         settings,

@@ -107,7 +107,8 @@ def test_streaming_equals_batch_on_the_golden_log_despite_three_crashes(
     # snapshot's day point is read from obs.day-summaries.v1 rather than validated again.
     rebuild = ServiceProcess(["rebuild"], env, tmp_path / "rebuild.log").start()
     assert rebuild.wait(300) == 0, rebuild.log()[-3000:]
-    assert f"and {total} snapshots ({total} with their day's point from" in rebuild.log()
+    said = " ".join(rebuild.log().split())  # the console wraps long lines
+    assert f"and {total} snapshots ({total} with their day's point from" in said, said
     current, editions = standings_from_redis(settings.redis_url)
     assert_same_standings(current, editions, expected)
     # The daily history too: points and ranks, live (with its crashes) as rebuilt.
