@@ -4,8 +4,9 @@
 `TERRITORIES` petites villes, each with its own account, get one snapshot a day for
 `DAYS` days (two years and a week) through the scorer's own stores and scripts
 (services/scorer/store/history.py): first as a rebuild writes them (every day at once, under
-the final window: older days fold into weeks as they land), then one more live day, timed,
-with the window moving and the rank indexes trimmed. `MEMORY USAGE` is summed per
+the final window: older days fold into weeks, only the points kept are scored, every series
+is written whole), then one more live day, timed, with the window moving and the rank
+indexes trimmed. `MEMORY USAGE` is summed per
 structure: the accounts' points, the territories' histories, the rank indexes. The baseline
 is the bytes of the stored values themselves (what any store of these points holds).
 
@@ -28,14 +29,18 @@ from services.common.history import (
     RawPoint,
     Window,
     day_of_epoch,
-    encode_point,
+    encode_raw,
+    fold_account,
     ordinals,
+    territory_series,
 )
 from services.common.localstack import RedisServer, free_port
+from services.common.methodology import score_summary
 from services.common.territories import load_registry
 from services.common.view.keys import ViewKeys
 from services.scorer.standings import StandingsUpdater
-from services.scorer.store import PointWrite, ScorerStore, geo_fingerprint
+from services.scorer.store import ScorerStore, geo_fingerprint
+from services.scorer.store.history import SeriesWrite
 
 TERRITORIES = 1_000
 DAYS = 737
@@ -71,45 +76,51 @@ async def _fill(url: str) -> dict[str, Any]:
         rng = random.Random(18)
         raws = {tid: _raws(rng, first, DAYS) for tid in handles}
         links = {tid: (await store.accounts.mapping())[tid].encode() for tid in handles}
+
+        async def write(days: slice, window: Window) -> int:
+            """The territories' points of some days, as the scorer writes a batch's
+            (services/scorer/standings.py): each account's points folded and saved, then
+            each territory's series from them, scored where the fold keeps a point."""
+            accounts = {}
+            for tid in handles:
+                given = raws[tid][days]
+                encoded = [encode_raw(raw) for raw in given]
+                accounts[tid] = (given, encoded, fold_account(encoded, window))
+            await store.history.save_accounts(
+                {("instagram", handles[tid]): a[2].series for tid, a in accounts.items()},
+                window,
+            )
+            series = []
+            for tid, (given, encoded, folded) in accounts.items():
+                population = registry[tid].population
+
+                def score(
+                    i: int, given: list[RawPoint] = given, population: int = population
+                ) -> float:
+                    return score_summary(given[i].summary(), population).score
+
+                points = territory_series(encoded, folded, score)
+                series.append(SeriesWrite(tid, order[tid], links[tid], points))
+            written = await store.history.apply_series(CATEGORY, series, window)
+            await store.history.trim([CATEGORY], window)
+            return written
+
         window = Window.of(today - 1)
-
-        def writes(day_index: slice) -> list[PointWrite]:
-            return [
-                PointWrite(
-                    tid,
-                    order[tid],
-                    encode_point(raw.point(registry[tid].population)),
-                    raw.day,
-                    links[tid],
-                )
-                for tid in handles
-                for raw in raws[tid][day_index]
-            ]
-
         started = time.perf_counter()
-        await store.history.save_accounts(
-            {("instagram", handles[tid]): raws[tid][:-1] for tid in handles}, window
-        )
-        bulk = writes(slice(0, -1))
-        written = await store.history.apply(CATEGORY, bulk, window)
-        await store.history.trim([CATEGORY], window)
+        written = await write(slice(0, -1), window)
         bulk_seconds = time.perf_counter() - started
+        bulk = len(handles) * (DAYS - 1)
 
         # One more day, as the live scorer writes it: the window moves one day.
-        live_window = Window.of(today)
         started = time.perf_counter()
-        await store.history.save_accounts(
-            {("instagram", handles[tid]): raws[tid][-1:] for tid in handles}, live_window
-        )
-        await store.history.apply(CATEGORY, writes(slice(-1, None)), live_window)
-        await store.history.trim([CATEGORY], live_window)
+        await write(slice(-1, None), Window.of(today))
         live_seconds = time.perf_counter() - started
         shown = await store.redis.hget(ViewKeys(0).history_key(CATEGORY), territories[0].id)
         assert shown is not None
         return {
             "points_written": written,
             "bulk_seconds": round(bulk_seconds, 1),
-            "bulk_points_per_second": round(len(bulk) / bulk_seconds),
+            "bulk_points_per_second": round(bulk / bulk_seconds),
             "live_day_ms_per_1000_points": round(live_seconds * 1000 / len(handles) * 1000, 1),
         }
     finally:

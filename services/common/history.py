@@ -21,11 +21,19 @@ two snapshots of one second with the same followers and posts (docs/decisions.md
 indexes hold, per (category, day) and (category, week), 5-byte entries sorted ascending:
 10⁶ − score × 10⁴ (3 bytes), then the territory's ordinal in its category (2 bytes; ids
 ascending), which is the standings' order (score descending, id ascending).
+
+The scorer folds a batch's points here before writing them (`fold_stored`, `fold_account`,
+`territory_series`, `index_entries`): a series with nothing stored yet (every one of a
+rebuild's fresh generation) is stored as it is sent, its entries merged into each index in
+one pass; the scripts fold point by point only into a series already stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import struct
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -130,7 +138,8 @@ def iso_week_label(week: int) -> str:
 
 def score_units(score: float) -> int:
     """A rounded score as an integer of 10⁻⁴ points (exact: scores have 4 decimals)."""
-    return min(SCORE_MAX, max(0, round(score * SCORE_SCALE)))
+    units = round(score * SCORE_SCALE)
+    return 0 if units < 0 else SCORE_MAX if units > SCORE_MAX else units
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +159,9 @@ class RawPoint:
     def summary(self) -> SnapshotSummary:
         """The summary a territory's score is computed from (methodology v1)."""
         n, followers = self.posts, self.followers
-        moment = datetime.fromtimestamp(epoch_of(self.day, self.second), tz=UTC)
+        moment = time.gmtime(epoch_of(self.day, self.second))
         return SnapshotSummary(
-            observed_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            observed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", moment),
             event_id="history",
             followers=followers,
             follows=self.follows,
@@ -170,22 +179,54 @@ class RawPoint:
 RAW_BYTES: Final = 18
 
 
+def interactions_of(summary: SnapshotSummary) -> int:
+    """The window's likes and comments of a summary (E × posts × followers, exactly)."""
+    if summary.engagement is None:
+        return 0
+    return round(summary.engagement * summary.posts * summary.followers)
+
+
 def raw_of_summary(summary: SnapshotSummary, epoch: int) -> RawPoint:
     """An account's point from one `ok` snapshot's summary."""
     day, second = day_of_epoch(epoch)
     n, followers = summary.posts, summary.followers
-    interactions = 0 if summary.engagement is None else round(summary.engagement * n * followers)
-    return RawPoint(day, second, followers, summary.follows, n, interactions)
+    return RawPoint(day, second, followers, summary.follows, n, interactions_of(summary))
+
+
+# The stored forms as structs (a 3-byte field is packed as its high byte and low 2 bytes): a
+# rebuild encodes every day of every account, twice.
+_RAW_STRUCT: Final = struct.Struct(">HBHIBII")
+_POINT_STRUCT: Final = struct.Struct(">HBHIBBH")
+_POINT_OF_RAW: Final = struct.Struct(">10sBH")
+
+
+def pack_raw(
+    day: int, second: int, followers: int, follows: int, posts: int, interactions: int
+) -> bytes:
+    """An account's point's 18 stored bytes from its fields."""
+    return _RAW_STRUCT.pack(
+        day,
+        second >> 16,
+        second & 0xFFFF,
+        followers if followers < U32_MAX else U32_MAX,
+        posts if posts < POSTS_MAX else POSTS_MAX,
+        follows if follows < U32_MAX else U32_MAX,
+        interactions if interactions < U32_MAX else U32_MAX,
+    )
 
 
 def encode_raw(point: RawPoint) -> bytes:
-    return (
-        point.day.to_bytes(2, "big")
-        + point.second.to_bytes(3, "big")
-        + min(point.followers, U32_MAX).to_bytes(4, "big")
-        + bytes((min(point.posts, POSTS_MAX),))
-        + min(point.follows, U32_MAX).to_bytes(4, "big")
-        + min(point.interactions, U32_MAX).to_bytes(4, "big")
+    return pack_raw(
+        point.day, point.second, point.followers, point.follows, point.posts, point.interactions
+    )
+
+
+def encode_raw_summary(summary: SnapshotSummary, epoch: int) -> bytes:
+    """`encode_raw(raw_of_summary(summary, epoch))`, without the intermediate point (a
+    rebuild encodes every day of every account)."""
+    day, second = day_of_epoch(epoch)
+    return pack_raw(
+        day, second, summary.followers, summary.follows, summary.posts, interactions_of(summary)
     )
 
 
@@ -206,29 +247,108 @@ def decode_raws(raw: bytes) -> list[RawPoint]:
 def fold_raws(points: Iterable[RawPoint], window: Window) -> list[RawPoint]:
     """An account's points under a window (as `fold`, by the stored bytes' order)."""
     by_bytes = {encode_raw(p): p for p in points}
+    return [by_bytes[raw] for raw in fold_stored(by_bytes, window)]
+
+
+def fold_stored(points: Iterable[bytes], window: Window) -> list[bytes]:
+    """Stored points (a territory's 13 bytes or an account's 18: the day first, the greater
+    bytes the later point) as the history keeps them under `window`, by day ascending: each
+    day's last from the window's first day, each older kept week's last, nothing older. It is
+    what the scripts store for these points alone, so a series folded here is written as it
+    is (services/common/view/scripts/scorer.py)."""
     days: dict[int, bytes] = {}
-    for raw in by_bytes:
-        day = int.from_bytes(raw[:2], "big")
-        if day not in days or raw > days[day]:
-            days[day] = raw
+    for point in points:
+        day = point[0] << 8 | point[1]
+        held = days.get(day)
+        if held is None or point > held:
+            days[day] = point
+    first_day, oldest_week = window.first_day, window.oldest_week
     weeks: dict[int, bytes] = {}
-    out: list[RawPoint] = []
-    for day, raw in days.items():
-        if not window.keeps(day):
+    out: list[bytes] = []
+    for day, point in days.items():
+        week = (day + 3) // 7  # week_of, inlined: a rebuild folds every point
+        if week < oldest_week:
             continue
-        if window.is_daily(day):
-            out.append(by_bytes[raw])
-        elif week_of(day) not in weeks or raw > weeks[week_of(day)]:
-            weeks[week_of(day)] = raw
-    out += [by_bytes[raw] for raw in weeks.values()]
-    return sorted(out, key=lambda p: p.day)
+        if day >= first_day:
+            out.append(point)
+        else:
+            held = weeks.get(week)
+            if held is None or point > held:
+                weeks[week] = point
+    out += weeks.values()
+    out.sort()  # one point per day: the bytes' order is the days'
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class FoldedAccount:
+    """An account's points under a window: `series`, as stored (`fold_stored`); `kept`, for
+    each of its points, the index of the given point it is; `ties`, for a point of `series`
+    whose day (a weekly day: week) holds several given points with the same greatest day,
+    second, followers and posts, their indexes. A territory's point there is one of those
+    (its bytes are the same 10, then its score), so only they need a score
+    (`territory_series`)."""
+
+    series: list[bytes]
+    kept: list[int]
+    ties: dict[int, list[int]]
+
+
+def fold_account(raws: Sequence[bytes], window: Window) -> FoldedAccount:
+    """An account's points (`encode_raw`, any order) folded under `window`."""
+    first_day, oldest_week = window.first_day, window.oldest_week
+    heads: dict[int, bytes] = {}  # per day, or -1 - a weekly week: its greatest first 10 bytes
+    best: dict[int, int] = {}  # the index of its greatest point
+    tied: dict[int, list[int]] = {}
+    for i, raw in enumerate(raws):
+        day = raw[0] << 8 | raw[1]
+        week = (day + 3) // 7  # week_of, inlined: a rebuild folds every point
+        if week < oldest_week:
+            continue
+        bucket = day if day >= first_day else -1 - week
+        head = raw[:10]
+        held = heads.get(bucket)
+        if held is None or head > held:
+            heads[bucket] = head
+            best[bucket] = i
+            tied.pop(bucket, None)
+        elif head == held:
+            tied.setdefault(bucket, [best[bucket]]).append(i)
+            if raw > raws[best[bucket]]:
+                best[bucket] = i
+    order = sorted(heads, key=heads.__getitem__)  # the heads start with distinct days
+    kept = [best[bucket] for bucket in order]
+    ties = {at: tied[bucket] for at, bucket in enumerate(order) if bucket in tied} if tied else {}
+    return FoldedAccount([raws[i] for i in kept], kept, ties)
+
+
+def territory_series(
+    raws: Sequence[bytes], folded: FoldedAccount, score: Callable[[int], float]
+) -> list[bytes]:
+    """A territory's points from its account's, folded (`fold_account`), as `fold_stored`
+    gives them for every point: `score(i)` is the territory's score of `raws[i]`."""
+    ties = folded.ties
+    if not ties:
+        return [point_of_raw(raws[i], score(i)) for i in folded.kept]
+    out: list[bytes] = []
+    for at, i in enumerate(folded.kept):
+        tied = ties.get(at)
+        if tied is None:
+            out.append(point_of_raw(raws[i], score(i)))
+        else:
+            out.append(max(point_of_raw(raws[j], score(j)) for j in tied))
+    return out
 
 
 def epoch_of(day: int, second: int) -> int:
     """The UTC epoch of a second of a Paris day."""
+    return _midnight(day) + second
+
+
+@lru_cache(maxsize=1 << 12)
+def _midnight(day: int) -> int:
     value = date_of(day)
-    midnight = datetime(value.year, value.month, value.day, tzinfo=PARIS)
-    return int(midnight.timestamp()) + second
+    return int(datetime(value.year, value.month, value.day, tzinfo=PARIS).timestamp())
 
 
 def split_series(value: bytes) -> tuple[bytes, bytes]:
@@ -239,13 +359,29 @@ def split_series(value: bytes) -> tuple[bytes, bytes]:
 
 
 def encode_point(point: Point) -> bytes:
-    return (
-        point.day.to_bytes(2, "big")
-        + point.second.to_bytes(3, "big")
-        + min(point.followers, U32_MAX).to_bytes(4, "big")
-        + bytes((min(point.posts, POSTS_MAX),))
-        + score_units(point.score).to_bytes(3, "big")
+    return pack_point(
+        point.day, point.second, point.followers, point.posts, score_units(point.score)
     )
+
+
+def pack_point(day: int, second: int, followers: int, posts: int, units: int) -> bytes:
+    """A territory's point's 13 stored bytes from its fields (`units`: `score_units`)."""
+    return _POINT_STRUCT.pack(
+        day,
+        second >> 16,
+        second & 0xFFFF,
+        followers if followers < U32_MAX else U32_MAX,
+        posts if posts < POSTS_MAX else POSTS_MAX,
+        units >> 16,
+        units & 0xFFFF,
+    )
+
+
+def point_of_raw(raw: bytes, score: float) -> bytes:
+    """A territory's stored point from its account's (`encode_raw`) and the territory's
+    score: the first 10 bytes (day, second, followers, posts) are the same."""
+    units = score_units(score)
+    return _POINT_OF_RAW.pack(raw, units >> 16, units & 0xFFFF)
 
 
 def decode_point(raw: bytes, at: int = 0) -> Point:
@@ -314,6 +450,44 @@ def fold(points: Iterable[Point], window: Window) -> list[Shown]:
 def index_entry(score: float, ordinal: int) -> bytes:
     """A point's entry in a rank index: ascending order is the standings' order."""
     return (SCORE_MAX - score_units(score)).to_bytes(3, "big") + ordinal.to_bytes(2, "big")
+
+
+def index_entries(
+    series: Iterable[tuple[Sequence[bytes], int]], window: Window
+) -> tuple[dict[int, bytes], dict[int, bytes]]:
+    """The rank indexes' entries of territories' folded series (`fold_stored`; with each
+    territory's ordinal) when each is written whole: per day, the sorted entries of its
+    daily points; per week, of each territory's last point of the week (a daily week's
+    too). These are what HISTORY_APPLY's point-by-point path leaves for the same points."""
+    days: dict[int, list[bytes]] = defaultdict(list)
+    weeks: dict[int, list[bytes]] = defaultdict(list)
+    first_day = window.first_day
+    for points, ordinal in series:
+        last_week, last_entry = -1, b""
+        for point in points:
+            day = point[0] << 8 | point[1]
+            units = point[10] << 16 | point[11] << 8 | point[12]
+            entry = ((SCORE_MAX - units) << 16 | ordinal).to_bytes(ENTRY_BYTES, "big")
+            if day >= first_day:
+                days[day].append(entry)
+            week = (day + 3) // 7
+            if week != last_week:  # by day ascending: a week's last point ends its run
+                if last_entry:
+                    weeks[last_week].append(last_entry)
+                last_week = week
+            last_entry = entry
+        if last_entry:
+            weeks[last_week].append(last_entry)
+    return _sorted_entries(days), _sorted_entries(weeks)
+
+
+def _sorted_entries(entries: dict[int, list[bytes]]) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    for at in sorted(entries):
+        held = entries[at]
+        held.sort()
+        out[at] = b"".join(held)
+    return out
 
 
 def rank_in(index: bytes, entry: bytes) -> int:

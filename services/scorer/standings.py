@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -67,20 +67,22 @@ from services.common.contracts import (
 )
 from services.common.events import MetricsSnapshot, with_event_id
 from services.common.history import (
-    Point,
-    RawPoint,
+    FoldedAccount,
     Window,
     day_of_epoch,
     encode_point,
+    encode_raw_summary,
+    fold_account,
     fold_raws,
     ordinals,
-    raw_of_summary,
+    territory_series,
 )
 from services.common.methodology import Score, SnapshotSummary, score_summary
 from services.common.territories import Registry, Territory
 from services.common.view.entries import EPOCH_OFFSET, decode_entry, encode_entry, version_epoch
 from services.scorer.plan import BatchPlan, plan_batch, version_of
 from services.scorer.store import AccountLink, EntryWrite, PointWrite, ScorerStore
+from services.scorer.store.history import SeriesWrite
 
 ACTIVE_SECONDS = 30 * 86400
 # (territory id, handle or None, simulated, version: the record's offset in obs.accounts.v1)
@@ -159,7 +161,10 @@ class StandingsUpdater:
         # reads these summaries itself (the module docstring's argument).
         await self.store.summaries.save(plan, frozen)
         window = Window.of(None if watermark is None else day_of_epoch(watermark)[0])
-        await self.store.history.save_accounts(_raw_points(plan), window)
+        days = _account_days(plan, window)
+        await self.store.history.save_accounts(
+            {account: d.folded.series for account, d in days.items()}, window
+        )
         by_handle, mapping = await self._territories_by_handle()
 
         # A summary is scored once per territory, whether it lands in the current view,
@@ -215,30 +220,28 @@ class StandingsUpdater:
             written = await self.store.views.apply_entries(category, month, writes, cutoff=None)
             outcome.edition_applied += len(written)
 
-        history: dict[str, list[PointWrite]] = defaultdict(list)
-        for (_, handle, day), same in plan.daily.items():
+        # Each territory's series, from its account's folded points and the territory's
+        # scores of those it keeps (a rebuild's plan holds every day of every account): a
+        # day's score lives on only in its point's bytes, not in `scored` (millions of Score
+        # objects held would make the garbage collector walk them again and again).
+        history: dict[str, list[SeriesWrite]] = defaultdict(list)
+        for (_, handle), account in days.items():
             for tid in by_handle.get(handle, ()):
                 territory = self.registry[tid]
-                link = mapping[tid].encode()
-                for summary in same:
-                    point = Point(
-                        day=day,
-                        second=day_of_epoch(version_epoch(plan.version(summary)))[1],
-                        score=score_of(territory, summary).score,
-                        followers=summary.followers,
-                        posts=summary.posts,
+                score = _day_scores(scored, account, territory)
+                points = territory_series(account.raws, account.folded, score)
+                history[territory.category].append(
+                    SeriesWrite(
+                        tid,
+                        self._ordinals[territory.category][tid],
+                        mapping[tid].encode(),
+                        points,
                     )
-                    history[territory.category].append(
-                        PointWrite(
-                            territory_id=tid,
-                            ordinal=self._ordinals[territory.category][tid],
-                            point=encode_point(point),
-                            day=day,
-                            link=link,
-                        )
-                    )
-        for category, points in history.items():
-            outcome.history_applied += await self.store.history.apply(category, points, window)
+                )
+        for category, series in history.items():
+            outcome.history_applied += await self.store.history.apply_series(
+                category, series, window
+            )
 
         if watermark is None:
             return outcome  # nobody is inactive, no category has an `as_of` yet
@@ -377,14 +380,50 @@ class StandingsUpdater:
         )
 
 
-def _raw_points(plan: BatchPlan) -> dict[tuple[str, str], list[RawPoint]]:
+@dataclass(frozen=True, slots=True)
+class _AccountDays:
+    """An account's daily points in a plan: the summaries, their versions and their points
+    (`encode_raw`), in one order, and the points folded under the window."""
+
+    summaries: list[SnapshotSummary]
+    versions: list[bytes]
+    raws: list[bytes]
+    folded: FoldedAccount
+
+
+def _day_scores(
+    scored: dict[tuple[str, bytes], Score], account: _AccountDays, territory: Territory
+) -> Callable[[int], float]:
+    """A territory's score of each of its account's day summaries (those scored for its
+    entries are not scored again)."""
+    tid, population = territory.id, territory.population
+    summaries, versions = account.summaries, account.versions
+
+    def score(i: int) -> float:
+        held = scored.get((tid, versions[i]))
+        return (held or score_summary(summaries[i], population)).score
+
+    return score
+
+
+def _account_days(plan: BatchPlan, window: Window) -> dict[tuple[str, str], _AccountDays]:
     """Each account's daily points in a plan (the day's last second's snapshots)."""
-    out: dict[tuple[str, str], list[RawPoint]] = defaultdict(list)
+    out: dict[tuple[str, str], tuple[list[SnapshotSummary], list[bytes], list[bytes]]] = {}
+    version = plan.version
     for (platform, handle, _), same in plan.daily.items():
+        held = out.get((platform, handle))
+        if held is None:
+            held = out[(platform, handle)] = ([], [], [])
+        summaries, versions, raws = held
+        summaries += same
         for summary in same:
-            epoch = version_epoch(plan.version(summary))
-            out[(platform, handle)].append(raw_of_summary(summary, epoch))
-    return out
+            ver = version(summary)
+            versions.append(ver)
+            raws.append(encode_raw_summary(summary, version_epoch(ver)))
+    return {
+        account: _AccountDays(summaries, versions, raws, fold_account(raws, window))
+        for account, (summaries, versions, raws) in out.items()
+    }
 
 
 def _entry(

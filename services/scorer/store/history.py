@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import struct
+from bisect import bisect_left
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import groupby
-from typing import cast
+from typing import Final, cast
 
 from redis.asyncio import Redis
 
@@ -15,15 +17,24 @@ from services.common.history import (
     Window,
     decode_points,
     decode_raws,
-    encode_raw,
+    fold_stored,
+    index_entries,
+    monday_of,
     split_series,
     week_of,
 )
 from services.common.view.keys import ViewKeys
+from services.common.view.scripts import ScriptArg
 from services.common.view.scripts import scorer as scripts
 
-SCRIPT_POINTS = 2_000
-SCRIPT_ACCOUNTS = 500  # accounts per pipeline of ACCOUNT_HISTORY calls
+# Points per HISTORY_APPLY call. Points written as sent cost Redis little; merging their
+# entries into the indexes is most of a call (each index of the call is rewritten once), so
+# calls are large: writing 10,000 points of the petites villes' 30 days into indexes already
+# half full blocks Redis 90 ms at most (docs/redis.md, "Daily history"), no longer than calls
+# of 2,000 points taken one by one did.
+SCRIPT_POINTS = 10_000
+CALLS_PER_PIPELINE = 4
+SCRIPT_ACCOUNTS = 500  # ACCOUNT_HISTORY calls (one per bucket of accounts) per pipeline
 # At most this many index keys deleted per trim call (a window that jumps far, e.g. the first
 # watermark after a long replay, is trimmed in several calls).
 TRIM_KEYS = 500
@@ -40,6 +51,38 @@ class PointWrite:
     link: bytes  # the account link the point carries (AccountLink.encode)
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesWrite:
+    """A territory's points of a batch, all carrying one account link, folded under the
+    window they are written with (services.common.history `fold_stored`, or
+    `territory_series`): what one HISTORY_APPLY group takes."""
+
+    territory_id: str
+    ordinal: int
+    link: bytes  # the account link the points carry (AccountLink.encode)
+    points: list[bytes]  # 13 bytes each (services.common.history.encode_point), by day
+
+
+@dataclass(slots=True)
+class _Call:
+    """One HISTORY_APPLY call: a slice of some of the writes' points (writes[i].points
+    [starts[i]:stops[i]]), as KEYS and ARGV."""
+
+    writes: Sequence[SeriesWrite]
+    starts: dict[int, int]
+    stops: dict[int, int]
+    keys: list[str]
+    args: list[ScriptArg]
+
+    def sent(self) -> list[SeriesWrite]:
+        """The territories' points this call sent."""
+        out: list[SeriesWrite] = []
+        for i, at in self.starts.items():
+            w = self.writes[i]
+            out.append(SeriesWrite(w.territory_id, w.ordinal, w.link, w.points[at : self.stops[i]]))
+        return out
+
+
 class HistoryStore:
     """Atomic, idempotent writes of the daily history."""
 
@@ -53,23 +96,25 @@ class HistoryStore:
         self._trimmed: dict[str, Window] = {}
 
     async def save_accounts(
-        self, points: dict[tuple[str, str], list[RawPoint]], window: Window
+        self, series: dict[tuple[str, str], list[bytes]], window: Window
     ) -> None:
-        """Keep each account's daily points (one script call per account, one pipeline)."""
-        accounts = list(points.items())
-        for start in range(0, len(accounts), SCRIPT_ACCOUNTS):
+        """Keep accounts' daily points: each account's points (`encode_raw`) folded under
+        `window` (services.common.history `fold_stored`, `fold_account`); one script call
+        per bucket of accounts, in pipelines."""
+        by_key: dict[str, list[bytes]] = {}
+        for (platform, handle), points in series.items():
+            (key,) = scripts.account_history_keys(self.rk, platform, handle)
+            by_key.setdefault(key, []).append(_packed(handle.encode(), points))
+        calls = list(by_key.items())
+        for start in range(0, len(calls), SCRIPT_ACCOUNTS):
             async with self.redis.pipeline(transaction=False) as pipe:
-                for (platform, handle), raws in accounts[start : start + SCRIPT_ACCOUNTS]:
-                    await self._account.queue(
-                        pipe,
-                        scripts.account_history_keys(self.rk, platform, handle),
-                        [
-                            handle,
-                            window.first_day,
-                            window.oldest_week,
-                            b"".join(map(encode_raw, raws)),
-                        ],
-                    )
+                for key, accounts in calls[start : start + SCRIPT_ACCOUNTS]:
+                    args: list[ScriptArg] = [
+                        window.first_day,
+                        window.oldest_week,
+                        b"".join(accounts),
+                    ]
+                    await self._account.queue(pipe, [key], args)
                 await pipe.execute()
 
     async def of_accounts(self, platform: str, handles: set[str]) -> dict[str, list[RawPoint]]:
@@ -82,46 +127,130 @@ class HistoryStore:
         return {h: decode_raws(v) for h, v in zip(ordered, values, strict=True) if v}
 
     async def apply(self, category: str, writes: Sequence[PointWrite], window: Window) -> int:
-        """Write points of one category (each only if its territory's link is the point's
-        and it is later than the one held); returns how many were written. A territory whose
-        stored history came from its previous account is emptied first (`reset`)."""
+        """`apply_series` of points given one by one (any order, several a day allowed)."""
+        points: dict[tuple[str, bytes, int], list[bytes]] = defaultdict(list)
+        for w in writes:
+            points[(w.territory_id, w.link, w.ordinal)].append(w.point)
+        series = [
+            SeriesWrite(tid, ordinal, link, fold_stored(given, window))
+            for (tid, link, ordinal), given in points.items()
+        ]
+        return await self.apply_series(category, series, window)
+
+    async def apply_series(
+        self, category: str, writes: Sequence[SeriesWrite], window: Window
+    ) -> int:
+        """Write territories' points of one category (each only if its territory's link is
+        the points' and it is later than the one held); returns how many were written. A
+        territory whose stored history came from its previous account is emptied first
+        (`reset`). The points go by weeks (`_calls`) with their entries already sorted into
+        each index's: a territory with no stored history (every territory of a fresh
+        generation), or whose points come after its stored ones, has them written as they
+        are, one merge per index per call."""
         written = 0
-        # By week, then territory: a call touches at most 8 indexes (a week's days and the
-        # week) and reads and rewrites each territory's history once for its days of the week
-        # (a rebuild sends a whole log: every day of every territory).
-        ordered = sorted(writes, key=lambda w: (week_of(w.day), w.territory_id, w.day))
-        for start in range(0, len(ordered), SCRIPT_POINTS):
-            chunk = ordered[start : start + SCRIPT_POINTS]
-            while chunk:
-                applied = await self._apply_chunk(category, chunk, window)
-                written += applied.written
-                stale = set(applied.stale)
-                for tid in stale:
-                    await self.reset(
-                        category, tid, next(w.ordinal for w in chunk if w.territory_id == tid)
-                    )
-                chunk = [w for w in chunk if w.territory_id in stale]
+        rounds = _rounds(writes)
+        while rounds:
+            pending = rounds.pop()
+            calls = self._calls(category, pending, window)
+            for start in range(0, len(calls), CALLS_PER_PIPELINE):
+                batch = calls[start : start + CALLS_PER_PIPELINE]
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for call in batch:
+                        await self._apply.queue(pipe, call.keys, call.args)
+                    replies = await pipe.execute()
+                for call, reply in zip(batch, replies, strict=True):
+                    applied = self._apply.decode(reply)
+                    if applied.window is not None:  # a writer with a newer watermark trimmed
+                        first_day, oldest_week = applied.window
+                        window = Window(
+                            max(window.first_day, first_day), max(window.oldest_week, oldest_week)
+                        )
+                        rounds.append(
+                            [
+                                SeriesWrite(
+                                    w.territory_id, w.ordinal, w.link, fold_stored(w.points, window)
+                                )
+                                for w in call.sent()
+                            ]
+                        )
+                        continue
+                    written += applied.written
+                    if not applied.stale:
+                        continue
+                    stale = set(applied.stale)
+                    again = [w for w in call.sent() if w.territory_id in stale]
+                    for w in again:
+                        await self.reset(category, w.territory_id, w.ordinal)
+                    if again:
+                        rounds.append(again)
         return written
 
-    async def _apply_chunk(
-        self, category: str, chunk: Sequence[PointWrite], window: Window
-    ) -> scripts.HistoryApplied:
-        days = sorted({w.day for w in chunk})
-        weeks = sorted({week_of(w.day) for w in chunk})
-        day_at = {day: 4 + i for i, day in enumerate(days)}
-        week_at = {week: 4 + len(days) + i for i, week in enumerate(weeks)}
-        # One group per territory (the chunk is in territory order within a week).
-        args: list[str | bytes | int | float] = [window.first_day, window.oldest_week]
-        for tid, group in groupby(chunk, key=lambda w: (w.territory_id, w.link, w.ordinal)):
-            points = b"".join(
-                w.point
-                + day_at[w.day].to_bytes(2, "big")
-                + week_at[week_of(w.day)].to_bytes(2, "big")
-                for w in group
+    def _calls(self, category: str, writes: Sequence[SeriesWrite], window: Window) -> list[_Call]:
+        """The calls writing these territories: by weeks, oldest first, each territory's
+        points of a week in one call, at most SCRIPT_POINTS a call unless a territory's
+        week alone is more. A territory's next weeks then come after its stored points,
+        which the script appends as they are: each index is merged by the calls of its own
+        week only, not by every call (a rebuild's series span every index of the log)."""
+        # per week: (index of the write, start, stop of its points that week), flat
+        by_week: dict[int, list[int]] = defaultdict(list)
+        for i, w in enumerate(writes):
+            points = w.points
+            if not points:
+                by_week[-1] += (i, 0, 0)  # nothing to write: the script still checks it
+                continue
+            at, end = 0, len(points)
+            week = week_of(points[0][0] << 8 | points[0][1])
+            while at < end:  # by day ascending: a week's points end at the next Monday's
+                stop = bisect_left(points, monday_of(week + 1).to_bytes(2, "big"), at)
+                if stop > at:
+                    by_week[week] += (i, at, stop)
+                at, week = stop, week + 1
+        calls: list[_Call] = []
+        starts: dict[int, int] = {}
+        stops: dict[int, int] = {}
+        size = 0
+        for week in sorted(by_week):
+            flat = by_week[week]
+            for k in range(0, len(flat), 3):
+                i, at, stop = flat[k], flat[k + 1], flat[k + 2]
+                if starts and size + stop - at > SCRIPT_POINTS:
+                    calls.append(self._call(category, writes, starts, stops, window))
+                    starts, stops, size = {}, {}, 0
+                starts.setdefault(i, at)  # a territory's weeks in one call are contiguous
+                stops[i] = stop
+                size += stop - at or 1
+        if starts:
+            calls.append(self._call(category, writes, starts, stops, window))
+        return calls
+
+    def _call(
+        self,
+        category: str,
+        writes: Sequence[SeriesWrite],
+        starts: dict[int, int],
+        stops: dict[int, int],
+        window: Window,
+    ) -> _Call:
+        days, weeks = index_entries(
+            ((writes[i].points[at : stops[i]], writes[i].ordinal) for i, at in starts.items()),
+            window,
+        )
+        args: list[ScriptArg] = [window.first_day, window.oldest_week, len(days), len(weeks)]
+        args += days
+        args += weeks
+        args += days.values()
+        args += weeks.values()
+        head = _ORDINAL_COUNT.pack
+        parts = []
+        for i, at in starts.items():
+            w, stop = writes[i], stops[i]
+            points = w.points[at:stop]
+            parts.append(
+                _packed(w.territory_id.encode(), points, w.link, head(w.ordinal, stop - at))
             )
-            args += [*tid, points]
-        keys = scripts.history_keys(self.rk, category, days, weeks)
-        return await self._apply(keys, args)
+        args.append(b"".join(parts))
+        keys = scripts.history_keys(self.rk, category, list(days), list(weeks))
+        return _Call(writes, starts, stops, keys, args)
 
     async def reset_all(self, category: str, territories: Sequence[tuple[str, int]]) -> None:
         """`reset` for many territories of a category: one pipeline asks the script, with no
@@ -179,6 +308,37 @@ class HistoryStore:
                 if not days and not weeks:
                     break
             self._trimmed[category] = window
+
+
+_ORDINAL_COUNT: Final = struct.Struct(">HH")
+_COUNT: Final = struct.Struct(">H")
+
+
+def _packed(
+    name: bytes, points: list[bytes], link: bytes | None = None, head: bytes = b""
+) -> bytes:
+    """One account's or territory's part of a script argument (one argument for them all:
+    redis-py packs a few large arguments much faster than many small ones): its name and,
+    for a territory, its link, each after its length; then, for a territory, `head` (its
+    ordinal and number of points), for an account, its number of points; then the points."""
+    if link is None:
+        return b"".join((bytes((len(name),)), name, _COUNT.pack(len(points)), *points))
+    return b"".join((bytes((len(name),)), name, bytes((len(link),)), link, head, *points))
+
+
+def _rounds(writes: Sequence[SeriesWrite]) -> list[list[SeriesWrite]]:
+    """The writes in rounds where each territory appears once (a call holds one group per
+    territory; a territory given points of two links has them written one link after the
+    other, as they would be one by one)."""
+    rounds: list[list[SeriesWrite]] = []
+    seen: dict[str, int] = {}
+    for w in writes:
+        at = seen.get(w.territory_id, 0)
+        seen[w.territory_id] = at + 1
+        if at == len(rounds):
+            rounds.append([])
+        rounds[at].append(w)
+    return rounds[::-1]  # popped from the end: the first round first
 
 
 def _between(trimmed: int | None, low: int | None, stop: int) -> list[int]:

@@ -434,100 +434,238 @@ local function flush_indexes()
 end
 """
 
-# KEYS[1] the account's bucket HASH of daily points (services.common.view.keys
-# `account_history_key`); ARGV[1] its field (the handle), ARGV[2] the first daily day, ARGV[3]
-# the oldest week kept, ARGV[4] the account's points (18 bytes each, concatenated). Each point
-# replaces the day's only if later (a weekly day: the week's). Returns the number kept.
+# A territory's points written as sent: its first ones (every territory of a rebuild's fresh
+# generation), or points of weeks after all of its stored ones (a rebuild's next weeks). Their
+# entries of each index come sorted from the client, and each index takes all of the call's
+# territories in one merge. `without` drops the entries of the ordinals named; `union` merges
+# sorted entries into a sorted index that holds none of them: runs are copied whole, each
+# run's place found by galloping from the last one.
+_INDEX_MERGE: Final = """
+local function without(entries, excluded)
+  local out, from = {}, 1
+  for at = 1, #entries, 5 do
+    local hi, lo = string.byte(entries, at + 3, at + 4)
+    if excluded[hi * 256 + lo] then
+      if at > from then out[#out + 1] = string.sub(entries, from, at - 1) end
+      from = at + 5
+    end
+  end
+  if from <= #entries then out[#out + 1] = string.sub(entries, from) end
+  return table.concat(out)
+end
+-- Whether a stored series is as the window keeps it (nothing before the oldest week, one
+-- point a week before the first daily day): points after it can then be appended as they are.
+local function kept_as_is(pts, first_day, oldest_week)
+  local prev = oldest_week - 1
+  for at = 1, #pts - 12, 13 do
+    local d = string.byte(pts, at) * 256 + string.byte(pts, at + 1)
+    local w = week_of(d)
+    if w < oldest_week then return false end
+    if d >= first_day then return true end
+    if w <= prev then return false end
+    prev = w
+  end
+  return true
+end
+local function union(s, entries)
+  local n, size = #s / 5, #entries
+  local out, cur, at = {}, 0, 1
+  while at <= size do
+    local v = value(entries, at)
+    local lo, hi, step = cur, cur, 1
+    while hi < n and value(s, hi * 5 + 1) < v do
+      lo = hi + 1
+      hi = hi + step
+      step = step * 2
+    end
+    if hi > n then hi = n end
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if value(s, mid * 5 + 1) < v then lo = mid + 1 else hi = mid end
+    end
+    if lo > cur then
+      out[#out + 1] = string.sub(s, cur * 5 + 1, lo * 5)
+      cur = lo
+    end
+    local stop = size + 1
+    if lo < n then
+      local bound = value(s, lo * 5 + 1)
+      stop = at + 5
+      while stop <= size and value(entries, stop) < bound do stop = stop + 5 end
+    end
+    out[#out + 1] = string.sub(entries, at, stop - 1)
+    at = stop
+  end
+  out[#out + 1] = string.sub(s, cur * 5 + 1)
+  return table.concat(out)
+end
+"""
+
+# KEYS[1] a bucket HASH of accounts' daily points (services.common.view.keys
+# `account_history_key`); ARGV[1] the first daily day, ARGV[2] the oldest week kept, ARGV[3]
+# the accounts (services.scorer.store.history `_packed`), each `<handle length, 1 byte>
+# <handle: its field><number of points, 2 bytes><points: 18 bytes each, folded under that
+# window by services.common.history.fold_stored>`. An account with no stored points takes
+# them as they are; otherwise each point replaces the day's only if later (a weekly day: the
+# week's), and the account's points are folded again. Returns the number kept.
 _ACCOUNT_HISTORY: Final = (
     _HISTORY_LIB
     + """
-local first_day, oldest_week = tonumber(ARGV[2]), tonumber(ARGV[3])
-local byday = state_of(split(redis.call('HGET', KEYS[1], ARGV[1]) or '', 18))
+local first_day, oldest_week = tonumber(ARGV[1]), tonumber(ARGV[2])
 local written = 0
-for _, p in ipairs(split(ARGV[4], 18)) do
-  if put(byday, p, first_day, oldest_week) then written = written + 1 end
-end
-if written > 0 then
-  redis.call('HSET', KEYS[1], ARGV[1], table.concat(fold(byday, first_day, oldest_week)))
+local accounts, cursor = ARGV[3], 1
+while cursor <= #accounts do
+  local size = string.byte(accounts, cursor)
+  local field = string.sub(accounts, cursor + 1, cursor + size)
+  local c1, c2 = string.byte(accounts, cursor + size + 1, cursor + size + 2)
+  local count = c1 * 256 + c2
+  local pts = string.sub(accounts, cursor + size + 3, cursor + size + 2 + count * 18)
+  cursor = cursor + size + 3 + count * 18
+  local stored = redis.call('HGET', KEYS[1], field)
+  if not stored then
+    if #pts > 0 then
+      redis.call('HSET', KEYS[1], field, pts)
+      written = written + #pts / 18
+    end
+  else
+    local byday = state_of(split(stored, 18))
+    local kept = 0
+    for _, p in ipairs(split(pts, 18)) do
+      if put(byday, p, first_day, oldest_week) then kept = kept + 1 end
+    end
+    if kept > 0 then
+      redis.call('HSET', KEYS[1], field, table.concat(fold(byday, first_day, oldest_week)))
+      written = written + kept
+    end
+  end
 end
 return written
 """
 )
 
-# KEYS[1] the category's history HASH (territory id -> `<link length><link><points>`), KEYS[2]
-# its account links, KEYS[3] its history meta, KEYS[4..] rank indexes (days and weeks) named
-# by the points. ARGV[1] the first daily day and ARGV[2] the oldest week kept under the
-# writer's watermark (the meta's, when further, win), then groups of (territory id, account
-# link its points carry, ordinal, points): each point 17 bytes, the 13 of the point then the
-# indexes in KEYS of its day's and its week's keys (2 bytes each). A point is written only if
-# the territory's link is the point's and it is later than the day's point (a weekly day: than
-# the week's point); the indexes move the territory's entry in the same step. A territory
-# whose stored history was derived from another link is left alone and named in the reply:
-# HISTORY_RESET empties it first.
+# KEYS[1] the category's history HASH (territory id -> `<link length><link><points>`), KEYS[2] its
+# account links, KEYS[3] its history meta, then the rank indexes of n days and m weeks. ARGV[1] the
+# first daily day and ARGV[2] the oldest week kept under the writer's watermark, ARGV[3] n, ARGV[4]
+# m, ARGV[5..4+n+m] the days then the weeks of those indexes, then, per index in KEYS order, the
+# entries the call's territories would put in it if their points were taken as sent
+# (services.common.history.index_entries: sorted, concatenated), then the territories
+# (services.scorer.store.history `_packed`), each `<id length, 1 byte><id><link length, 1 byte><the
+# account link its points carry><ordinal, 2 bytes><number of points, 2 bytes><points: 13 bytes each,
+# folded under the window by fold_stored>`. When the meta holds a further window (a writer with an
+# older watermark), nothing is done: the reply {"window", first day, oldest week} asks for the
+# points folded under that one. A territory's points are written only if its link is theirs. A
+# territory with no stored history, or whose points all fall in weeks after its stored ones (stored
+# as the window keeps them), takes them as they are (appended), and its entries join each index in
+# one merge; otherwise each point is taken only if later than the day's point (a weekly day: than
+# the week's), its entries moved in the indexes in the same step. A territory whose stored history
+# was derived from another link is left alone and named in the reply: HISTORY_RESET empties it
+# first.
 # Returns {points written, id needing a reset…}.
 _HISTORY_APPLY: Final = (
     _HISTORY_LIB
+    + _INDEX_MERGE
     + """
 local first_day = tonumber(ARGV[1])
 local oldest_week = tonumber(ARGV[2])
 local meta = redis.call('HMGET', KEYS[3], 'first_day', 'oldest_week', 'low_day', 'low_week')
-if meta[1] and tonumber(meta[1]) > first_day then first_day = tonumber(meta[1]) end
-if meta[2] and tonumber(meta[2]) > oldest_week then oldest_week = tonumber(meta[2]) end
+local meta_day, meta_week = tonumber(meta[1]), tonumber(meta[2])
+if (meta_day and meta_day > first_day) or (meta_week and meta_week > oldest_week) then
+  return {'window', math.max(meta_day or first_day, first_day),
+    math.max(meta_week or oldest_week, oldest_week)}
+end
 local low_day, low_week = tonumber(meta[3]), tonumber(meta[4])
-local series, headers, dirty, stale = {}, {}, {}, {}
+local n, m = tonumber(ARGV[3]), tonumber(ARGV[4])
+local day_keys, week_keys = {}, {}
+for i = 1, n do day_keys[tonumber(ARGV[4 + i])] = KEYS[3 + i] end
+for i = n + 1, n + m do week_keys[tonumber(ARGV[4 + i])] = KEYS[3 + i] end
+local entries_at = 4 + n + m
+local series, dirty, stale, excluded = {}, {}, {}, {}
+local any_whole, any_excluded = false, false
 local written = 0
-for i = 3, #ARGV, 4 do
-  local id, link, ordinal, blob = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+local groups, cursor = ARGV[entries_at + n + m + 1], 1
+while cursor <= #groups do
+  local size = string.byte(groups, cursor)
+  local id = string.sub(groups, cursor + 1, cursor + size)
+  cursor = cursor + 1 + size
+  size = string.byte(groups, cursor)
+  local link = string.sub(groups, cursor + 1, cursor + size)
+  cursor = cursor + 1 + size
+  local o1, o2, c1, c2 = string.byte(groups, cursor, cursor + 3)
+  local ordinal, count = o1 * 256 + o2, c1 * 256 + c2
+  local blob = string.sub(groups, cursor + 4, cursor + 3 + count * 13)
+  cursor = cursor + 4 + count * 13
   local held = redis.call('HGET', KEYS[2], id)
-  for at = 1, #blob - 16, 17 do
-    local p = string.sub(blob, at, at + 12)
-    local k1, k2, k3, k4 = string.byte(blob, at + 13, at + 16)
-    local day_key, week_key = KEYS[k1 * 256 + k2], KEYS[k3 * 256 + k4]
-    if held and string.sub(held, 9) == link and not stale[id] then
-      if not series[id] then
-        local raw = redis.call('HGET', KEYS[1], id)
-        if raw then
-          local size = string.byte(raw, 1)
-          headers[id] = string.sub(raw, 2, 1 + size)
-          series[id] = state_of(split(string.sub(raw, 2 + size), 13))
-        else
-          headers[id] = link
-          series[id] = {}
-        end
-        if headers[id] ~= link then stale[id] = true end
+  local raw, before = false, ''
+  if held and string.sub(held, 9) == link then
+    raw = redis.call('HGET', KEYS[1], id)
+    if raw and #blob > 0 and string.sub(raw, 2, 1 + string.byte(raw, 1)) == link then
+      local pts = string.sub(raw, 2 + string.byte(raw, 1))
+      if #pts == 0 or (week_of(day_of(blob)) > week_of(day_of(string.sub(pts, -13)))
+          and kept_as_is(pts, first_day, oldest_week)) then
+        raw, before = false, pts
       end
-      if not stale[id] then
-        local kept, old, wmax = put(series[id], p, first_day, oldest_week)
+    end
+  end
+  if held and string.sub(held, 9) == link and not raw then
+    if #blob > 0 then
+      redis.call('HSET', KEYS[1], id, string.char(#link) .. link .. before .. blob)
+      written = written + #blob / 13
+      any_whole = true
+    end
+  else
+    excluded[ordinal] = true
+    any_excluded = true
+    local size = raw and string.byte(raw, 1)
+    if raw and string.sub(raw, 2, 1 + size) ~= link then
+      stale[id] = true
+    elseif raw then
+      local byday = state_of(split(string.sub(raw, 2 + size), 13))
+      series[id] = byday
+      for at = 1, #blob - 12, 13 do
+        local p = string.sub(blob, at, at + 12)
+        local kept, old, wmax = put(byday, p, first_day, oldest_week)
         if kept then
           local d = day_of(p)
+          local w = week_of(d)
           if d >= first_day then
+            local day_key = day_keys[d]
             if old then drop(day_key, entry(old, ordinal)) end
             add(day_key, entry(p, ordinal))
             if (not low_day) or d < low_day then low_day = d end
           end
           if (not wmax) or later(p, wmax) then
+            local week_key = week_keys[w]
             if wmax then drop(week_key, entry(wmax, ordinal)) end
             add(week_key, entry(p, ordinal))
-            local w = week_of(d)
             if (not low_week) or w < low_week then low_week = w end
           end
-          dirty[id] = true
+          dirty[id] = link
           written = written + 1
         end
       end
     end
   end
 end
-for id in pairs(dirty) do
-  local out = fold(series[id], first_day, oldest_week)
-  if #out == 0 then
-    redis.call('HDEL', KEYS[1], id)
-  else
-    local header = headers[id]
-    redis.call('HSET', KEYS[1], id, string.char(#header) .. header .. table.concat(out))
-  end
+for id, link in pairs(dirty) do
+  redis.call('HSET', KEYS[1], id,
+    string.char(#link) .. link .. table.concat(fold(series[id], first_day, oldest_week)))
 end
 flush_indexes()
+for j = 1, any_whole and n + m or 0 do
+  local entries = ARGV[entries_at + j]
+  if any_excluded and #entries > 0 then entries = without(entries, excluded) end
+  if #entries > 0 then
+    local k = KEYS[3 + j]
+    local s = redis.call('GET', k)
+    if s then redis.call('SET', k, union(s, entries)) else redis.call('SET', k, entries) end
+    local at = tonumber(ARGV[4 + j])
+    if j <= n then
+      if (not low_day) or at < low_day then low_day = at end
+    elseif (not low_week) or at < low_week then
+      low_week = at
+    end
+  end
+end
 if low_day then redis.call('HSET', KEYS[3], 'low_day', low_day) end
 if low_week then redis.call('HSET', KEYS[3], 'low_week', low_week) end
 local reply = {written}
@@ -621,13 +759,17 @@ def _links_set(reply: list[bytes]) -> LinksSet:
 @dataclass(frozen=True, slots=True)
 class HistoryApplied:
     """What HISTORY_APPLY did: points written, and the territories whose stored history was
-    derived from another account (nothing written for them: reset them, then again)."""
+    derived from another account (nothing written for them: reset them, then again); or,
+    with nothing done, the further window (first day, oldest week) the meta holds."""
 
     written: int
     stale: list[str]
+    window: tuple[int, int] | None = None
 
 
 def _history_applied(reply: list[Any]) -> HistoryApplied:
+    if reply and reply[0] == b"window":
+        return HistoryApplied(0, [], (int(reply[1]), int(reply[2])))
     return HistoryApplied(int(reply[0]), [member.decode() for member in reply[1:]])
 
 
@@ -705,7 +847,8 @@ def history_keys(rk: ViewKeys, category: str, days: list[int], weeks: list[int])
 
 
 def account_history_keys(rk: ViewKeys, platform: str, handle: str) -> list[str]:
-    """KEYS of ACCOUNT_HISTORY."""
+    """KEYS of ACCOUNT_HISTORY: the account's bucket (one call holds every account of a batch
+    in that bucket)."""
     return [rk.account_history_key(platform, handle)]
 
 
