@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from services.common.clock import edition_of, parse_timestamp, to_epoch
 from services.common.events import MetricsSnapshot
-from services.common.history import day_of_epoch
+from services.common.history import date_of, day_of_epoch
 from services.common.methodology import SnapshotSummary, summarise_snapshot
 from services.common.view.entries import entry_version
 from services.common.watermark import NewestAccounts, account_of
@@ -43,10 +44,27 @@ class BatchPlan:
 
     def add_day_summary(self, platform: str, handle: str, summary: SnapshotSummary) -> None:
         """A day winner recorded by the live scorer (services/scorer/day_summaries.py): kept
-        as `plan_batch` keeps one it validates."""
+        as `plan_batch` keeps one it validates for its day, and counted for the watermark
+        (its account's newest valid time of the day). Its month's and account's newest are
+        derived from the days at the end (`keep_newest_of_days`)."""
         epoch = to_epoch(summary.observed_at)
+        self.newest.add(account_of(platform, handle), epoch)
         self.versions.setdefault(summary.event_id, entry_version(epoch, summary.event_id))
         _keep_last_second(self.daily, (platform, handle, day_of_epoch(epoch)[0]), summary, epoch)
+
+    def keep_newest_of_days(self) -> None:
+        """Per account and per (account, month), keep the newest of the day points too: a
+        month's newest valid `ok` snapshot is its last day's last second's, so a plan whose
+        days hold every day winner (a rebuild that read the recorded ones instead of the
+        snapshots they stand for) gets the months and accounts `plan_batch` would give."""
+        current, monthly, versions = self.current, self.monthly, self.versions
+        for (platform, handle, day), same in self.daily.items():
+            account = (platform, handle)
+            month = (platform, handle, _month_of_day(day))
+            for summary in same:
+                version = versions[summary.event_id]
+                _keep_newest(self, current, account, summary, version)
+                _keep_newest(self, monthly, month, summary, version)
 
     def forget_replaced(self) -> None:
         """Drop the versions of summaries no longer held, once they outnumber the held ones
@@ -84,6 +102,13 @@ def plan_batch(snapshots: Iterable[MetricsSnapshot], into: BatchPlan | None = No
         _keep_newest(plan, plan.monthly, (*account, edition_of(moment)), summary, version)
         _keep_last_second(plan.daily, (*account, day_of_epoch(epoch)[0]), summary, epoch)
     return plan
+
+
+@lru_cache(maxsize=1 << 12)
+def _month_of_day(day: int) -> str:
+    """The edition month (`YYYY-MM`, Europe/Paris) of a Paris day (clock.edition_of)."""
+    value = date_of(day)
+    return f"{value.year:04d}-{value.month:02d}"
 
 
 def _keep_last_second(

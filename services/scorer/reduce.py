@@ -12,9 +12,12 @@ validated when it might be the answer:
   then dropped unexamined, since they cannot win against a valid newer one (for a day: of an
   older second);
 - a later record older than that valid one is dropped at once;
-- a record whose day's winners the live scorer recorded (`covered`: services/scorer/
-  day_summaries.py; their summaries are put in the plan first) is keyed by its month instead
-  of its day: in a log of daily snapshots, one in thirty is then validated instead of all;
+- an `ok` record whose day's winners the live scorer recorded (`covered`: services/scorer/
+  day_summaries.py; their summaries are put in the plan first, each counted for the
+  watermark) is not validated at all: those winners stand for it. Its day's point is among
+  them, its account's newest valid time of the day is theirs, and its month's and account's
+  newest are derived from the days at the end (a month's newest is its last day's last
+  second's: `BatchPlan.keep_newest_of_days`);
 - a record that is not `ok` only counts for the watermark: dropped at once when not newer
   than the K-th newest account time of the valid records seen (it cannot be among the K
   newest), otherwise held and validated the same way, newest first, until K accounts are
@@ -45,8 +48,7 @@ from services.scorer.plan import BatchPlan, plan_batch
 HELD_PER_KEY: Final = 16
 HELD_BYTES: Final = 512 * 1024 * 1024
 
-# (platform, handle, Paris day), or (platform, handle, edition month) for a covered record
-Key = tuple[str, str, int | str]
+Key = tuple[str, str, int]  # (platform, handle, Paris day)
 Held = tuple[bytes, int, int, int | None]  # (version, start, end in the arena, timestamp)
 
 
@@ -87,24 +89,22 @@ class LogReducer:
         """One record of the log (its value and timestamp), and its `peek_metrics` reading
         when the caller already made it (a rebuild reads each record once for every fold).
 
-        `covered`: the record's day point is already in the plan (the live scorer recorded
-        its day's winners: services/scorer/day_summaries.py), so it only counts for its
-        month, its account and the watermark, and is keyed by month: validated only when it
-        may be the month's newest."""
+        `covered`: the record's day's winners are already in the plan (the live scorer
+        recorded them: services/scorer/day_summaries.py); an `ok` one is then never
+        validated (the module docstring says why), one of another status still counts for
+        the watermark."""
         self.read += 1
         if peek is None and raw is not None:
             peek = peek_metrics(raw)
         if raw is None or peek is None:
             self._validate(raw, timestamp_ms)
             return
-        version = entry_version(peek.epoch, peek.event_id)
         key: Key | None = None
         if peek.status == "ok":
-            key = (
-                (peek.platform, peek.handle, peek.month)
-                if covered
-                else (peek.platform, peek.handle, day_of_epoch(peek.epoch)[0])
-            )
+            if covered:
+                return
+            key = (peek.platform, peek.handle, day_of_epoch(peek.epoch)[0])
+        version = entry_version(peek.epoch, peek.event_id)
         if self._superseded(key, version):
             return
         held = self._others if key is None else self._keys.setdefault(key, [])
@@ -120,22 +120,20 @@ class LogReducer:
     def finish(self) -> BatchPlan:
         """Validate what may still win; the plan of the whole log."""
         self._settle_all()
+        self.plan.keep_newest_of_days()
         return self.plan
 
     # --- internals ---------------------------------------------------------------------
     def _superseded(self, key: Key | None, version: bytes) -> bool:
         """Whether a record of this version can no longer change the plan: an `ok` one (key:
-        its account and month) when the plan holds a valid one at least as new for the key,
+        its account and Paris day) when the plan holds a valid one of a later second that day,
         another when the plan's K-th newest account time is not older (K accounts already
         newer or as new: the watermark cannot depend on it). A worker that reads a share of
         the partitions judges against its own K-th newest, never above the whole log's."""
         if key is None:
             kth = self.plan.newest.watermark
             return kth is not None and version_epoch(version) <= kth
-        if type(key[2]) is str:  # covered: its month's newest valid one wins
-            winner = self.plan.monthly.get(key)  # type: ignore[arg-type]
-            return winner is not None and version <= self.plan.version(winner)
-        winners = self.plan.daily.get(key)  # type: ignore[arg-type]
+        winners = self.plan.daily.get(key)
         # The day's history point is among the snapshots of its last second: only an older
         # second is superseded (the month's and the account's winners are among those too).
         return winners is not None and version_epoch(version) < version_epoch(

@@ -9,6 +9,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.common.clock import to_epoch
 from services.common.contracts import TOPIC_DAY_SUMMARIES, TOPIC_METRICS, TOPICS_BY_NAME
 from services.common.events import METRICS_PARTITION_COUNT, DaySummaries, build_metrics_event
 from services.common.validation import Rejection, validate_day_summaries, validate_metrics
@@ -171,9 +172,9 @@ def test_a_rebuild_with_day_summaries_reduces_as_one_validating_everything(
     assert all(lazy_rejections[r] <= eager_rejections[r] for r in lazy_rejections)
 
 
-def test_covered_daily_snapshots_are_validated_once_a_month() -> None:
-    """Thirty days of one account, all recorded: only the month's newest of each month and
-    nothing else is validated (against thirty without the topic)."""
+def test_covered_daily_snapshots_are_not_validated() -> None:
+    """Thirty days of one account over two months, all recorded: nothing is validated
+    (against thirty without the topic), and each month's newest is its last day's."""
     placed = [
         (_snapshot("a", f"2026-{month}-{day:02d}T20:00:00Z", 10), (0, i))
         for i, (month, day) in enumerate(
@@ -200,4 +201,9 @@ def test_covered_daily_snapshots_are_validated_once_a_month() -> None:
     plan = reducer.finish()
     assert len(plan.daily) == 30
     assert plan.current[("instagram", "a")].observed_at == "2026-11-15T20:00:00Z"
-    assert reducer.validated == 2 and reducer.skipped == 28
+    assert {month: s.observed_at for (_, _, month), s in plan.monthly.items()} == {
+        "2026-10": "2026-10-31T20:00:00Z",
+        "2026-11": "2026-11-15T20:00:00Z",
+    }
+    assert plan.newest.items() == [("instagram:a", to_epoch("2026-11-15T20:00:00Z"))]
+    assert reducer.validated == 0 and reducer.skipped == 30
