@@ -35,7 +35,7 @@ from services.common.history import (
     territory_series,
 )
 from services.common.localstack import RedisServer, free_port
-from services.common.methodology import score_summary
+from services.common.methodology import score_value
 from services.common.territories import load_registry
 from services.common.view.keys import ViewKeys
 from services.scorer.standings import StandingsUpdater
@@ -97,7 +97,7 @@ async def _fill(url: str) -> dict[str, Any]:
                 def score(
                     i: int, given: list[RawPoint] = given, population: int = population
                 ) -> float:
-                    return score_summary(given[i].summary(), population).score
+                    return score_value(given[i].summary(), population)
 
                 points = territory_series(encoded, folded, score)
                 series.append(SeriesWrite(tid, order[tid], links[tid], points))

@@ -41,7 +41,7 @@ from itertools import pairwise
 from typing import Final
 
 from services.common.clock import PARIS
-from services.common.methodology import SnapshotSummary, score_summary
+from services.common.methodology import SnapshotSummary, score_value
 
 DAILY_DAYS: Final = 90
 WEEKS_KEPT: Final = 104  # two years of weekly points
@@ -172,7 +172,7 @@ class RawPoint:
 
     def point(self, population: int) -> Point:
         """The territory's point for this account's day."""
-        score = score_summary(self.summary(), population).score
+        score = score_value(self.summary(), population)
         return Point(self.day, self.second, score, self.followers, self.posts)
 
 

@@ -311,8 +311,11 @@ def _clamp(x: float) -> float:
     return min(1.0, max(0.0, x))
 
 
-def score_summary(summary: SnapshotSummary, population: int) -> Score:
-    """Score a snapshot summary for a territory of this population (methodology v1)."""
+def _points(
+    summary: SnapshotSummary, population: int
+) -> tuple[float | None, float, tuple[float, float, float, float, float]]:
+    """The indicators' raw values that are not the summary's own (reach, ratio) and the five
+    points (engagement, reach, activity, audience, ratio) of methodology v1."""
     _check_count("population", population)
     n = summary.posts
     followers = summary.followers
@@ -330,8 +333,7 @@ def score_summary(summary: SnapshotSummary, population: int) -> Score:
     else:
         reach_points = 100 * _clamp(math.log10(reach / REACH_FLOOR) / _LOG10_REACH_SPAN)
 
-    activity = n / WINDOW_DAYS
-    activity_points = 100 * min(1.0, activity / ACTIVITY_FULL)
+    activity_points = 100 * min(1.0, n / WINDOW_DAYS / ACTIVITY_FULL)
 
     if followers == 0:
         audience_points = 0.0
@@ -340,24 +342,50 @@ def score_summary(summary: SnapshotSummary, population: int) -> Score:
 
     ratio = followers / max(summary.follows, 1)
     ratio_points = 0.0 if ratio == 0 else 100 * _clamp(math.log10(ratio) / RATIO_DECADES)
+    points = (engagement_points, reach_points, activity_points, audience_points, ratio_points)
+    return reach, ratio, points
 
-    unrounded = (
+
+def _weighted(
+    engagement_points: float,
+    reach_points: float,
+    activity_points: float,
+    audience_points: float,
+    ratio_points: float,
+) -> float:
+    """The unrounded score: the weighted mean of the five points."""
+    return (
         _W_ENGAGEMENT * engagement_points
         + _W_REACH * reach_points
         + _W_ACTIVITY * activity_points
         + _W_AUDIENCE * audience_points
         + _W_RATIO * ratio_points
     ) / _WEIGHT_TOTAL
+
+
+def score_summary(summary: SnapshotSummary, population: int) -> Score:
+    """Score a snapshot summary for a territory of this population (methodology v1)."""
+    reach, ratio, points = _points(summary, population)
+    engagement_points, reach_points, activity_points, audience_points, ratio_points = points
+    unrounded = _weighted(*points)
+    n = summary.posts
     return Score(
         score=round(unrounded, 4),
         unrounded=unrounded,
-        engagement=Indicator(e, engagement_points),
+        engagement=Indicator(summary.engagement, engagement_points),
         reach=Indicator(reach, reach_points),
-        activity=Indicator(activity, activity_points, n),
-        audience=Indicator(followers, audience_points),
+        activity=Indicator(n / WINDOW_DAYS, activity_points, n),
+        audience=Indicator(summary.followers, audience_points),
         ratio=Indicator(ratio, ratio_points),
         likes_hidden=summary.likes_hidden,
     )
+
+
+def score_value(summary: SnapshotSummary, population: int) -> float:
+    """`score_summary(summary, population).score` without the breakdown (a rebuild scores
+    every day of every territory's history)."""
+    _, _, points = _points(summary, population)
+    return round(_weighted(*points), 4)
 
 
 def score_snapshot(

@@ -37,11 +37,14 @@ def account_of(platform: str, handle: str) -> str:
 class NewestAccounts:
     """The K accounts with the newest `observed_at` (epoch seconds) seen so far."""
 
-    __slots__ = ("_k", "_newest")
+    __slots__ = ("_k", "_lowest", "_newest")
 
     def __init__(self, k: int = K) -> None:
         self._k = k
         self._newest: dict[str, int] = {}
+        # (epoch, account) of the K-th newest while K are held, found again after a change
+        # (a rebuild offers a million events, nearly all older than it)
+        self._lowest: tuple[int, str] | None = None
 
     def add(self, account: str, epoch: int) -> None:
         """One valid event of `account` observed at `epoch`."""
@@ -49,12 +52,16 @@ class NewestAccounts:
         if held is not None:
             if epoch > held:
                 self._newest[account] = epoch
+                self._lowest = None
             return
         if len(self._newest) >= self._k:
-            lowest = min(self._newest.items(), key=_order)
-            if (epoch, account) <= _order(lowest):
+            lowest = self._lowest
+            if lowest is None:
+                lowest = self._lowest = _order(min(self._newest.items(), key=_order))
+            if (epoch, account) <= lowest:
                 return  # older than the K-th newest: it cannot count
-            del self._newest[lowest[0]]
+            del self._newest[lowest[1]]
+            self._lowest = None
         self._newest[account] = epoch
 
     def merge(self, other: NewestAccounts) -> None:

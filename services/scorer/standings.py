@@ -77,7 +77,7 @@ from services.common.history import (
     ordinals,
     territory_series,
 )
-from services.common.methodology import Score, SnapshotSummary, score_summary
+from services.common.methodology import Score, SnapshotSummary, score_summary, score_value
 from services.common.territories import Registry, Territory
 from services.common.view.entries import EPOCH_OFFSET, decode_entry, encode_entry, version_epoch
 from services.scorer.plan import BatchPlan, plan_batch, version_of
@@ -401,7 +401,7 @@ def _day_scores(
 
     def score(i: int) -> float:
         held = scored.get((tid, versions[i]))
-        return (held or score_summary(summaries[i], population)).score
+        return score_value(summaries[i], population) if held is None else held.score
 
     return score
 

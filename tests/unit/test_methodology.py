@@ -29,6 +29,7 @@ from services.common.methodology import (
     ranking_key,
     score_snapshot,
     score_summary,
+    score_value,
     summarise_snapshot,
     window_start,
 )
@@ -342,6 +343,12 @@ def test_every_points_value_and_the_score_lie_in_0_100(s: SnapshotSummary, popul
     assert 0.0 <= score.unrounded <= 100.0
     assert 0.0 <= score.score <= 100.0
     assert score.score == round(score.unrounded, 4)
+
+
+@given(summaries(), counts)
+def test_the_value_alone_is_the_scores(s: SnapshotSummary, population: int) -> None:
+    # A rebuild scores every day of the history with it: the same float, to the last bit.
+    assert score_value(s, population) == score_summary(s, population).score
 
 
 @given(window_posts(), st.integers(min_value=1, max_value=10**8), st.randoms())
