@@ -166,10 +166,10 @@ class MetricsFold:
     history), the newest per account and per (account, month); a record older than a valid one
     of its key is never validated. The day winners the live scorer recorded in
     obs.day-summaries.v1 (services/scorer/day_summaries.py) are read first, and a record they
-    cover, if `ok`, is not validated (services/scorer/reduce.py says why). The plan is then applied at once through
-    the live path's compare-and-set writes. The result is what applying the log batch by batch
-    gives (the writes do not depend on the batches), for one write per key instead of one per
-    snapshot."""
+    cover, if `ok`, is not validated (services/scorer/reduce.py says why). The plan is then
+    applied at once through the live path's compare-and-set writes. The result is what
+    applying the log batch by batch gives (the writes do not depend on the batches), for one
+    write per key instead of one per snapshot."""
 
     def __init__(self, settings: Settings, redis: Redis, rk: ViewKeys) -> None:
         self.settings = settings
