@@ -22,7 +22,7 @@ def _one_slot(keys: list[str]) -> bool:
 
 def test_every_script_is_found_and_named_once():
     names = [script.name for script in all_scripts()]
-    assert len(names) == 24
+    assert len(names) == 25
     assert len(set(names)) == len(names)
 
 

@@ -38,6 +38,7 @@ SCRIPT_ACCOUNTS = 500  # ACCOUNT_HISTORY calls (one per bucket of accounts) per 
 # At most this many index keys deleted per trim call (a window that jumps far, e.g. the first
 # watermark after a long replay, is trimmed in several calls).
 TRIM_KEYS = 500
+STALE_CHECKS = 1_000  # territories a HISTORY_STALE call checks
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class HistoryStore:
         self._apply = scripts.HISTORY_APPLY.bind(redis)
         self._account = scripts.ACCOUNT_HISTORY.bind(redis)
         self._reset = scripts.HISTORY_RESET.bind(redis)
+        self._stale = scripts.HISTORY_STALE.bind(redis)
         self._trim = scripts.HISTORY_TRIM.bind(redis)
         self._trimmed: dict[str, Window] = {}
 
@@ -118,13 +120,21 @@ class HistoryStore:
                 await pipe.execute()
 
     async def of_accounts(self, platform: str, handles: set[str]) -> dict[str, list[RawPoint]]:
-        """The stored daily points of some accounts (missing ones: none)."""
-        ordered = sorted(handles)
+        """The stored daily points of some accounts (missing ones: none); one HMGET per
+        bucket of accounts."""
+        by_key: dict[str, list[str]] = defaultdict(list)
+        for handle in sorted(handles):
+            by_key[self.rk.account_history_key(platform, handle)].append(handle)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for handle in ordered:
-                pipe.hget(self.rk.account_history_key(platform, handle), handle)
-            values = await pipe.execute()
-        return {h: decode_raws(v) for h, v in zip(ordered, values, strict=True) if v}
+            for key, fields in by_key.items():
+                pipe.hmget(key, fields)
+            replies = await pipe.execute()
+        return {
+            handle: decode_raws(value)
+            for fields, values in zip(by_key.values(), replies, strict=True)
+            for handle, value in zip(fields, values, strict=True)
+            if value
+        }
 
     async def apply(self, category: str, writes: Sequence[PointWrite], window: Window) -> int:
         """`apply_series` of points given one by one (any order, several a day allowed)."""
@@ -253,19 +263,21 @@ class HistoryStore:
         return _Call(writes, starts, stops, keys, args)
 
     async def reset_all(self, category: str, territories: Sequence[tuple[str, int]]) -> None:
-        """`reset` for many territories of a category: one pipeline asks the script, with no
-        index declared, whether each history still matches its link (nothing is read back);
-        only those that do not are read and reset."""
+        """`reset` for many territories of a category: HISTORY_STALE names, STALE_CHECKS
+        territories a call in one pipeline, those whose history no longer matches its link
+        (nothing else is read back); only those are read and reset."""
         if not territories:
             return
         keys = scripts.history_reset_keys(self.rk, category, [], [])
+        ordinals = dict(territories)
+        ids = list(ordinals)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for territory_id, ordinal in territories:
-                await self._reset.queue(pipe, keys, [territory_id, ordinal, 0])
+            for start in range(0, len(ids), STALE_CHECKS):
+                await self._stale.queue(pipe, keys, ids[start : start + STALE_CHECKS])
             replies = await pipe.execute()
-        for (territory_id, ordinal), reply in zip(territories, replies, strict=True):
-            if self._reset.decode(reply) < 0:  # another link's history: its indexes needed
-                await self.reset(category, territory_id, ordinal)
+        for reply in replies:
+            for territory_id in self._stale.decode(reply):
+                await self.reset(category, territory_id, ordinals[territory_id])
 
     async def reset(self, category: str, territory_id: str, ordinal: int) -> bool:
         """Empty a territory's history (and its index entries) if it was derived from

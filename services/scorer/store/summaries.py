@@ -73,15 +73,22 @@ class SummaryStore:
         self, platform: str, handles: Iterable[str]
     ) -> dict[str, dict[str | None, SnapshotSummary]]:
         """Every stored summary of these accounts: handle -> {None (current) | month: summary}."""
-        handles = sorted(handles)
-        if not handles:
+        by_key: dict[str, list[str]] = {}
+        for handle in sorted(handles):
+            by_key.setdefault(self.rk.summaries_key(platform, handle), []).append(handle)
+        if not by_key:
             return {}
         async with self.redis.pipeline(transaction=False) as pipe:
-            for handle in handles:
-                pipe.hget(self.rk.summaries_key(platform, handle), handle)
+            for key, fields in by_key.items():
+                pipe.hmget(key, fields)  # one command per bucket of accounts
             replies = await pipe.execute()
         out: dict[str, dict[str | None, SnapshotSummary]] = {}
-        for handle, raw in zip(handles, replies, strict=True):
+        pairs = (
+            (handle, raw)
+            for fields, values in zip(by_key.values(), replies, strict=True)
+            for handle, raw in zip(fields, values, strict=True)
+        )
+        for handle, raw in pairs:
             held: dict[str | None, SnapshotSummary] = {}
             if raw:
                 months = decode_month_summaries(cast(bytes, raw))

@@ -711,6 +711,23 @@ return 1
 """
 )
 
+# KEYS[1] the category's history HASH, KEYS[2] its account links (history_reset_keys with no
+# index). ARGV: territory ids. Returns those whose stored history was derived from another
+# account link than the one they have now (HISTORY_RESET empties each); one call checks many
+# territories (an account batch, or a rebuild's every territory, most with no history yet).
+_HISTORY_STALE: Final = """
+local stale = {}
+for i = 1, #ARGV do
+  local raw = redis.call('HGET', KEYS[1], ARGV[i])
+  if raw then
+    local held = redis.call('HGET', KEYS[2], ARGV[i])
+    local link = held and string.sub(held, 9) or ''
+    if string.sub(raw, 2, 1 + string.byte(raw, 1)) ~= link then stale[#stale + 1] = ARGV[i] end
+  end
+end
+return stale
+"""
+
 # KEYS[1] the category's history meta, KEYS[2..] rank indexes that leave the window.
 # ARGV[1] first daily day, ARGV[2] oldest week. Unless the stored window is further (a
 # writer with an older watermark), records the window and deletes the indexes named (days
@@ -886,4 +903,5 @@ ADVANCE_WATERMARK: Final = Script("advance_watermark", _ADVANCE_WATERMARK, _opti
 ACCOUNT_HISTORY: Final = Script("account_history", _ACCOUNT_HISTORY, _int)  # points kept
 HISTORY_APPLY: Final = Script("history_apply", _HISTORY_APPLY, _history_applied)
 HISTORY_RESET: Final = Script("history_reset", _HISTORY_RESET, _int)
+HISTORY_STALE: Final = Script("history_stale", _HISTORY_STALE, _ids)  # ids to reset
 HISTORY_TRIM: Final = Script("history_trim", _HISTORY_TRIM, _int)  # 1 if the window moved
