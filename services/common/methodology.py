@@ -307,10 +307,6 @@ class Score:
         }
 
 
-def _clamp(x: float) -> float:
-    return min(1.0, max(0.0, x))
-
-
 def _points(
     summary: SnapshotSummary, population: int
 ) -> tuple[float | None, float, tuple[float, float, float, float, float]]:
@@ -331,17 +327,20 @@ def _points(
     if not reach:  # None (population 0) or 0 (no followers)
         reach_points = 0.0
     else:
-        reach_points = 100 * _clamp(math.log10(reach / REACH_FLOOR) / _LOG10_REACH_SPAN)
+        decades = math.log10(reach / REACH_FLOOR) / _LOG10_REACH_SPAN
+        reach_points = 100 * min(1.0, max(0.0, decades))  # clamped to [0, 1]
 
     activity_points = 100 * min(1.0, n / WINDOW_DAYS / ACTIVITY_FULL)
 
     if followers == 0:
         audience_points = 0.0
     else:
-        audience_points = 100 * _clamp(math.log10(followers / AUDIENCE_FLOOR) / AUDIENCE_DECADES)
+        decades = math.log10(followers / AUDIENCE_FLOOR) / AUDIENCE_DECADES
+        audience_points = 100 * min(1.0, max(0.0, decades))
 
     ratio = followers / max(summary.follows, 1)
-    ratio_points = 0.0 if ratio == 0 else 100 * _clamp(math.log10(ratio) / RATIO_DECADES)
+    decades = 0.0 if ratio == 0 else math.log10(ratio) / RATIO_DECADES
+    ratio_points = 100 * min(1.0, max(0.0, decades))
     points = (engagement_points, reach_points, activity_points, audience_points, ratio_points)
     return reach, ratio, points
 

@@ -20,7 +20,7 @@ from typing import Any, Final, TypeVar
 import orjson
 from pydantic import ValidationError
 
-from services.common.clock import edition_of, parse_timestamp
+from services.common.clock import edition_of, parse_timestamp, to_epoch
 from services.common.contracts import (
     FUTURE_TOLERANCE_SECONDS,
     MAX_METRICS_PAYLOAD_BYTES,
@@ -232,12 +232,8 @@ def peek_metrics(raw: bytes) -> MetricsPeek | None:
             return None
         if len(event_id) != 64 or not _HEX.issuperset(event_id):
             return None
-        if len(observed_at) != 20 or observed_at[13] != ":" or observed_at[16] != ":":
-            return None
-        epoch, month = _hour(observed_at[:13])
-        epoch += int(observed_at[14:16]) * 60 + int(observed_at[17:19])
-        if parse_timestamp(observed_at).timestamp() != epoch:  # shape and calendar
-            return None
+        epoch = to_epoch(observed_at)  # shape and calendar (ValueError)
+        month = _hour(observed_at[:13])[1]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
     return MetricsPeek(platform, handle, status, observed_at, event_id, epoch, month)

@@ -57,14 +57,26 @@ class BatchPlan:
         month's newest valid `ok` snapshot is its last day's last second's, so a plan whose
         days hold every day winner (a rebuild that read the recorded ones instead of the
         snapshots they stand for) gets the months and accounts `plan_batch` would give."""
-        current, monthly, versions = self.current, self.monthly, self.versions
+        # `_keep_newest` inlined, with each key's newest version held aside: a rebuild's
+        # plan holds every day of every account.
+        newest: dict[tuple[str, ...], bytes] = {}
+        versions = self.versions
+        for into in (self.current, self.monthly):
+            for key, summary in into.items():
+                newest[key] = versions[summary.event_id]
         for (platform, handle, day), same in self.daily.items():
             account = (platform, handle)
             month = (platform, handle, _month_of_day(day))
             for summary in same:
                 version = versions[summary.event_id]
-                _keep_newest(self, current, account, summary, version)
-                _keep_newest(self, monthly, month, summary, version)
+                held = newest.get(account)
+                if held is None or held < version:
+                    self.current[account] = summary
+                    newest[account] = version
+                held = newest.get(month)
+                if held is None or held < version:
+                    self.monthly[month] = summary
+                    newest[month] = version
 
     def forget_replaced(self) -> None:
         """Drop the versions of summaries no longer held, once they outnumber the held ones
