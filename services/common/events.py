@@ -481,7 +481,9 @@ METRICS_PARTITION_COUNT: Final = 12  # obs.metrics.v1's (contracts.TOPICS; check
 
 class DaySummary(_Strict):
     """One `ok` snapshot of a Paris day's last second, summarised (methodology.SnapshotSummary):
-    what the account's daily point and its territories' are computed from."""
+    what the account's daily point and its territories' are computed from. The window's
+    interactions are the integer sum E is one division of (E = interactions / (posts ×
+    followers), none when either is 0), so the record holds no float."""
 
     platform: Platform
     handle: Handle
@@ -490,8 +492,14 @@ class DaySummary(_Strict):
     followers: Count
     follows: Count
     posts: Count
-    engagement: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
+    interactions: Count
     likes_hidden: bool
+
+    @model_validator(mode="after")
+    def _no_interactions_without_posts_or_followers(self) -> Self:
+        if (self.posts == 0 or self.followers == 0) and self.interactions != 0:
+            raise ValueError("interactions must be 0 when posts or followers is 0")
+        return self
 
 
 class DaySummaries(Event):
@@ -501,6 +509,7 @@ class DaySummaries(Event):
 
     TOPIC: ClassVar[str] = TOPIC_DAY_SUMMARIES
     TIME_FIELD: ClassVar[str] = "at"
+    ORJSON_IS_CANONICAL: ClassVar[bool] = True  # strings, counts and booleans only
 
     at: Timestamp  # when the scorer wrote it
     methodology_version: MethodologyVersion

@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.common.contracts import METHODOLOGY_VERSION, SCHEMA_VERSION, TOPIC_DAY_SUMMARIES
 from services.common.events import DaySummaries, with_event_id
+from services.common.history import interactions_of
 from services.common.kafka.clients import event_producer
 from services.common.methodology import SnapshotSummary
 from services.common.settings import Settings
@@ -72,6 +73,8 @@ def day_summary_records(
                 for offset in run
                 for platform, handle, summary in winners.get((partition, offset), ())
             ]
+            if None in summaries:
+                continue  # a summary the record cannot hold exactly: its run stays uncovered
             events.append(
                 with_event_id(
                     {
@@ -88,7 +91,12 @@ def day_summary_records(
     return events
 
 
-def _summary_obj(platform: str, handle: str, summary: SnapshotSummary) -> dict[str, Any]:
+def _summary_obj(platform: str, handle: str, summary: SnapshotSummary) -> dict[str, Any] | None:
+    """A summary as the record holds it, or None when its interactions would not give back
+    its engagement exactly (not expected below 10¹⁵ interactions)."""
+    interactions = interactions_of(summary)
+    if _engagement(interactions, summary.posts, summary.followers) != summary.engagement:
+        return None
     return {
         "platform": platform,
         "handle": handle,
@@ -97,9 +105,14 @@ def _summary_obj(platform: str, handle: str, summary: SnapshotSummary) -> dict[s
         "followers": summary.followers,
         "follows": summary.follows,
         "posts": summary.posts,
-        "engagement": summary.engagement,
+        "interactions": interactions,
         "likes_hidden": summary.likes_hidden,
     }
+
+
+def _engagement(interactions: int, posts: int, followers: int) -> float | None:
+    """E as the methodology computes it (methodology.summarise_snapshot): one division."""
+    return interactions / (posts * followers) if posts and followers else None
 
 
 def summaries_of(event: DaySummaries) -> list[tuple[str, str, SnapshotSummary]]:
@@ -115,7 +128,7 @@ def summaries_of(event: DaySummaries) -> list[tuple[str, str, SnapshotSummary]]:
                 followers=s.followers,
                 follows=s.follows,
                 posts=s.posts,
-                engagement=s.engagement,
+                engagement=_engagement(s.interactions, s.posts, s.followers),
                 likes_hidden=s.likes_hidden,
             ),
         )

@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 
 from services.common.clock import to_epoch
 from services.common.contracts import TOPIC_DAY_SUMMARIES, TOPIC_METRICS, TOPICS_BY_NAME
-from services.common.events import METRICS_PARTITION_COUNT, DaySummaries, build_metrics_event
+from services.common.events import (
+    METRICS_PARTITION_COUNT,
+    DaySummaries,
+    build_metrics_event,
+    build_recent_post,
+    with_event_id,
+)
+from services.common.history import day_of_epoch
+from services.common.methodology import SnapshotSummary
 from services.common.validation import Rejection, validate_day_summaries, validate_metrics
 from services.scorer.day_summaries import Coverage, day_summary_records, summaries_of
 from services.scorer.plan import BatchPlan, plan_batch
@@ -19,6 +27,10 @@ from services.scorer.reduce import LogReducer
 from tests.unit.test_reduce import records
 
 AT = "2026-12-01T00:00:00Z"
+
+
+def summary_day(summary: SnapshotSummary) -> int:
+    return day_of_epoch(to_epoch(summary.observed_at))[0]
 
 
 def test_the_topic_mirrors_the_metrics_partitions() -> None:
@@ -207,3 +219,48 @@ def test_covered_daily_snapshots_are_not_validated() -> None:
     }
     assert plan.newest.items() == [("instagram:a", to_epoch("2026-11-15T20:00:00Z"))]
     assert reducer.validated == 0 and reducer.skipped == 30
+
+
+def test_a_summary_holds_its_interactions_and_gives_its_engagement_back() -> None:
+    posts = [
+        build_recent_post(post_id=f"p{i}", published_at="2026-11-01T09:00:00Z", likes=4, comments=i)
+        for i in (1, 2)
+    ]
+    event = build_metrics_event(
+        handle="a",
+        observed_at="2026-11-02T09:00:00Z",
+        status="ok",
+        source="sim",
+        followers=7,
+        follows=2,
+        media_count=2,
+        recent_posts=posts,
+    )
+    raw = orjson.dumps(event)
+    snapshot = validate_metrics(raw, None)
+    assert not isinstance(snapshot, Rejection)
+    plan = plan_batch([snapshot])
+    (event,) = day_summary_records({snapshot.event_id: (0, 3)}, [(0, 3)], plan, AT)
+    assert "engagement" not in event["summaries"][0]
+    assert event["summaries"][0]["interactions"] == 11  # 4 + 1 and 4 + 2
+    parsed = validate_day_summaries(orjson.dumps(event), None)
+    assert isinstance(parsed, DaySummaries)
+    ((_, _, summary),) = summaries_of(parsed)
+    (held,) = plan.daily[("instagram", "a", summary_day(summary))]
+    assert summary == held and summary.engagement == 11 / 14  # to the last bit
+
+    # Interactions without posts or followers: refused by the model (the schema allows them).
+    bad = orjson.loads(orjson.dumps(event))
+    bad["summaries"][0].update(posts=0, interactions=5)
+    result = validate_day_summaries(orjson.dumps(with_event_id(bad)), None)
+    assert isinstance(result, Rejection) and "interactions must be 0" in result.detail
+
+
+def test_a_run_whose_engagement_the_record_cannot_hold_exactly_has_no_record() -> None:
+    # E = 0.1 over 3 posts and 7 followers is no integer's division: nothing to write.
+    odd = SnapshotSummary("2026-11-02T09:00:00Z", "e" * 64, 7, 1, 3, 0.1, False)
+    plan = BatchPlan()
+    plan.versions[odd.event_id] = b"v"
+    plan.daily[("instagram", "a", 1)] = [odd]
+    events = day_summary_records({odd.event_id: (0, 1)}, [(0, 0), (0, 1), (1, 5)], plan, AT)
+    assert [(e["partition"], e["first_offset"]) for e in events] == [(1, 5)]
