@@ -41,7 +41,12 @@ from itertools import pairwise
 from typing import Final
 
 from services.common.clock import PARIS
-from services.common.methodology import SnapshotSummary, score_value
+from services.common.methodology import (
+    SnapshotSummary,
+    engagement_of,
+    interactions_of,
+    score_value,
+)
 
 DAILY_DAYS: Final = 90
 WEEKS_KEPT: Final = 104  # two years of weekly points
@@ -166,7 +171,7 @@ class RawPoint:
             followers=followers,
             follows=self.follows,
             posts=n,
-            engagement=self.interactions / (n * followers) if n and followers else None,
+            engagement=engagement_of(self.interactions, n, followers),
             likes_hidden=False,
         )
 
@@ -177,13 +182,6 @@ class RawPoint:
 
 
 RAW_BYTES: Final = 18
-
-
-def interactions_of(summary: SnapshotSummary) -> int:
-    """The window's likes and comments of a summary (E × posts × followers, exactly)."""
-    if summary.engagement is None:
-        return 0
-    return round(summary.engagement * summary.posts * summary.followers)
 
 
 def raw_of_summary(summary: SnapshotSummary, epoch: int) -> RawPoint:

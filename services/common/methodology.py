@@ -254,8 +254,7 @@ def summarise_snapshot(
             interactions += comments
         else:
             interactions += likes + comments
-    # mean over posts of (likes + comments) / followers == sum / (n * followers), exactly
-    engagement = interactions / (n * followers) if n and followers else None
+    engagement = engagement_of(interactions, n, followers)
     return SnapshotSummary(
         observed_at=observed_at,
         event_id=event_id,
@@ -265,6 +264,23 @@ def summarise_snapshot(
         engagement=engagement,
         likes_hidden=hidden,
     )
+
+
+def engagement_of(interactions: int, posts: int, followers: int) -> float | None:
+    """E from the window's interactions (likes + comments, comments only where likes are
+    hidden): the mean over posts of interactions / followers is interactions / (posts ×
+    followers), exactly, as one correctly rounded division; none without a post or a
+    follower. The one place E is computed (summaries, the history's stored points, the day
+    summaries' records)."""
+    return interactions / (posts * followers) if posts and followers else None
+
+
+def interactions_of(summary: SnapshotSummary) -> int:
+    """The window's interactions of a summary (`engagement_of`'s inverse: E × posts ×
+    followers, exact well below 10¹⁵ interactions)."""
+    if summary.engagement is None:
+        return 0
+    return round(summary.engagement * summary.posts * summary.followers)
 
 
 # --- Step 2: summary + population -> score -----------------------------------------------------

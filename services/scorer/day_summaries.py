@@ -29,9 +29,8 @@ from aiokafka import AIOKafkaProducer
 
 from services.common.contracts import METHODOLOGY_VERSION, SCHEMA_VERSION, TOPIC_DAY_SUMMARIES
 from services.common.events import DaySummaries, with_event_id
-from services.common.history import interactions_of
 from services.common.kafka.clients import event_producer
-from services.common.methodology import SnapshotSummary
+from services.common.methodology import SnapshotSummary, engagement_of, interactions_of
 from services.common.settings import Settings
 from services.scorer.plan import BatchPlan
 
@@ -95,7 +94,7 @@ def _summary_obj(platform: str, handle: str, summary: SnapshotSummary) -> dict[s
     """A summary as the record holds it, or None when its interactions would not give back
     its engagement exactly (not expected below 10¹⁵ interactions)."""
     interactions = interactions_of(summary)
-    if _engagement(interactions, summary.posts, summary.followers) != summary.engagement:
+    if engagement_of(interactions, summary.posts, summary.followers) != summary.engagement:
         return None
     return {
         "platform": platform,
@@ -108,11 +107,6 @@ def _summary_obj(platform: str, handle: str, summary: SnapshotSummary) -> dict[s
         "interactions": interactions,
         "likes_hidden": summary.likes_hidden,
     }
-
-
-def _engagement(interactions: int, posts: int, followers: int) -> float | None:
-    """E as the methodology computes it (methodology.summarise_snapshot): one division."""
-    return interactions / (posts * followers) if posts and followers else None
 
 
 def summaries_of(event: DaySummaries) -> list[tuple[str, str, SnapshotSummary]]:
@@ -128,7 +122,7 @@ def summaries_of(event: DaySummaries) -> list[tuple[str, str, SnapshotSummary]]:
                 followers=s.followers,
                 follows=s.follows,
                 posts=s.posts,
-                engagement=_engagement(s.interactions, s.posts, s.followers),
+                engagement=engagement_of(s.interactions, s.posts, s.followers),
                 likes_hidden=s.likes_hidden,
             ),
         )
