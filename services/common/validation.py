@@ -12,7 +12,6 @@ Checks, in order, each with its stable reason code (docs/events.md):
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeVar
@@ -20,7 +19,7 @@ from typing import Any, Final, TypeVar
 import orjson
 from pydantic import ValidationError
 
-from services.common.clock import edition_of, parse_timestamp, to_epoch
+from services.common.clock import to_epoch
 from services.common.contracts import (
     FUTURE_TOLERANCE_SECONDS,
     MAX_METRICS_PAYLOAD_BYTES,
@@ -206,14 +205,6 @@ class MetricsPeek:
     observed_at: str
     event_id: str
     epoch: int
-    month: str  # edition month (Europe/Paris)
-
-
-@functools.lru_cache(maxsize=4096)
-def _hour(prefix: str) -> tuple[int, str]:
-    """(epoch, edition month) of a `YYYY-MM-DDTHH` hour (Paris months change on the hour)."""
-    moment = parse_timestamp(f"{prefix}:00:00Z")
-    return int(moment.timestamp()), edition_of(moment)
 
 
 def peek_metrics(raw: bytes) -> MetricsPeek | None:
@@ -233,7 +224,6 @@ def peek_metrics(raw: bytes) -> MetricsPeek | None:
         if len(event_id) != 64 or not _HEX.issuperset(event_id):
             return None
         epoch = to_epoch(observed_at)  # shape and calendar (ValueError)
-        month = _hour(observed_at[:13])[1]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
-    return MetricsPeek(platform, handle, status, observed_at, event_id, epoch, month)
+    return MetricsPeek(platform, handle, status, observed_at, event_id, epoch)
