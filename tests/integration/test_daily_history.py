@@ -56,13 +56,15 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def snap(handle: str, moment: datetime, followers: int, posts: int = 3) -> MetricsSnapshot:
+def snap(
+    handle: str, moment: datetime, followers: int, posts: int = 3, likes: int = 40
+) -> MetricsSnapshot:
     at = stamp(moment)
     recent = [
         {
             "id": f"{handle}{i}{at}",
             "published_at": stamp(moment - timedelta(hours=5 + i)),
-            "likes": 40 + i * 7,
+            "likes": likes + i * 7,
             "comments": i,
             "likes_hidden": False,
         }

@@ -9,14 +9,14 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import cast
 from zoneinfo import ZoneInfo
 
 import pytest
 from redis.asyncio import Redis
 
-from services.common.events import MetricsSnapshot, build_metrics_event
+from services.common.events import MetricsSnapshot
 from services.common.history import (
     Point,
     Window,
@@ -35,6 +35,7 @@ from services.scorer.standings import StandingsUpdater
 from services.scorer.store import ScorerStore
 from services.scorer.store import history as history_store
 from services.scorer.store.history import SeriesWrite
+from tests.integration.test_daily_history import snap
 from tests.witnesses import corroborated
 
 rk = ViewKeys(0)
@@ -63,35 +64,6 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     yield client
     await client.flushdb()
     await client.aclose()
-
-
-def stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def snap(handle: str, moment: datetime, followers: int, posts: int, likes: int) -> MetricsSnapshot:
-    at = stamp(moment)
-    recent = [
-        {
-            "id": f"{handle}{i}{at}{likes}",
-            "published_at": stamp(moment - timedelta(hours=3 + i)),
-            "likes": likes + i,
-            "comments": i,
-            "likes_hidden": False,
-        }
-        for i in range(posts)
-    ]
-    event = build_metrics_event(
-        handle=handle,
-        observed_at=at,
-        status="ok",
-        source="sim",
-        followers=followers,
-        follows=150,
-        media_count=80,
-        recent_posts=recent,
-    )
-    return MetricsSnapshot.model_validate(event)
 
 
 def days_of_snapshots(rng: random.Random, handles: list[str], days: range) -> list[MetricsSnapshot]:
