@@ -305,6 +305,31 @@ local function split(raw, size)
   for at = 1, #raw - size + 1, size do pts[#pts + 1] = string.sub(raw, at, at + size - 1) end
   return pts
 end
+-- Whether a stored series (points of `size` bytes) is as the window keeps it (nothing before
+-- the oldest week, one point a week before the first daily day): points after it can then be
+-- appended as they are.
+local function kept_as_is(pts, size, first_day, oldest_week)
+  local prev = oldest_week - 1
+  for at = 1, #pts - size + 1, size do
+    local d = string.byte(pts, at) * 256 + string.byte(pts, at + 1)
+    local w = week_of(d)
+    if w < oldest_week then return false end
+    if d >= first_day then return true end
+    if w <= prev then return false end
+    prev = w
+  end
+  return true
+end
+-- Whether points (folded: one a day, oldest first) come after every point of a stored series
+-- kept as is, the first of them daily: put() would then keep each, replacing at most the
+-- stored last point (same day, earlier), and fold() would give the series and them in order.
+-- The live scorer's usual case, taken without rebuilding the series.
+local function appends(stored, pts, size, first_day, oldest_week)
+  if #stored < size or #pts < size then return false end
+  local first = string.sub(pts, 1, size)
+  return day_of(first) >= first_day and later(first, string.sub(stored, -size))
+    and kept_as_is(stored, size, first_day, oldest_week)
+end
 -- A series being changed: its points by day (`byday`, one per day).
 local function state_of(pts)
   local byday = {}
@@ -453,20 +478,6 @@ local function without(entries, excluded)
   if from <= #entries then out[#out + 1] = string.sub(entries, from) end
   return table.concat(out)
 end
--- Whether a stored series is as the window keeps it (nothing before the oldest week, one
--- point a week before the first daily day): points after it can then be appended as they are.
-local function kept_as_is(pts, first_day, oldest_week)
-  local prev = oldest_week - 1
-  for at = 1, #pts - 12, 13 do
-    local d = string.byte(pts, at) * 256 + string.byte(pts, at + 1)
-    local w = week_of(d)
-    if w < oldest_week then return false end
-    if d >= first_day then return true end
-    if w <= prev then return false end
-    prev = w
-  end
-  return true
-end
 local function union(s, entries)
   local n, size = #s / 5, #entries
   local out, cur, at = {}, 0, 1
@@ -527,6 +538,12 @@ while cursor <= #accounts do
       redis.call('HSET', KEYS[1], field, pts)
       written = written + #pts / 18
     end
+  elseif appends(stored, pts, 18, first_day, oldest_week) then
+    if day_of(pts) == day_of(string.sub(stored, -18)) then
+      stored = string.sub(stored, 1, #stored - 18)
+    end
+    redis.call('HSET', KEYS[1], field, stored .. pts)
+    written = written + #pts / 18
   else
     local byday = state_of(split(stored, 18))
     local kept = 0
@@ -601,7 +618,7 @@ while cursor <= #groups do
     if raw and #blob > 0 and string.sub(raw, 2, 1 + string.byte(raw, 1)) == link then
       local pts = string.sub(raw, 2 + string.byte(raw, 1))
       if #pts == 0 or (week_of(day_of(blob)) > week_of(day_of(string.sub(pts, -13)))
-          and kept_as_is(pts, first_day, oldest_week)) then
+          and kept_as_is(pts, 13, first_day, oldest_week)) then
         raw, before = false, pts
       end
     end
@@ -618,6 +635,28 @@ while cursor <= #groups do
     local size = raw and string.byte(raw, 1)
     if raw and string.sub(raw, 2, 1 + size) ~= link then
       stale[id] = true
+    elseif raw and appends(string.sub(raw, 2 + size), blob, 13, first_day, oldest_week) then
+      local pts = string.sub(raw, 2 + size)
+      local prev = string.sub(pts, -13)
+      for at = 1, #blob - 12, 13 do
+        local p = string.sub(blob, at, at + 12)
+        local d = day_of(p)
+        local w = week_of(d)
+        local pd = day_of(prev)
+        if pd == d then
+          drop(day_keys[d], entry(prev, ordinal))
+          pts = string.sub(pts, 1, #pts - 13)
+        end
+        add(day_keys[d], entry(p, ordinal))
+        if (not low_day) or d < low_day then low_day = d end
+        if week_of(pd) == w then drop(week_keys[w], entry(prev, ordinal)) end
+        add(week_keys[w], entry(p, ordinal))
+        if (not low_week) or w < low_week then low_week = w end
+        pts = pts .. p
+        prev = p
+        written = written + 1
+      end
+      redis.call('HSET', KEYS[1], id, string.char(#link) .. link .. pts)
     elseif raw then
       local byday = state_of(split(string.sub(raw, 2 + size), 13))
       series[id] = byday
