@@ -7,6 +7,7 @@ dead-letter topic with their reason; they never stop the agent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -150,11 +151,14 @@ async def apply_metrics(stream: Any) -> None:
             m.SNAPSHOTS_APPLIED.labels("edition").inc(outcome.edition_applied)
             m.SNAPSHOTS_IGNORED.inc(outcome.ignored)
             m.WATERMARK.set(outcome.watermark)
-            await _publish_scores(outcome.score_events)
+            scores = outcome.score_events
+        else:
+            scores = []
         # Then what the batch read, for rebuilds (before its offsets are committed; a batch
-        # with no valid record is recorded too: its records need no second look either).
+        # with no valid record is recorded too: its records need no second look either). The
+        # two topics' acknowledgements are awaited together: one round trip to the broker.
         summaries = day_summary_records(positions, read, plan, format_timestamp(utcnow()))
-        await _day_summaries.publish(summaries)
+        await asyncio.gather(_publish_scores(scores), _day_summaries.publish(summaries))
         m.RECORDS_PRODUCED.labels(_day_summaries_topic).inc(len(summaries))
         observe_processing("scorer", events)
 

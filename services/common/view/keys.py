@@ -16,6 +16,7 @@ the publisher's lease and its token counter.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from typing import Final
 
 CURRENT: Final = "cur"
@@ -26,6 +27,14 @@ GENERATION_KEY: Final = "obs:{meta}:generation"  # HASH (services/common/view/ge
 PUBLISHER_LEASE_KEY: Final = "obs:{meta}:publisher:lease"  # STRING `<token> <name>`, PX ttl
 PUBLISHER_TOKENS_KEY: Final = "obs:{meta}:publisher:tokens"  # STRING counter (INCR): tokens
 SHARED_KEYS: Final = (GENERATION_KEY, PUBLISHER_LEASE_KEY, PUBLISHER_TOKENS_KEY)
+
+
+@lru_cache(maxsize=1 << 17)
+def account_bucket(handle: str) -> int:
+    """The bucket of an account's summaries and daily points: a hash of its handle (kept:
+    the scorer asks twice per snapshot; France has about 36,000 handles)."""
+    digest = hashlib.blake2b(handle.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") % SUMMARY_BUCKETS
 
 
 def root(generation: int) -> str:
@@ -168,8 +177,7 @@ class ViewKeys:
         """HASH `obs:hist:{<platform>:<bucket>}`, field the handle: the account's daily points,
         18 bytes each (services/common/history.py `RawPoint`), what its territories' points
         are derived from when it becomes theirs. Bucketed as `summaries_key`."""
-        bucket = self.summaries_key(platform, handle).rsplit(":", 1)[1].rstrip("}")
-        return f"{self.root}:hist:{{{platform}:{bucket}}}"
+        return f"{self.root}:hist:{{{platform}:{account_bucket(handle)}}}"
 
     def history_day_key(self, category: str, day: int) -> str:
         """STRING: the rank index of the category's points of one day (5-byte entries)."""
@@ -193,9 +201,7 @@ class ViewKeys:
         Accounts share 1,024 buckets per platform rather than a key each: a bucket of ~35
         accounts stays a compact listpack, and the per-key overhead (~90 bytes) is gone. The
         bucket is a hash of the handle; buckets spread over the Cluster's slots."""
-        digest = hashlib.blake2b(handle.encode(), digest_size=4).digest()
-        bucket = int.from_bytes(digest, "big") % SUMMARY_BUCKETS
-        return f"{self.root}:sums:{{{platform}:{bucket}}}"
+        return f"{self.root}:sums:{{{platform}:{account_bucket(handle)}}}"
 
     # --- the publisher's facts per category, under the category's tag (a read joins them) --
 
