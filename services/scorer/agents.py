@@ -156,9 +156,14 @@ async def apply_metrics(stream: Any) -> None:
             scores = []
         # Then what the batch read, for rebuilds (before its offsets are committed; a batch
         # with no valid record is recorded too: its records need no second look either). The
-        # two topics' acknowledgements are awaited together: one round trip to the broker.
+        # two topics' acknowledgements are awaited together: one round trip to the broker;
+        # both end before a failure of either is raised.
         summaries = day_summary_records(positions, read, plan, format_timestamp(utcnow()))
-        await asyncio.gather(_publish_scores(scores), _day_summaries.publish(summaries))
+        for sent in await asyncio.gather(
+            _publish_scores(scores), _day_summaries.publish(summaries), return_exceptions=True
+        ):
+            if isinstance(sent, BaseException):
+                raise sent
         m.RECORDS_PRODUCED.labels(_day_summaries_topic).inc(len(summaries))
         observe_processing("scorer", events)
 
