@@ -4,6 +4,8 @@ endpoints, OpenAPI at /openapi.json with Swagger UI at /docs (its assets served 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Final
@@ -52,6 +54,8 @@ from services.common.settings import Settings, get_settings
 from services.common.territories import load_registry
 from services.common.view.client import redis_client
 
+log = logging.getLogger("api")
+
 # Never rate limited: probes, scrapes and the pages' own assets.
 RATE_LIMIT_EXEMPT: Final = ("/healthz", "/readyz", "/metrics", "/static/")
 
@@ -71,6 +75,7 @@ def create_app(settings: Settings | None = None, options: ApiOptions | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("event loop: %s", type(asyncio.get_running_loop()).__module__.split(".")[0])
         redis = redis_client(settings, socket_timeout=5, health_check_interval=30)
         view = LiveView(redis, registry, grace_hours=settings.edition_grace_hours)
         hub = StreamHub(

@@ -18,11 +18,13 @@ so a connection that sends nothing, or half a request, or a body shorter than it
   connection beyond either is aborted as soon as it is accepted. Reverse proxies (the
   trusted `forwarded_allow_ips`) carry many clients, so they count only towards `total`.
 
-The caps are checked twice: at `accept()` by `GuardedListener`, where refusing costs almost
-nothing (a flood of refused connections must not delay the others), and in the protocol,
-for a server started on a plain socket. The limits travel on the uvicorn config
-(`ApiConfig`) and on the listener, both pickled into uvicorn's worker processes; each
-process counts its own connections (`connection_table`).
+A flood of connections must not delay the other clients (decisions §67). The server runs on
+uvloop (`API_LOOP`), which accepts and builds each connection's transport in C; the caps are
+checked as the protocol starts; uvicorn's own set-up, and so the app, wait for the first
+request to be in whole (its header block and a `Content-Length` body, up to 16 KiB kept),
+so a connection that never completes one costs a timer and a buffer. The limits travel on
+the uvicorn config (`ApiConfig`), pickled into uvicorn's worker processes; each process counts
+its own connections (`connection_table`).
 """
 
 from __future__ import annotations
@@ -31,17 +33,17 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import re
 import socket
 import struct
 import time
 from collections import Counter
 from dataclasses import dataclass
-from multiprocessing import reduction
 from typing import Any, Final
 
 import h11
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.h11_impl import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE, H11Protocol
 from uvicorn.server import ServerState
 
 from services.api.metrics import CONNECTIONS_CLOSED, CONNECTIONS_OPEN
@@ -49,10 +51,41 @@ from services.common.settings import Settings
 
 log = logging.getLogger("api.connections")
 
+# uvicorn's name for the event loop the API runs on.
+API_LOOP: Final = "uvloop"
+
 # At most one warning per reason per this many seconds (a flood is one line, not thousands).
 _WARN_EVERY_SECONDS: Final = 60.0
 
 _NOT_RECEIVING: Final = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR)
+
+# The end of a request's header block, as h11 finds it (a blank line, CRLF or LF).
+_END_OF_HEAD: Final = re.compile(rb"\n\r?\n")
+# A first request this long (header block and body), still incomplete, goes to uvicorn
+# anyway: h11's own bound for a header block, four times the API's largest body.
+_FIRST_REQUEST_LIMIT: Final = DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+_CONTENT_LENGTH: Final = re.compile(
+    rb"\ncontent-length:[ \t]*([0-9]+)[ \t]*(?=\r?\n)", re.IGNORECASE
+)
+# A body that is chunked, or that the client sends only once told to continue, is not waited
+# for.
+_NOT_WAITED_FOR: Final = re.compile(rb"\n(?:transfer-encoding|expect)[ \t]*:", re.IGNORECASE)
+
+
+def first_request_end(head: bytes | bytearray, block_end: int) -> int:
+    """Where the first request in `head` ends, given the end of its header block: after its
+    `Content-Length` body; 0 when uvicorn should have it at once (a chunked body, an
+    `Expect`, several or too long lengths: h11 and the app answer those as they always do)."""
+    block = bytes(head[:block_end])
+    if _NOT_WAITED_FOR.search(block):
+        return 0
+    lengths = _CONTENT_LENGTH.findall(block)
+    if not lengths:
+        return block_end
+    if len(lengths) > 1 or len(lengths[0]) > 9:
+        return 0
+    end = block_end + int(lengths[0])
+    return end if end <= _FIRST_REQUEST_LIMIT else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +118,6 @@ class ConnectionTable:
         self.limits = limits
         self.by_address: Counter[str] = Counter()
         self.total = 0
-        # Peers (address, port) the listener admitted, whose protocol has not started yet.
-        self.handed_over: set[tuple[str, int]] = set()
         self._trust_all = limits.proxies == ("*",)
         self._proxies = [ipaddress.ip_network(p, strict=False) for p in limits.proxies if p != "*"]
         self._closed_by = {reason: CONNECTIONS_CLOSED.labels(reason) for reason in _REASONS}
@@ -157,79 +188,39 @@ _TABLES: dict[ConnectionLimits, ConnectionTable] = {}
 
 
 def connection_table(limits: ConnectionLimits) -> ConnectionTable:
-    """This process's table for these limits (the listener and the protocols share it; each
-    worker process has its own)."""
+    """This process's table for these limits (the protocols share it; each worker process has
+    its own)."""
     table = _TABLES.get(limits)
     if table is None:
         table = _TABLES[limits] = ConnectionTable(limits)
     return table
 
 
-# A refusal is a reset (SO_LINGER 0): nothing is kept for the peer, no TIME_WAIT.
+# A guard's close is a reset (SO_LINGER 0): nothing is kept for the peer (no TIME_WAIT), and
+# what a client that does not read has left unsent is dropped, not drained.
 _RESET: Final = struct.pack("ii", 1, 0)
-# Refusals per accept() call before the event loop gets its turn back.
-_REFUSALS_PER_CALL: Final = 256
 
 
-class GuardedListener(socket.socket):
-    """A listening socket whose `accept()` resets, at once, connections over a cap.
-
-    asyncio's server loop calls `accept()` on the socket it was given; refusing here costs a
-    system call or two, where a refused connection that reaches the protocol has cost a task,
-    a transport and a future. Admitted peers are handed to `GuardedH11Protocol` through the
-    table, which counted them."""
-
-    limits: ConnectionLimits
-
-    def accept(self) -> tuple[socket.socket, Any]:
-        table = connection_table(self.limits)
-        for _ in range(_REFUSALS_PER_CALL):
-            conn, peer = super().accept()  # BlockingIOError when none is waiting
-            address = str(peer[0])
-            refused = table.admit(address)
-            if refused is None:
-                table.handed_over.add((address, peer[1]))
-                return conn, peer
-            table.closed(refused, address)
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
-            conn.close()
-        raise BlockingIOError("refused a burst; more on the next turn of the event loop")
-
-
-def guarded_listener(sock: socket.socket, limits: ConnectionLimits) -> GuardedListener:
-    """`sock` (bound and listening) as a GuardedListener; `sock` itself is detached."""
-    listener = GuardedListener(sock.family, sock.type, sock.proto, fileno=sock.detach())
-    listener.limits = limits
-    return listener
-
-
-def _rebuild_listener(
-    fd: Any, family: int, kind: int, proto: int, limits: ConnectionLimits
-) -> GuardedListener:
-    listener = GuardedListener(family, kind, proto, fileno=fd.detach())
-    listener.limits = limits
-    return listener
-
-
-def _reduce_listener(listener: GuardedListener) -> tuple[Any, tuple[Any, ...]]:
-    # uvicorn's worker processes receive the listening socket pickled: keep its class.
-    fd = reduction.DupFd(listener.fileno())
-    return _rebuild_listener, (fd, listener.family, listener.type, listener.proto, listener.limits)
-
-
-reduction.register(GuardedListener, _reduce_listener)
+def reset(transport: asyncio.Transport) -> None:
+    """Close `transport` with a reset."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+    transport.abort()
 
 
 class ApiConfig(uvicorn.Config):
-    """uvicorn's config carrying the connection limits to `GuardedH11Protocol`."""
+    """uvicorn's config carrying the connection limits to `GuardedH11Protocol`, on uvloop."""
 
     def __init__(self, app: Any, *, limits: ConnectionLimits, **kwargs: Any) -> None:
-        super().__init__(app, http="services.api.connections:GuardedH11Protocol", **kwargs)
+        super().__init__(
+            app,
+            http="services.api.connections:GuardedH11Protocol",
+            loop=API_LOOP,
+            **kwargs,
+        )
         self.limits = limits
-
-    def guarded_socket(self) -> GuardedListener:
-        """Bind the configured address, as a listener that refuses connections over a cap."""
-        return guarded_listener(self.bind_socket(), self.limits)
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -242,35 +233,41 @@ class GuardedH11Protocol(H11Protocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        # uvicorn's own set-up (an h11 connection, two logger look-ups under logging's lock)
-        # waits until the connection is admitted: a flood of refused connections costs only
-        # their transports. Measured: a burst of 2,000 connections delayed other clients by
-        # about a third less.
+        # uvicorn's own set-up (an h11 connection, two logger look-ups under logging's lock,
+        # two socket calls for the addresses) and the app wait until the connection is
+        # admitted and its first request is in whole: a refused connection costs its transport
+        # (built by uvloop in C) and the check, a silent or half-sent one a timer and a buffer.
         if not isinstance(config, ApiConfig):
             raise TypeError("GuardedH11Protocol needs an ApiConfig (the connection limits)")
         self._deferred = (config, server_state, app_state, _loop)
         self.table = connection_table(config.limits)
         self.limits = config.limits
         self.address: str | None = None  # set once the connection is counted
+        # The first request's bytes until it is in whole; None once uvicorn's set-up is done.
+        self._head: bytearray | None = None
+        self._request_end: int | None = None  # known once the header block is in
         self.request_timer: asyncio.TimerHandle | None = None
         self.stall_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if peer else "unknown"
-        key = (address, peer[1] if peer else 0)
-        if key in self.table.handed_over:  # counted by the GuardedListener
-            self.table.handed_over.discard(key)
-        else:
-            refused = self.table.admit(address)
-            if refused is not None:
-                self.table.closed(refused, address)
-                transport.abort()
-                return
-        super().__init__(*self._deferred)
+        refused = self.table.admit(address)
+        if refused is not None:
+            self.table.closed(refused, address)
+            reset(transport)
+            return
         self.address = address
-        super().connection_made(transport)
+        self.transport = transport
+        self.loop = asyncio.get_running_loop()
+        self._head = bytearray()
         self._arm_request_timer()
+
+    def _set_up(self) -> None:
+        """uvicorn's own set-up, once the first request is in."""
+        transport = self.transport
+        super().__init__(*self._deferred)
+        super().connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.address is None:
@@ -278,11 +275,34 @@ class GuardedH11Protocol(H11Protocol):
         self.table.release(self.address)
         self.address = None
         self._cancel_timers()
-        super().connection_lost(exc)
+        if self._head is None:
+            super().connection_lost(exc)  # uvicorn's set-up was done
 
     def data_received(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            searched = len(head)
+            head += data
+            if not self._first_request_in(head, searched):
+                return
+            self._head = None
+            self._set_up()
+            data = bytes(head)
         super().data_received(data)
         self._follow_request()
+
+    def _first_request_in(self, head: bytearray, searched: int) -> bool:
+        """Whether uvicorn's set-up starts: the first request is in whole, or is not waited
+        for (see `first_request_end`), or has reached `_FIRST_REQUEST_LIMIT`."""
+        if self._request_end is None:
+            if len(head) >= _FIRST_REQUEST_LIMIT:
+                return True
+            # A blank line may straddle two reads.
+            blank = _END_OF_HEAD.search(head, max(0, searched - 2))
+            if blank is None:
+                return False
+            self._request_end = first_request_end(head, blank.end())
+        return len(head) >= self._request_end
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -329,13 +349,7 @@ class GuardedH11Protocol(H11Protocol):
         if self.transport.is_closing() and reason != "stalled_reader":
             return
         self.table.closed(reason, self.address or "unknown")
-        # A reset, like a refusal: a client that does not read would otherwise keep what is
-        # unsent in the kernel, and close() would wait for its buffer to drain.
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
-        self.transport.abort()
+        reset(self.transport)
 
     def _cancel_timers(self) -> None:
         for timer in (self.request_timer, self.stall_timer):

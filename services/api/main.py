@@ -159,7 +159,7 @@ def run_api(settings: Settings) -> None:
             workers=settings.api_workers,
             **common,
         )
-        sock = config.guarded_socket()
+        sock = config.bind_socket()
         supervisor = Multiprocess(config, sockets=[sock])
 
         def on_signal(sig: int, frame: FrameType | None) -> None:
@@ -178,4 +178,4 @@ def run_api(settings: Settings) -> None:
     config = ApiConfig(create_app(settings), **common)
     freeze_startup_objects()
     log.info("api listening on %s", settings.api_url)
-    ApiServer(config, settings, log).run(sockets=[config.guarded_socket()])
+    ApiServer(config, settings, log).run()

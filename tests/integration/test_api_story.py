@@ -254,9 +254,7 @@ def live_api(settings: Settings, options: ApiOptions | None = None) -> Iterator[
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, args=([config.guarded_socket()],), name=f"api-{port}", daemon=True
-    )
+    thread = threading.Thread(target=server.run, name=f"api-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
