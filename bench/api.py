@@ -6,7 +6,7 @@ Setup: a private Redis holding all 101 départements, written by the real scorer
 (`StandingsUpdater`) and publisher (`Publisher`: link status, rank changes, a published
 edition for `movement`); the API as `observatoire service api` (one worker process, rate
 limiting off, `OBS_API_WORKERS=1`); the bare app as `python -m bench.api bare` (same uvicorn
-settings: h11, asyncio loop, no access log, one process). wrk runs one thread: on a 2-core
+settings: h11, uvloop, no access log, one process). wrk runs one thread: on a 2-core
 machine, one core serves and one loads.
 
 Usage: python -m bench api   (or: python -m bench.api)
@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from services.api.connections import API_LOOP
 from services.common.events import (
     AccountRecord,
     Command,
@@ -157,6 +158,7 @@ def bare(port: int) -> None:
         access_log=False,
         timeout_graceful_shutdown=3,
         lifespan="on",
+        loop=API_LOOP,
     )
 
 
@@ -284,7 +286,7 @@ def run() -> dict[str, Any]:
         "load": f"wrk -t1 -c{CONNECTIONS} -d{DURATION_SECONDS}s --latency, {ROUNDS} rounds "
         f"alternating bare/API (median round reported), after a {WARMUP_SECONDS} s warm-up "
         "each",
-        "server": "uvicorn 1 worker process, h11, asyncio loop, access log off; rate limiting off",
+        "server": f"uvicorn 1 worker process, h11, {API_LOOP}, access log off; rate limiting off",
         "dataset": f"{ranked} départements ranked; {items} items per response",
         "standings": {"path": PATH, **standings},
         "baseline": {"path": BARE_PATH, **baseline},
