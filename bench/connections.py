@@ -36,7 +36,7 @@ DEADLINE_SECONDS = 2.0
 STALLED = 2000
 ATTACKERS = [f"127.0.0.{i}" for i in range(2, 10)]
 PROBE_SECONDS = 6.0
-_PARTS = (
+STALLED_PARTS = (
     b"",
     b"GET /api/v1/categories HTTP/1.1\r\nHost: x\r\n",
     b"PUT /api/v1/territories/dep-32/account HTTP/1.1\r\nHost: x\r\n"
@@ -116,7 +116,7 @@ def _attack(port: int, deadline: float, out: Connection) -> None:
             sock.bind((ATTACKERS[i % len(ATTACKERS)], 0))
             sock.connect(("127.0.0.1", port))
             with contextlib.suppress(OSError):  # reset already: over the cap
-                sock.sendall(_PARTS[i % 3])
+                sock.sendall(STALLED_PARTS[i % 3])
             opened.append((sock, time.monotonic()))
         closures["opened_in_s"] = round(time.monotonic() - started, 3)
         closures |= _wait_closed(opened, deadline)

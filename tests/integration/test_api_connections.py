@@ -17,7 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
-from bench.connections import ATTACKERS, STALLED, probe_healthz
+from bench.connections import ATTACKERS, STALLED, STALLED_PARTS, probe_healthz
 from services.api.connections import ApiConfig, ConnectionLimits
 from services.common.localstack import free_port
 from services.common.settings import Settings
@@ -185,6 +185,38 @@ def test_a_header_block_over_h11s_bound_is_refused_as_before(api):
             while chunk := sock.recv(4096):
                 reply += chunk
     assert reply.startswith(b"HTTP/1.1 400 "), reply[:200]
+
+
+def test_the_api_stops_within_seconds_while_connections_wait_for_their_first_request(
+    settings: Settings, tmp_path: Path
+):
+    # Connections not yet handed to uvicorn (silent, half-sent headers, a short body) must not
+    # hold the service past SIGTERM: the deadline here (30 s) is far beyond the stop's bound.
+    port = free_port()
+    env = service_env(
+        settings.model_copy(update={"api_port": port}), OBS_RATE_LIMIT_ENABLED="false"
+    )
+    process = ServiceProcess(["service", "api"], env, tmp_path / "api.log").start()
+    held: list[socket.socket] = []
+    try:
+        wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200,
+            timeout=30,
+            what=f"the API to answer /healthz:\n{process.log()[-2000:]}",
+        )
+        for part in STALLED_PARTS:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(part)
+            held.append(sock)
+        time.sleep(0.2)
+        took = process.terminate()
+        print(json.dumps({"stopped_in_s": round(took, 2), "held": len(held)}))
+        assert took < 10, process.log()[-2000:]
+        assert "api: stopped" in process.log()
+    finally:
+        for sock in held:
+            sock.close()
+        process.terminate()
 
 
 def test_a_response_whose_client_stopped_reading_is_closed():
