@@ -29,17 +29,20 @@ PER_ADDRESS = 64
 TOLERANCE_SECONDS = 1.0
 
 
-@pytest.fixture
-def api(settings: Settings, tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def serving_api(
+    settings: Settings, tmp_path: Path, **env: str
+) -> Iterator[tuple[str, ServiceProcess]]:
+    """`observatoire service api` on a free port (rate limiting off), with `env`; yields its
+    base URL and process, and checks that it stops within 10 s of SIGTERM."""
     port = free_port()
-    env = service_env(
-        settings.model_copy(update={"api_port": port}),
-        OBS_API_REQUEST_TIMEOUT_SECONDS=str(DEADLINE_SECONDS),
-        OBS_API_MAX_CONNECTIONS_PER_ADDRESS=str(PER_ADDRESS),
-        OBS_API_MAX_CONNECTIONS="1024",
-        OBS_RATE_LIMIT_ENABLED="false",
-    )
-    process = ServiceProcess(["service", "api"], env, tmp_path / "api.log").start()
+    process = ServiceProcess(
+        ["service", "api"],
+        service_env(
+            settings.model_copy(update={"api_port": port}), OBS_RATE_LIMIT_ENABLED="false", **env
+        ),
+        tmp_path / "api.log",
+    ).start()
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(
@@ -49,11 +52,23 @@ def api(settings: Settings, tmp_path: Path) -> Iterator[str]:
         )
         # The guards' figures below hold for the API's event loop, uvloop (decisions §67).
         assert "event loop: uvloop" in process.log(), process.log()[-2000:]
-        yield base
+        yield base, process
     finally:
         took = process.terminate()
         assert took < 10, process.log()[-2000:]
         assert "api: stopped" in process.log()
+
+
+@pytest.fixture
+def api(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    with serving_api(
+        settings,
+        tmp_path,
+        OBS_API_REQUEST_TIMEOUT_SECONDS=str(DEADLINE_SECONDS),
+        OBS_API_MAX_CONNECTIONS_PER_ADDRESS=str(PER_ADDRESS),
+        OBS_API_MAX_CONNECTIONS="1024",
+    ) as (base, _):
+        yield base
 
 
 def test_stalled_sockets_are_closed_within_the_deadline_while_healthz_stays_fast(api):
@@ -192,31 +207,21 @@ def test_the_api_stops_within_seconds_while_connections_wait_for_their_first_req
 ):
     # Connections not yet handed to uvicorn (silent, half-sent headers, a short body) must not
     # hold the service past SIGTERM: the deadline here (30 s) is far beyond the stop's bound.
-    port = free_port()
-    env = service_env(
-        settings.model_copy(update={"api_port": port}), OBS_RATE_LIMIT_ENABLED="false"
-    )
-    process = ServiceProcess(["service", "api"], env, tmp_path / "api.log").start()
     held: list[socket.socket] = []
-    try:
-        wait_for(
-            lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200,
-            timeout=30,
-            what=f"the API to answer /healthz:\n{process.log()[-2000:]}",
-        )
-        for part in STALLED_PARTS:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-            sock.sendall(part)
-            held.append(sock)
-        time.sleep(0.2)
-        took = process.terminate()
-        print(json.dumps({"stopped_in_s": round(took, 2), "held": len(held)}))
-        assert took < 10, process.log()[-2000:]
-        assert "api: stopped" in process.log()
-    finally:
-        for sock in held:
-            sock.close()
-        process.terminate()
+    with serving_api(settings, tmp_path) as (base, process):
+        port = int(base.rsplit(":", 1)[1])
+        try:
+            for part in STALLED_PARTS:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                sock.sendall(part)
+                held.append(sock)
+            time.sleep(0.2)
+            took = process.terminate()
+            print(json.dumps({"stopped_in_s": round(took, 2), "held": len(held)}))
+            assert took < 10, process.log()[-2000:]
+        finally:
+            for sock in held:
+                sock.close()
 
 
 def test_a_response_whose_client_stopped_reading_is_closed():
